@@ -1,0 +1,98 @@
+//! One transformer block: attention then a feed-forward network, each behind a layer norm
+//! and added back to its input (pre-norm residual connections).
+//!
+//! ```text
+//! x = x + attn(ln_1(x))                     [n_seq, n_embd]
+//! x = x + ffn(ln_2(x))                      [n_seq, n_embd]
+//! ffn(x) = c_proj(gelu(c_fc(x)))            [n_seq, n_embd] -> [n_seq, 4*n_embd] -> [n_seq, n_embd]
+//! ```
+//!
+//! The residual stream `x` keeps its shape through every block; each block only adds to it.
+//! GPT-2 stacks `n_layer` of these.
+
+use crate::attention::{Attention, attention};
+use crate::gelu::gelu_in_place;
+use crate::kv_cache::LayerKv;
+use crate::layer_norm::LayerNorm;
+use crate::matrix::{Linear, add_in_place};
+use crate::model::HParams;
+use crate::trace::Trace;
+
+/// The feed-forward network ("MLP") of one block, named as in GPT-2 checkpoints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mlp {
+    /// Expansion: `[n_embd, 4 * n_embd]`.
+    pub c_fc: Linear,
+    /// Projection back: `[4 * n_embd, n_embd]`.
+    pub c_proj: Linear,
+}
+
+/// The weights of one block, named as in GPT-2 checkpoints (`h.0.ln_1`, `h.0.attn`, ...).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Block {
+    /// Layer norm before attention.
+    pub ln_1: LayerNorm,
+    /// Causal self-attention.
+    pub attn: Attention,
+    /// Layer norm before the feed-forward network.
+    pub ln_2: LayerNorm,
+    /// Feed-forward network.
+    pub mlp: Mlp,
+}
+
+impl Mlp {
+    /// `c_proj(gelu(c_fc(x)))`: `[n_seq, n_embd] -> [n_seq, n_embd]`.
+    pub fn forward(&self, x: &[f32], layer: usize, trace: &mut Trace) -> Vec<f32> {
+        let n_seq = x.len() / self.c_fc.n_in;
+        let mut h = self.c_fc.forward(x); // [n_seq, n_embd] -> [n_seq, 4*n_embd]
+        trace.record(
+            format_args!("block.{layer}.mlp.c_fc"),
+            &[n_seq, self.c_fc.n_out],
+            &h,
+        );
+        gelu_in_place(&mut h);
+        trace.record(
+            format_args!("block.{layer}.mlp.gelu"),
+            &[n_seq, self.c_fc.n_out],
+            &h,
+        );
+        let out = self.c_proj.forward(&h); // [n_seq, 4*n_embd] -> [n_seq, n_embd]
+        trace.record(
+            format_args!("block.{layer}.mlp.c_proj"),
+            &[n_seq, self.c_proj.n_out],
+            &out,
+        );
+        out
+    }
+}
+
+impl Block {
+    /// Runs the block on the residual stream `x` (`[n_new, n_embd]`, updated in place) for
+    /// the `n_new` positions starting at `pos0`, reading and extending this layer's `kv`.
+    pub fn forward(
+        &self,
+        x: &mut [f32],
+        hparams: &HParams,
+        kv: &mut LayerKv,
+        pos0: usize,
+        layer: usize,
+        trace: &mut Trace,
+    ) {
+        let shape = [x.len() / hparams.n_embd, hparams.n_embd]; // [n_new, n_embd]
+        let eps = hparams.layer_norm_eps;
+
+        // x = x + attn(ln_1(x))
+        let normed = self.ln_1.forward(x, eps);
+        trace.record(format_args!("block.{layer}.ln_1"), &shape, &normed);
+        let attended = attention(&normed, &self.attn, hparams.n_head, kv, pos0, layer, trace);
+        add_in_place(x, &attended);
+        trace.record(format_args!("block.{layer}.residual_1"), &shape, x);
+
+        // x = x + ffn(ln_2(x))
+        let normed = self.ln_2.forward(x, eps);
+        trace.record(format_args!("block.{layer}.ln_2"), &shape, &normed);
+        let fed_forward = self.mlp.forward(&normed, layer, trace);
+        add_in_place(x, &fed_forward);
+        trace.record(format_args!("block.{layer}.residual_2"), &shape, x);
+    }
+}

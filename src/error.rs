@@ -1,0 +1,110 @@
+//! The one error type of the crate: everything a *user* can get wrong.
+//!
+//! Library code never panics on user input, never prints and never exits; it returns an
+//! [`Error`] whose message says what was expected, what was found and, where it helps, what
+//! to do. Programming mistakes inside the crate (a slice of the wrong length passed between
+//! two of its own functions) are caught by `debug_assert!`s instead.
+
+use std::fmt;
+
+/// Something a caller asked for that the crate cannot do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Error {
+    /// Seed 0 was given to the xorshift generator. Zero is xorshift's fixed point: every
+    /// draw would be zero.
+    ZeroSeed,
+    /// The prompt encodes to no tokens at all, so there is nothing to continue.
+    EmptyPrompt,
+    /// The prompt plus the requested tokens do not fit in the model's context window.
+    ContextOverflow {
+        /// Tokens in the prompt (or already in the sequence).
+        prompt_tokens: usize,
+        /// Tokens asked for on top of them.
+        new_tokens: usize,
+        /// The model's context length, `n_ctx`.
+        n_ctx: usize,
+    },
+    /// A token id that is not in the vocabulary.
+    TokenOutOfRange {
+        /// The offending id.
+        token: u32,
+        /// The vocabulary size; valid ids are `0..n_vocab`.
+        n_vocab: usize,
+    },
+    /// Hyper-parameters that cannot describe a GPT-2 (for example `n_embd` not divisible
+    /// by `n_head`).
+    InvalidHParams(String),
+    /// A weight tensor whose shape does not match the hyper-parameters.
+    ShapeMismatch {
+        /// The tensor's name, as in the checkpoint (`h.0.attn.c_attn.weight`, ...).
+        tensor: String,
+        /// The shape the hyper-parameters call for.
+        expected: Vec<usize>,
+        /// The shape that was found.
+        found: Vec<usize>,
+    },
+}
+
+/// The crate's result type.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::ZeroSeed => write!(
+                f,
+                "seed 0 is not allowed: it is xorshift's fixed point and would draw only zeros; \
+                 use any other seed"
+            ),
+            Error::EmptyPrompt => write!(
+                f,
+                "the prompt is empty: give at least one word for the model to continue"
+            ),
+            Error::ContextOverflow {
+                prompt_tokens,
+                new_tokens,
+                n_ctx,
+            } => write!(
+                f,
+                "context overflow: {prompt_tokens} prompt tokens + {new_tokens} new tokens = {} \
+                 tokens, but the model's context holds at most n_ctx = {n_ctx}; \
+                 shorten the prompt or ask for fewer tokens",
+                prompt_tokens + new_tokens
+            ),
+            Error::TokenOutOfRange { token, n_vocab } => write!(
+                f,
+                "token id {token} is outside the vocabulary (expected an id below n_vocab = {n_vocab})"
+            ),
+            Error::InvalidHParams(why) => write!(f, "invalid hyper-parameters: {why}"),
+            Error::ShapeMismatch {
+                tensor,
+                expected,
+                found,
+            } => write!(
+                f,
+                "tensor `{tensor}` has shape {found:?} but the hyper-parameters call for {expected:?}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_overflow_message_names_all_three_numbers() {
+        let message = Error::ContextOverflow {
+            prompt_tokens: 1000,
+            new_tokens: 30,
+            n_ctx: 1024,
+        }
+        .to_string();
+        assert!(message.contains("1000 prompt tokens"), "{message}");
+        assert!(message.contains("30 new tokens"), "{message}");
+        assert!(message.contains("= 1030 tokens"), "{message}");
+        assert!(message.contains("n_ctx = 1024"), "{message}");
+    }
+}
