@@ -87,6 +87,28 @@ impl Default for WordEncoder {
     }
 }
 
+/// The exercise statement's worked examples: prompt, tokens to generate, expected text.
+pub const WORKED_EXAMPLES: [(&str, usize, &str); 3] = [
+    ("hello", 5, "hello world world world <UNK> <UNK>"),
+    ("hello world", 3, "hello world world world <UNK>"),
+    ("the", 1, "the world"),
+];
+
+/// Whether the dummy model with weights from `seed` reproduces every one of
+/// [`WORKED_EXAMPLES`] (greedy, cached decoding). The seed scan is a loop over this.
+pub fn worked_examples_hold(seed: u64) -> Result<bool> {
+    let (encoder, hparams, weights) = load_encoder_hparams_and_params_with_seed(seed)?;
+    let model = Model::new(hparams, weights)?;
+    for (prompt, n_tokens, expected) in WORKED_EXAMPLES {
+        let prompt_ids = encoder.encode(prompt);
+        let generated = generate(&model, &prompt_ids, n_tokens, Decoding::Cached)?;
+        if encoder.decode(&[prompt_ids, generated].concat())? != expected {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// The exercise's helper: the dummy encoder, hyper-parameters ([`HParams::dummy`]) and
 /// weights drawn with [`DEFAULT_WEIGHTS_SEED`].
 pub fn load_encoder_hparams_and_params() -> (WordEncoder, HParams, Weights) {
@@ -142,6 +164,14 @@ mod tests {
                 n_vocab: 4
             })
         );
+    }
+
+    #[test]
+    fn default_seed_is_the_smallest_that_reproduces_the_worked_examples() {
+        assert!(worked_examples_hold(DEFAULT_WEIGHTS_SEED).unwrap());
+        let earlier = (1..DEFAULT_WEIGHTS_SEED).find(|&seed| worked_examples_hold(seed).unwrap());
+        assert_eq!(earlier, None);
+        assert_eq!(worked_examples_hold(0), Err(Error::ZeroSeed));
     }
 
     #[test]

@@ -63,3 +63,8 @@ pub use kv_cache::KvCache;
 pub use model::{HParams, Model, Weights};
 pub use rng::XorShift64;
 pub use trace::Trace;
+
+/// The README's examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
