@@ -68,3 +68,8 @@ pub use trace::Trace;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// LEARN.md's Rust examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../LEARN.md")]
+pub struct LearnDoctests;
