@@ -127,6 +127,20 @@ impl<'m> Generator<'m> {
     }
 }
 
+/// Checks, before any work, that `prompt_tokens + n_tokens` fit in the model's context
+/// (`n_ctx`); otherwise [`Error::ContextOverflow`].
+pub fn check_fits(model: &Model, prompt_tokens: usize, n_tokens: usize) -> Result<()> {
+    let n_ctx = model.hparams.n_ctx;
+    if prompt_tokens + n_tokens > n_ctx {
+        return Err(Error::ContextOverflow {
+            prompt_tokens,
+            new_tokens: n_tokens,
+            n_ctx,
+        });
+    }
+    Ok(())
+}
+
 /// Generates `n_tokens` tokens greedily after `prompt` and returns only the new ids (the
 /// original exercise's `generate`). The whole sequence, `prompt.len() + n_tokens`, must fit
 /// in `n_ctx`; this is checked before any work is done.
@@ -136,14 +150,7 @@ pub fn generate(
     n_tokens: usize,
     decoding: Decoding,
 ) -> Result<Vec<u32>> {
-    let n_ctx = model.hparams.n_ctx;
-    if prompt.len() + n_tokens > n_ctx {
-        return Err(Error::ContextOverflow {
-            prompt_tokens: prompt.len(),
-            new_tokens: n_tokens,
-            n_ctx,
-        });
-    }
+    check_fits(model, prompt.len(), n_tokens)?;
     let mut generator = Generator::new(model, prompt, decoding)?;
     let mut trace = Trace::disabled();
     (0..n_tokens).map(|_| generator.step(&mut trace)).collect()

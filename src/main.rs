@@ -5,7 +5,7 @@ use std::io::{self, Read, Write};
 use std::process::ExitCode;
 
 use gpt2_edu::cli::{self, Command, Options, PromptSource};
-use gpt2_edu::{Generator, Model, Trace, dummy};
+use gpt2_edu::{Generator, Model, Trace, dummy, generate};
 
 fn main() -> ExitCode {
     let args: Result<Vec<String>, _> = std::env::args_os()
@@ -69,20 +69,10 @@ fn run(options: &Options) -> Result<(), Failure> {
         dummy::load_encoder_hparams_and_params_with_seed(options.weights_seed)?;
     let model = Model::new(hparams, weights)?;
     let prompt_ids = encoder.encode(&prompt);
-    if prompt_ids.is_empty() {
-        return Err(gpt2_edu::Error::EmptyPrompt.into());
-    }
-    if prompt_ids.len() + options.n_tokens > hparams.n_ctx {
-        return Err(gpt2_edu::Error::ContextOverflow {
-            prompt_tokens: prompt_ids.len(),
-            new_tokens: options.n_tokens,
-            n_ctx: hparams.n_ctx,
-        }
-        .into());
-    }
+    let mut generator = Generator::new(&model, &prompt_ids, options.decoding)?;
+    generate::check_fits(&model, prompt_ids.len(), options.n_tokens)?;
 
     let mut out = io::BufWriter::new(io::stdout().lock());
-    let mut generator = Generator::new(&model, &prompt_ids, options.decoding)?;
     let mut trace = if options.trace {
         Trace::new()
     } else {
