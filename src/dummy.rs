@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::generate::{Decoding, generate};
 use crate::model::{HParams, Model, Weights};
 use crate::rng::XorShift64;
+use crate::tokenizer::Tokenizer;
 
 /// The smallest xorshift seed for which the exercise's three worked examples hold
 /// (found by `cargo run --release --example find_seed`).
@@ -45,14 +46,17 @@ impl WordEncoder {
     pub fn n_vocab(&self) -> usize {
         self.words.len()
     }
+}
 
+impl Tokenizer for WordEncoder {
     /// Splits on whitespace and maps each word to its id; unknown words become `<UNK>` (3).
     ///
     /// ```
-    /// let encoder = gpt2_edu::dummy::WordEncoder::new();
+    /// use gpt2_edu::{dummy::WordEncoder, Tokenizer};
+    /// let encoder = WordEncoder::new();
     /// assert_eq!(encoder.encode("hello  big\tworld"), vec![0, 3, 1]);
     /// ```
-    pub fn encode(&self, text: &str) -> Vec<u32> {
+    fn encode(&self, text: &str) -> Vec<u32> {
         text.split_whitespace()
             .map(|word| {
                 self.words
@@ -63,8 +67,8 @@ impl WordEncoder {
             .collect()
     }
 
-    /// Joins the words of `ids` with one space. An id outside the vocabulary is an error.
-    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+    /// The words of `ids` joined with one space. An id outside the vocabulary is an error.
+    fn decode_bytes(&self, ids: &[u32]) -> Result<Vec<u8>> {
         let words: Result<Vec<&str>> = ids
             .iter()
             .map(|&id| {
@@ -77,7 +81,11 @@ impl WordEncoder {
                     })
             })
             .collect();
-        Ok(words?.join(" "))
+        Ok(words?.join(" ").into_bytes())
+    }
+
+    fn n_vocab(&self) -> usize {
+        self.words.len()
     }
 }
 

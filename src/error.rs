@@ -43,6 +43,37 @@ pub enum Error {
         /// The shape that was found.
         found: Vec<usize>,
     },
+    /// A file could not be read (missing, unreadable).
+    Io {
+        /// The file.
+        path: String,
+        /// What the operating system said.
+        message: String,
+    },
+    /// A file was read but its contents are not what they must be (malformed JSON, a
+    /// corrupt safetensors header, a bad merges line, ...).
+    InvalidFile {
+        /// The file.
+        path: String,
+        /// What is wrong, with what was expected and what was found.
+        message: String,
+    },
+    /// A tensor the model needs is not in the checkpoint.
+    MissingTensor {
+        /// The checkpoint file.
+        path: String,
+        /// The tensor's name, as looked up.
+        tensor: String,
+    },
+    /// A tensor is stored in a dtype the crate cannot convert to f32.
+    UnsupportedDtype {
+        /// The checkpoint file.
+        path: String,
+        /// The tensor's name.
+        tensor: String,
+        /// Its dtype, as written in the header.
+        dtype: String,
+    },
 }
 
 /// The crate's result type.
@@ -84,6 +115,38 @@ impl fmt::Display for Error {
                 f,
                 "tensor `{tensor}` has shape {found:?} but the hyper-parameters call for {expected:?}"
             ),
+            Error::Io { path, message } => write!(f, "cannot read {path}: {message}"),
+            Error::InvalidFile { path, message } => write!(f, "{path}: {message}"),
+            Error::MissingTensor { path, tensor } => write!(
+                f,
+                "{path}: tensor `{tensor}` is missing (is this a GPT-2 checkpoint?)"
+            ),
+            Error::UnsupportedDtype {
+                path,
+                tensor,
+                dtype,
+            } => write!(
+                f,
+                "{path}: tensor `{tensor}` has dtype {dtype}, but only F32, F16 and BF16 can be loaded"
+            ),
+        }
+    }
+}
+
+impl Error {
+    /// An [`Error::InvalidFile`] for `path`.
+    pub fn invalid_file(path: &std::path::Path, message: impl Into<String>) -> Self {
+        Error::InvalidFile {
+            path: path.display().to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// An [`Error::Io`] for `path`.
+    pub fn io(path: &std::path::Path, error: &std::io::Error) -> Self {
+        Error::Io {
+            path: path.display().to_string(),
+            message: error.to_string(),
         }
     }
 }

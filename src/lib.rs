@@ -9,7 +9,7 @@
 //! assert_eq!(gpt2_edu::gen_text("hello", 5).unwrap(), "hello world world world <UNK> <UNK>");
 //!
 //! // The same, one level down: token ids in, generated token ids out.
-//! use gpt2_edu::{dummy, generate, Decoding, Model};
+//! use gpt2_edu::{dummy, generate, Decoding, Model, Tokenizer};
 //! let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
 //! let model = Model::new(hparams, weights).unwrap();
 //! let ids = generate(&model, &encoder.encode("hello"), 5, Decoding::Cached).unwrap();
@@ -52,6 +52,19 @@ pub mod dummy;
 
 pub mod trace;
 
+// Real checkpoints: a JSON parser, the safetensors format, the byte-level BPE tokenizer.
+pub mod json;
+
+pub mod safetensors;
+
+pub mod tokenizer;
+
+pub mod bpe;
+
+mod unicode_tables;
+
+pub mod checkpoint;
+
 pub mod cli;
 
 pub mod error;
@@ -62,6 +75,7 @@ pub use generate::{Decoding, Generator, generate};
 pub use kv_cache::KvCache;
 pub use model::{HParams, Model, Weights};
 pub use rng::XorShift64;
+pub use tokenizer::Tokenizer;
 pub use trace::Trace;
 
 /// The README's examples, compiled and run as doctests so they stay true.

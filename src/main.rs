@@ -5,7 +5,7 @@ use std::io::{self, Read, Write};
 use std::process::ExitCode;
 
 use gpt2_edu::cli::{self, Command, Options, PromptSource};
-use gpt2_edu::{Generator, Model, Trace, dummy, generate};
+use gpt2_edu::{Generator, Model, Tokenizer, Trace, dummy, generate};
 
 fn main() -> ExitCode {
     let args: Result<Vec<String>, _> = std::env::args_os()

@@ -7,7 +7,7 @@
 //! no tensor is copied.
 //!
 //! ```
-//! use gpt2_edu::{dummy, KvCache, Model, Trace};
+//! use gpt2_edu::{dummy, KvCache, Model, Tokenizer, Trace};
 //! let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
 //! let model = Model::new(hparams, weights).unwrap();
 //! let mut cache = KvCache::new(&model.hparams);

@@ -3,7 +3,7 @@
 
 use gpt2_edu::generate::argmax;
 use gpt2_edu::trace::{PRINT_DECIMALS, format_fixed};
-use gpt2_edu::{Model, dummy};
+use gpt2_edu::{Model, Tokenizer, dummy};
 
 const LEARN: &str = include_str!("../LEARN.md");
 

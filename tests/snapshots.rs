@@ -7,7 +7,7 @@
 //! with `cargo insta review` or rerun with `INSTA_UPDATE=always` and read the diff.
 
 use gpt2_edu::trace::{PRINT_DECIMALS, format_fixed};
-use gpt2_edu::{KvCache, Model, Trace, dummy};
+use gpt2_edu::{KvCache, Model, Tokenizer, Trace, dummy};
 
 /// insta settings: snapshots live in `<crate>/snapshots`, named after the stage alone.
 fn in_snapshot_folder(check: impl FnOnce()) {

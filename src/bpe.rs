@@ -1,0 +1,493 @@
+//! GPT-2's byte-level BPE tokenizer, by hand: the byte-to-unicode table, the
+//! pre-tokenization pattern, and merges applied by rank.
+//!
+//! Encoding text, step by step:
+//!
+//! 1. **Special tokens.** `<|endoftext|>` written in the text becomes its own id (50256), as in
+//!    HuggingFace's tokenizer; the text between is encoded normally.
+//! 2. **Pre-tokens.** The text is cut into pieces by GPT-2's pattern, tried in this order
+//!    at each position (written out by hand in [`pre_tokenize`]):
+//!    ```text
+//!    's|'t|'re|'ve|'m|'ll|'d        contractions (lower case only: "DON'T" splits differently)
+//!    | ?\p{L}+                      a run of letters, with at most one leading space
+//!    | ?\p{N}+                      a run of digits and other numbers, likewise
+//!    | ?[^\s\p{L}\p{N}]+            a run of other symbols, likewise
+//!    |\s+(?!\S)                     whitespace, leaving its last character to the next word
+//!    |\s+                           whatever whitespace is left
+//!    ```
+//!    so `"Hello  world"` becomes `"Hello"`, `" "`, `" world"`: a word carries its leading space.
+//! 3. **Bytes.** Each piece is UTF-8 bytes; each byte starts as its own token. (The vocabulary
+//!    writes bytes as printable characters through [`bytes_to_unicode`], which is why
+//!    `vocab.json` shows a leading space as `Ġ`.)
+//! 4. **Merges.** `merges.txt` lists 50,000 pairs in order of priority (rank). Repeatedly, the
+//!    adjacent pair with the lowest rank is merged into one token, until no adjacent pair is
+//!    in the list. What remains are the token ids.
+//!
+//! Decoding concatenates the tokens' bytes; any invalid UTF-8 becomes U+FFFD.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::json::{self, Json};
+use crate::tokenizer::Tokenizer;
+use crate::unicode_tables::{LETTERS, NUMBERS};
+
+/// The name of GPT-2's only special token.
+pub const END_OF_TEXT: &str = "<|endoftext|>";
+
+/// GPT-2's byte-level BPE tokenizer (`vocab.json` + `merges.txt`).
+#[derive(Debug, Clone)]
+pub struct Bpe {
+    /// The bytes each token id stands for.
+    token_bytes: Vec<Vec<u8>>,
+    /// The id of each single byte's token.
+    byte_ids: [u32; 256],
+    /// `(left, right)` -> `(rank, merged id)`.
+    merges: HashMap<(u32, u32), (u32, u32)>,
+    /// `<|endoftext|>`'s id, if the vocabulary has it.
+    end_of_text: Option<u32>,
+}
+
+/// GPT-2's byte-to-unicode table: every byte gets a printable character. The 188 printable
+/// Latin-1 bytes (`!`..`~`, `¡`..`¬`, `®`..`ÿ`) stand for themselves; the other 68 (control
+/// characters, space, ...) are mapped in order to U+0100, U+0101, ... So space (0x20) is
+/// `Ġ` (U+0120) and newline (0x0A) is `Ċ` (U+010A). From OpenAI's `encoder.py`.
+pub fn bytes_to_unicode() -> [char; 256] {
+    let printable = |b: u32| {
+        (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b)
+    };
+    let mut table = ['\0'; 256];
+    let mut next_unprintable = 0;
+    for (b, slot) in table.iter_mut().enumerate() {
+        let b = b as u32;
+        let code = if printable(b) {
+            b
+        } else {
+            next_unprintable += 1;
+            0xFF + next_unprintable
+        };
+        *slot = char::from_u32(code).expect("below U+0200");
+    }
+    table
+}
+
+impl Bpe {
+    /// Loads `vocab.json` and `merges.txt`.
+    pub fn from_files(vocab_path: &Path, merges_path: &Path) -> Result<Self> {
+        let read = |path: &Path| std::fs::read_to_string(path).map_err(|e| Error::io(path, &e));
+        Self::from_texts(
+            &read(vocab_path)?,
+            vocab_path,
+            &read(merges_path)?,
+            merges_path,
+        )
+    }
+
+    /// Builds the tokenizer from the two files' contents (the paths are for messages).
+    pub fn from_texts(
+        vocab_json: &str,
+        vocab_path: &Path,
+        merges_txt: &str,
+        merges_path: &Path,
+    ) -> Result<Self> {
+        let vocab = parse_vocab(vocab_json, vocab_path)?;
+        let id_of: HashMap<&str, u32> = vocab
+            .iter()
+            .enumerate()
+            .map(|(id, t)| (t.as_str(), id as u32))
+            .collect();
+        let byte_to_char = bytes_to_unicode();
+        let char_to_byte: HashMap<char, u8> = byte_to_char
+            .iter()
+            .enumerate()
+            .map(|(b, &c)| (c, b as u8))
+            .collect();
+
+        let mut token_bytes = Vec::with_capacity(vocab.len());
+        for token in &vocab {
+            let bytes: Option<Vec<u8>> = token
+                .chars()
+                .map(|c| char_to_byte.get(&c).copied())
+                .collect();
+            token_bytes.push(bytes.ok_or_else(|| {
+                Error::invalid_file(
+                    vocab_path,
+                    format!("token {token:?} has a character outside GPT-2's byte table"),
+                )
+            })?);
+        }
+        let mut byte_ids = [0u32; 256];
+        for (b, id) in byte_ids.iter_mut().enumerate() {
+            let symbol = byte_to_char[b].to_string();
+            *id = *id_of.get(symbol.as_str()).ok_or_else(|| {
+                Error::invalid_file(vocab_path, format!("no token for byte {b:#04x} ({symbol:?}); a byte-level vocabulary needs all 256"))
+            })?;
+        }
+        let merges = parse_merges(merges_txt, merges_path, &id_of)?;
+        Ok(Self {
+            token_bytes,
+            byte_ids,
+            merges,
+            end_of_text: id_of.get(END_OF_TEXT).copied(),
+        })
+    }
+
+    /// The BPE merges of one pre-token: bytes in, token ids out.
+    fn merge(&self, piece: &str) -> Vec<u32> {
+        let mut ids: Vec<u32> = piece.bytes().map(|b| self.byte_ids[b as usize]).collect();
+        // Repeatedly merge every occurrence of the lowest-ranked adjacent pair.
+        while let Some((_, (left, right), merged)) = ids
+            .windows(2)
+            .filter_map(|pair| {
+                let (rank, merged) = *self.merges.get(&(pair[0], pair[1]))?;
+                Some((rank, (pair[0], pair[1]), merged))
+            })
+            .min_by_key(|&(rank, _, _)| rank)
+        {
+            let mut out = Vec::with_capacity(ids.len());
+            let mut i = 0;
+            while i < ids.len() {
+                if i + 1 < ids.len() && (ids[i], ids[i + 1]) == (left, right) {
+                    out.push(merged);
+                    i += 2;
+                } else {
+                    out.push(ids[i]);
+                    i += 1;
+                }
+            }
+            ids = out;
+        }
+        ids
+    }
+}
+
+impl Tokenizer for Bpe {
+    /// Encodes as GPT-2 (and HuggingFace's `GPT2TokenizerFast`) does: `<|endoftext|>`
+    /// becomes its id wherever it appears; other text is pre-tokenized and merged.
+    fn encode(&self, text: &str) -> Vec<u32> {
+        let mut ids = Vec::new();
+        let mut rest = text;
+        loop {
+            let (before, after) = match self
+                .end_of_text
+                .and_then(|eot| Some((eot, rest.find(END_OF_TEXT)?)))
+            {
+                Some((eot, at)) => (&rest[..at], Some((eot, &rest[at + END_OF_TEXT.len()..]))),
+                None => (rest, None),
+            };
+            for piece in pre_tokenize(before) {
+                ids.extend(self.merge(piece));
+            }
+            match after {
+                Some((eot, remaining)) => {
+                    ids.push(eot);
+                    rest = remaining;
+                }
+                None => return ids,
+            }
+        }
+    }
+
+    fn decode_bytes(&self, ids: &[u32]) -> Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        for &id in ids {
+            let token = self
+                .token_bytes
+                .get(id as usize)
+                .ok_or(Error::TokenOutOfRange {
+                    token: id,
+                    n_vocab: self.token_bytes.len(),
+                })?;
+            bytes.extend_from_slice(token);
+        }
+        Ok(bytes)
+    }
+
+    fn n_vocab(&self) -> usize {
+        self.token_bytes.len()
+    }
+
+    fn end_of_text(&self) -> Option<u32> {
+        self.end_of_text
+    }
+}
+
+/// `vocab.json`: an object from token (in byte-to-unicode characters) to id; the ids must
+/// be exactly `0..n`. Returns the tokens in id order.
+fn parse_vocab(text: &str, path: &Path) -> Result<Vec<String>> {
+    let json = json::parse(text).map_err(|e| Error::invalid_file(path, e.to_string()))?;
+    let Json::Object(entries) = json else {
+        return Err(Error::invalid_file(
+            path,
+            format!("expected a JSON object of token: id, found {}", json.kind()),
+        ));
+    };
+    let n = entries.len();
+    let mut tokens: Vec<Option<String>> = vec![None; n];
+    for (token, id) in entries {
+        let slot = id
+            .as_u64()
+            .and_then(|id| tokens.get_mut(id as usize))
+            .ok_or_else(|| {
+                Error::invalid_file(
+                    path,
+                    format!("token {token:?} has id {id:?}; expected a whole number below {n}"),
+                )
+            })?;
+        if slot.is_some() {
+            return Err(Error::invalid_file(
+                path,
+                format!("id of token {token:?} is used twice"),
+            ));
+        }
+        *slot = Some(token);
+    }
+    Ok(tokens
+        .into_iter()
+        .map(|t| t.expect("n distinct ids in 0..n fill every slot"))
+        .collect())
+}
+
+/// `merges.txt`: an optional `#version` line, then one `left right` pair per line, highest
+/// priority first. Both sides and their concatenation must be tokens.
+fn parse_merges(
+    text: &str,
+    path: &Path,
+    id_of: &HashMap<&str, u32>,
+) -> Result<HashMap<(u32, u32), (u32, u32)>> {
+    let mut merges = HashMap::new();
+    let mut rank = 0;
+    for (line_index, line) in text.lines().enumerate() {
+        if (line_index == 0 && line.starts_with("#version")) || line.is_empty() {
+            continue;
+        }
+        let bad =
+            |what: String| Error::invalid_file(path, format!("line {}: {what}", line_index + 1));
+        let (left, right) = line
+            .split_once(' ')
+            .filter(|(l, r)| !l.is_empty() && !r.is_empty() && !r.contains(' '))
+            .ok_or_else(|| {
+                bad(format!(
+                    "expected two tokens separated by one space, found {line:?}"
+                ))
+            })?;
+        let id = |token: &str| {
+            id_of
+                .get(token)
+                .copied()
+                .ok_or_else(|| bad(format!("{token:?} is not in the vocabulary")))
+        };
+        let merged = id(&format!("{left}{right}"))?;
+        merges
+            .entry((id(left)?, id(right)?))
+            .or_insert((rank, merged));
+        rank += 1;
+    }
+    Ok(merges)
+}
+
+/// What GPT-2's pattern distinguishes about a character.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CharClass {
+    Letter,
+    Number,
+    Whitespace,
+    Other,
+}
+
+fn in_table(table: &[(u32, u32)], c: char) -> bool {
+    let c = c as u32;
+    table
+        .binary_search_by(|&(lo, hi)| {
+            if hi < c {
+                std::cmp::Ordering::Less
+            } else if lo > c {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        })
+        .is_ok()
+}
+
+fn class_of(c: char) -> CharClass {
+    if c.is_whitespace() {
+        CharClass::Whitespace // \s: Unicode White_Space
+    } else if in_table(LETTERS, c) {
+        CharClass::Letter // \p{L}
+    } else if in_table(NUMBERS, c) {
+        CharClass::Number // \p{N}
+    } else {
+        CharClass::Other
+    }
+}
+
+/// Cuts text into GPT-2's pre-tokens (see the module docs for the pattern).
+///
+/// ```
+/// use gpt2_edu::bpe::pre_tokenize;
+/// assert_eq!(pre_tokenize("I'm  here!! 42x"), ["I", "'m", " ", " here", "!!", " 42", "x"]);
+/// ```
+pub fn pre_tokenize(text: &str) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let len = next_piece_len(rest);
+        pieces.push(&rest[..len]);
+        rest = &rest[len..];
+    }
+    pieces
+}
+
+/// Length in bytes of the pre-token at the start of `s` (non-empty).
+fn next_piece_len(s: &str) -> usize {
+    // 's|'t|'re|'ve|'m|'ll|'d
+    for contraction in ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d"] {
+        if s.starts_with(contraction) {
+            return contraction.len();
+        }
+    }
+    //  ?\p{L}+ |  ?\p{N}+ |  ?[^\s\p{L}\p{N}]+ : an optional space, then a run of one class.
+    let space = usize::from(s.starts_with(' '));
+    if let Some(first) = s[space..].chars().next() {
+        let class = class_of(first);
+        if class != CharClass::Whitespace {
+            let run = s[space..]
+                .char_indices()
+                .find(|&(_, c)| class_of(c) != class)
+                .map_or(s.len() - space, |(i, _)| i);
+            return space + run;
+        }
+    }
+    // \s+(?!\S) | \s+ : a whitespace run; if a non-space follows, its last character is left
+    // for the next piece (so " world" keeps its space), unless the run is that one character.
+    let run = s
+        .char_indices()
+        .find(|&(_, c)| !c.is_whitespace())
+        .map_or(s.len(), |(i, _)| i);
+    if run == s.len() {
+        return run;
+    }
+    match s[..run].char_indices().last() {
+        Some((last_start, _)) if last_start > 0 => last_start,
+        _ => run,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_table_matches_openai_encoder_py() {
+        let table = bytes_to_unicode();
+        assert_eq!(table[b'!' as usize], '!');
+        assert_eq!(table[b' ' as usize], 'Ġ'); // U+0120
+        assert_eq!(table[b'\n' as usize], 'Ċ'); // U+010A
+        assert_eq!(table[0], 'Ā'); // U+0100
+        assert_eq!(table[0xAD], 'Ń'); // soft hyphen, the last unprintable Latin-1 byte: U+0143
+        let distinct: std::collections::HashSet<char> = table.iter().copied().collect();
+        assert_eq!(distinct.len(), 256);
+    }
+
+    #[test]
+    fn pre_tokens_by_hand() {
+        assert_eq!(pre_tokenize("Hello  world"), ["Hello", " ", " world"]);
+        assert_eq!(pre_tokenize("a\n\nb"), ["a", "\n", "\n", "b"]);
+        assert_eq!(pre_tokenize("x   "), ["x", "   "]);
+        assert_eq!(pre_tokenize("DON'T don't"), ["DON", "'", "T", " don", "'t"]);
+        assert_eq!(pre_tokenize(" 3.14"), [" 3", ".", "14"]);
+        assert_eq!(
+            pre_tokenize("हिन्दी"),
+            ["ह", "ि", "न", "्", "द", "ी"],
+            "vowel signs are not letters"
+        );
+        assert_eq!(pre_tokenize(""), Vec::<&str>::new());
+    }
+
+    /// A four-byte vocabulary with merges "a b" -> "ab" (rank 0) and "ab c" -> "abc" (rank 1).
+    fn toy() -> Bpe {
+        let table = bytes_to_unicode();
+        let mut tokens: Vec<String> = table.iter().map(|c| c.to_string()).collect();
+        tokens.extend(["ab", "abc", END_OF_TEXT].map(String::from));
+        let vocab = format!(
+            "{{{}}}",
+            tokens
+                .iter()
+                .enumerate()
+                .map(|(i, t)| format!("{:?}: {i}", t))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Bpe::from_texts(
+            &vocab,
+            Path::new("vocab.json"),
+            "#version: 0.2\na b\nab c\n",
+            Path::new("merges.txt"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn merges_apply_by_rank_and_specials_are_recognised() {
+        let bpe = toy();
+        let a = bpe.byte_ids[b'a' as usize];
+        assert_eq!(bpe.encode("abc"), vec![257]);
+        assert_eq!(bpe.encode("abab"), vec![256, 256]);
+        assert_eq!(bpe.encode("aab"), vec![a, 256]);
+        assert_eq!(bpe.encode("ab<|endoftext|>ab"), vec![256, 258, 256]);
+        assert_eq!(
+            bpe.decode(&bpe.encode("ab<|endoftext|>ab")).unwrap(),
+            "ab<|endoftext|>ab"
+        );
+        assert_eq!(bpe.end_of_text(), Some(258));
+        assert!(bpe.decode(&[259]).is_err());
+    }
+
+    #[test]
+    fn malformed_files_are_named_with_the_line() {
+        let vocab = r#"{"a": 0}"#;
+        let error =
+            Bpe::from_texts(vocab, Path::new("v.json"), "", Path::new("m.txt")).unwrap_err();
+        assert!(
+            error.to_string().contains("v.json: no token for byte 0x00"),
+            "{error}"
+        );
+        let table = bytes_to_unicode();
+        let tokens: Vec<String> = table
+            .iter()
+            .map(|c| format!("{:?}", c.to_string()))
+            .collect();
+        let vocab = format!(
+            "{{{}}}",
+            tokens
+                .iter()
+                .enumerate()
+                .map(|(i, t)| format!("{t}: {i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let error = Bpe::from_texts(
+            &vocab,
+            Path::new("v.json"),
+            "#version: 0.2\na b\n",
+            Path::new("m.txt"),
+        )
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("m.txt: line 2: \"ab\" is not in the vocabulary"),
+            "{error}"
+        );
+        let error = Bpe::from_texts(r#"{"a": 5}"#, Path::new("v.json"), "", Path::new("m.txt"))
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("expected a whole number below 1"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,263 @@
+//! Loading real GPT-2: a HuggingFace model folder with `config.json`, `model.safetensors`,
+//! `vocab.json` and `merges.txt`, all parsed by hand.
+//!
+//! Nothing about the model changes from the dummy: the same [`Model`], forward pass, KV
+//! cache and generation loop run it. Only the sizes ([`HParams`], from `config.json`) and the
+//! weights (from `model.safetensors`) differ.
+//!
+//! Tensor names follow the checkpoint: `wte.weight`, `wpe.weight`, `h.{i}.ln_1.weight`,
+//! `h.{i}.attn.c_attn.weight`, ... with or without the `transformer.` prefix that
+//! HuggingFace's `save_pretrained` adds. The `h.{i}.attn.bias` and `h.{i}.attn.masked_bias`
+//! buffers of older checkpoints (a stored causal mask) are ignored. `lm_head.weight` may be
+//! absent (the output layer is tied to `wte`) or present, in which case it must equal `wte`.
+//! Every tensor's shape is checked against `config.json`. Any other tensor is an error, so
+//! a checkpoint of some other architecture cannot load silently.
+
+use std::path::Path;
+
+use crate::attention::Attention;
+use crate::block::{Block, Mlp};
+use crate::bpe::Bpe;
+use crate::error::{Error, Result};
+use crate::json::{self, Json};
+use crate::layer_norm::LayerNorm;
+use crate::matrix::Linear;
+use crate::model::{HParams, Model, Weights};
+use crate::safetensors::SafeTensors;
+use crate::tokenizer::Tokenizer;
+
+/// The four files of a GPT-2 folder, as downloaded from the `gpt2` model repository.
+pub const FILES: [&str; 4] = [
+    "config.json",
+    "model.safetensors",
+    "vocab.json",
+    "merges.txt",
+];
+
+/// Loads a GPT-2 folder: its tokenizer and its model.
+pub fn load_dir(dir: &Path) -> Result<(Bpe, Model)> {
+    for file in FILES {
+        let path = dir.join(file);
+        if !path.is_file() {
+            return Err(Error::Io {
+                path: path.display().to_string(),
+                message: format!(
+                    "not found; a GPT-2 folder needs {} (see the README)",
+                    FILES.join(", ")
+                ),
+            });
+        }
+    }
+    let hparams = load_config(&dir.join("config.json"))?;
+    let weights = load_weights(&dir.join("model.safetensors"), &hparams)?;
+    let tokenizer = Bpe::from_files(&dir.join("vocab.json"), &dir.join("merges.txt"))?;
+    if tokenizer.n_vocab() > hparams.n_vocab {
+        return Err(Error::invalid_file(
+            &dir.join("vocab.json"),
+            format!(
+                "{} tokens, but the model's vocab_size is {}",
+                tokenizer.n_vocab(),
+                hparams.n_vocab
+            ),
+        ));
+    }
+    Ok((tokenizer, Model::new(hparams, weights)?))
+}
+
+/// Reads the hyper-parameters from a HuggingFace GPT-2 `config.json`: `n_layer`, `n_head`,
+/// `n_embd`, `n_positions` (or the older `n_ctx`), `vocab_size`, `layer_norm_epsilon`.
+/// Settings that would make the model compute something else than this crate does (another
+/// activation, a different feed-forward width, other attention scaling) are refused.
+pub fn load_config(path: &Path) -> Result<HParams> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, &e))?;
+    let config = json::parse(&text).map_err(|e| Error::invalid_file(path, e.to_string()))?;
+    if config.as_object().is_none() {
+        return Err(Error::invalid_file(
+            path,
+            format!("expected a JSON object, found {}", config.kind()),
+        ));
+    }
+    let bad = |message: String| Error::invalid_file(path, message);
+    let size = |key: &str| -> Result<Option<usize>> {
+        match config.get(key) {
+            None | Some(Json::Null) => Ok(None),
+            Some(value) => value
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .map(Some)
+                .ok_or_else(|| bad(format!("\"{key}\" must be a whole number, found {value:?}"))),
+        }
+    };
+    let required = |key: &str| size(key)?.ok_or_else(|| bad(format!("\"{key}\" is missing")));
+    let n_ctx = match (size("n_positions")?, size("n_ctx")?) {
+        (Some(p), Some(c)) if p != c => {
+            return Err(bad(format!(
+                "\"n_positions\" ({p}) and \"n_ctx\" ({c}) disagree"
+            )));
+        }
+        (Some(n), _) | (None, Some(n)) => n,
+        (None, None) => return Err(bad("\"n_positions\" (or \"n_ctx\") is missing".into())),
+    };
+    let layer_norm_eps = match config.get("layer_norm_epsilon") {
+        None => 1e-5,
+        Some(value) => value.as_f64().ok_or_else(|| {
+            bad(format!(
+                "\"layer_norm_epsilon\" must be a number, found {value:?}"
+            ))
+        })? as f32,
+    };
+    let hparams = HParams {
+        n_vocab: required("vocab_size")?,
+        n_ctx,
+        n_embd: required("n_embd")?,
+        n_head: required("n_head")?,
+        n_layer: required("n_layer")?,
+        layer_norm_eps,
+    };
+    hparams.validate().map_err(|e| bad(e.to_string()))?;
+    check_supported(&config, &hparams).map_err(bad)?;
+    Ok(hparams)
+}
+
+/// Refuses configurations whose model differs from the one this crate computes.
+fn check_supported(config: &Json, hparams: &HParams) -> std::result::Result<(), String> {
+    if let Some(kind) = config.get("model_type").and_then(Json::as_str) {
+        if kind != "gpt2" {
+            return Err(format!("model_type is \"{kind}\", expected \"gpt2\""));
+        }
+    }
+    if let Some(activation) = config.get("activation_function").and_then(Json::as_str) {
+        if !matches!(activation, "gelu_new" | "gelu_pytorch_tanh") {
+            return Err(format!(
+                "activation_function \"{activation}\" is not supported (GPT-2 uses the tanh GELU, \"gelu_new\")"
+            ));
+        }
+    }
+    if let Some(n_inner) = config.get("n_inner").and_then(Json::as_u64) {
+        if n_inner as usize != hparams.n_ffn() {
+            return Err(format!(
+                "n_inner {n_inner} is not supported (expected null or 4 * n_embd = {})",
+                hparams.n_ffn()
+            ));
+        }
+    }
+    for (key, default) in [
+        ("scale_attn_weights", true),
+        ("scale_attn_by_inverse_layer_idx", false),
+    ] {
+        if let Some(Json::Bool(value)) = config.get(key) {
+            if *value != default {
+                return Err(format!(
+                    "\"{key}\": {value} is not supported (GPT-2 uses {default})"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads every weight from a GPT-2 `model.safetensors`, checking names, shapes and dtypes.
+pub fn load_weights(path: &Path, hparams: &HParams) -> Result<Weights> {
+    let file = SafeTensors::open(path)?;
+    let prefix = if file
+        .tensors()
+        .iter()
+        .any(|t| t.name.starts_with("transformer."))
+    {
+        "transformer."
+    } else {
+        ""
+    };
+    check_no_unexpected_tensors(&file, prefix, hparams)?;
+    let HParams {
+        n_vocab,
+        n_ctx,
+        n_embd,
+        ..
+    } = *hparams;
+    let read = |name: &str, shape: &[usize]| file.read_f32(&format!("{prefix}{name}"), shape);
+    let layer_norm = |name: &str| -> Result<LayerNorm> {
+        Ok(LayerNorm {
+            g: read(&format!("{name}.weight"), &[n_embd])?,
+            b: read(&format!("{name}.bias"), &[n_embd])?,
+        })
+    };
+    let linear = |name: &str, n_in: usize, n_out: usize| -> Result<Linear> {
+        Ok(Linear {
+            w: read(&format!("{name}.weight"), &[n_in, n_out])?, // Conv1D: stored [n_in, n_out]
+            b: read(&format!("{name}.bias"), &[n_out])?,
+            n_in,
+            n_out,
+        })
+    };
+
+    let wte = read("wte.weight", &[n_vocab, n_embd])?;
+    let wpe = read("wpe.weight", &[n_ctx, n_embd])?;
+    let mut blocks = Vec::with_capacity(hparams.n_layer);
+    for i in 0..hparams.n_layer {
+        blocks.push(Block {
+            ln_1: layer_norm(&format!("h.{i}.ln_1"))?,
+            attn: Attention {
+                c_attn: linear(&format!("h.{i}.attn.c_attn"), n_embd, 3 * n_embd)?,
+                c_proj: linear(&format!("h.{i}.attn.c_proj"), n_embd, n_embd)?,
+            },
+            ln_2: layer_norm(&format!("h.{i}.ln_2"))?,
+            mlp: Mlp {
+                c_fc: linear(&format!("h.{i}.mlp.c_fc"), n_embd, hparams.n_ffn())?,
+                c_proj: linear(&format!("h.{i}.mlp.c_proj"), hparams.n_ffn(), n_embd)?,
+            },
+        });
+    }
+    let ln_f = layer_norm("ln_f")?;
+    if file.get("lm_head.weight").is_some() {
+        let lm_head = file.read_f32("lm_head.weight", &[n_vocab, n_embd])?;
+        if lm_head != wte {
+            return Err(Error::invalid_file(
+                path,
+                "lm_head.weight differs from wte.weight; GPT-2 ties them and this crate computes logits with wte",
+            ));
+        }
+    }
+    Ok(Weights {
+        wte,
+        wpe,
+        blocks,
+        ln_f,
+    })
+}
+
+/// Every tensor in the file must be a GPT-2 weight or one of the buffers known to be
+/// harmless; anything else means this is not the model we are about to compute.
+fn check_no_unexpected_tensors(file: &SafeTensors, prefix: &str, hparams: &HParams) -> Result<()> {
+    let mut known: Vec<String> = ["wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias"]
+        .map(|name| format!("{prefix}{name}"))
+        .to_vec();
+    for i in 0..hparams.n_layer {
+        for part in [
+            "ln_1",
+            "ln_2",
+            "attn.c_attn",
+            "attn.c_proj",
+            "mlp.c_fc",
+            "mlp.c_proj",
+        ] {
+            for kind in ["weight", "bias"] {
+                known.push(format!("{prefix}h.{i}.{part}.{kind}"));
+            }
+        }
+        for buffer in ["attn.bias", "attn.masked_bias"] {
+            known.push(format!("{prefix}h.{i}.{buffer}"));
+        }
+    }
+    known.push("lm_head.weight".into());
+    match file.tensors().iter().find(|t| !known.contains(&t.name)) {
+        Some(unexpected) => Err(Error::invalid_file(
+            file.path(),
+            format!(
+                "unexpected tensor `{}`: not part of a {}-layer GPT-2 (is this the right checkpoint and config.json?)",
+                unexpected.name, hparams.n_layer
+            ),
+        )),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,492 @@
+//! A small, strict JSON parser (RFC 8259), written by hand so the crate needs no
+//! dependency to read `config.json`, `vocab.json` and the safetensors header.
+//!
+//! ```text
+//! value  = object | array | string | number | true | false | null
+//! object = { } | { string : value (, string : value)* }
+//! array  = [ ] | [ value (, value)* ]
+//! ```
+//!
+//! Strict means: no trailing commas, no comments, no leading zeros, no `NaN`, no
+//! unescaped control characters in strings, no lone surrogates, no duplicate keys in an
+//! object, nothing after the value but whitespace, and nesting at most [`MAX_DEPTH`] deep (so
+//! hostile input cannot overflow the stack). Errors give the byte offset. Numbers keep their
+//! text, so that `as_u64` is exact for integers beyond 2^53 (safetensors offsets).
+
+use std::fmt;
+
+/// Deepest nesting of arrays and objects accepted.
+pub const MAX_DEPTH: usize = 128;
+
+/// A parsed JSON value. Objects keep their keys in file order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Json {
+    /// `null`
+    Null,
+    /// `true` or `false`
+    Bool(bool),
+    /// A number, as written (validated against the JSON grammar).
+    Number(String),
+    /// A string, unescaped.
+    String(String),
+    /// `[...]`
+    Array(Vec<Json>),
+    /// `{...}`, keys unique, in file order.
+    Object(Vec<(String, Json)>),
+}
+
+/// Why a text is not JSON, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonError {
+    /// Byte offset of the problem.
+    pub offset: usize,
+    /// What is wrong there.
+    pub message: String,
+}
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid JSON at byte {}: {}", self.offset, self.message)
+    }
+}
+
+impl std::error::Error for JsonError {}
+
+impl Json {
+    /// The value under `key`, if this is an object that has it.
+    pub fn get(&self, key: &str) -> Option<&Json> {
+        self.as_object()?
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// The string, if this is a string.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Json::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The number as a `u64`, if it is written as a non-negative integer (no fraction, no
+    /// exponent) that fits.
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            Json::Number(text) if text.bytes().all(|b| b.is_ascii_digit()) => text.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// The number as an `f64` (nearest), if this is a number.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Json::Number(text) => text.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// The elements, if this is an array.
+    pub fn as_array(&self) -> Option<&[Json]> {
+        match self {
+            Json::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The key-value pairs, if this is an object.
+    pub fn as_object(&self) -> Option<&[(String, Json)]> {
+        match self {
+            Json::Object(pairs) => Some(pairs),
+            _ => None,
+        }
+    }
+
+    /// What kind of value this is, for error messages: `"object"`, `"string"`, ...
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Json::Null => "null",
+            Json::Bool(_) => "boolean",
+            Json::Number(_) => "number",
+            Json::String(_) => "string",
+            Json::Array(_) => "array",
+            Json::Object(_) => "object",
+        }
+    }
+}
+
+/// Parses one JSON value, surrounded by optional whitespace.
+///
+/// ```
+/// use gpt2_edu::json::{parse, Json};
+/// let config = parse(r#"{"n_layer": 12, "name": "gpt2\u00e9"}"#).unwrap();
+/// assert_eq!(config.get("n_layer").and_then(Json::as_u64), Some(12));
+/// assert_eq!(config.get("name").and_then(Json::as_str), Some("gpt2é"));
+/// assert!(parse("[1, 2,]").is_err());
+/// ```
+pub fn parse(text: &str) -> Result<Json, JsonError> {
+    let mut parser = Parser {
+        bytes: text.as_bytes(),
+        text,
+        at: 0,
+    };
+    let value = parser.value(0)?;
+    parser.skip_whitespace();
+    if parser.at != parser.bytes.len() {
+        return Err(parser.error("unexpected text after the JSON value"));
+    }
+    Ok(value)
+}
+
+struct Parser<'a> {
+    bytes: &'a [u8],
+    text: &'a str,
+    at: usize,
+}
+
+impl Parser<'_> {
+    fn error(&self, message: impl Into<String>) -> JsonError {
+        JsonError {
+            offset: self.at,
+            message: message.into(),
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    fn expect(&mut self, byte: u8) -> Result<(), JsonError> {
+        if self.peek() == Some(byte) {
+            self.at += 1;
+            Ok(())
+        } else {
+            Err(self.error(format!("expected '{}'", byte as char)))
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Json, JsonError> {
+        if depth > MAX_DEPTH {
+            return Err(self.error(format!("nested deeper than {MAX_DEPTH} levels")));
+        }
+        self.skip_whitespace();
+        match self.peek() {
+            Some(b'{') => self.object(depth),
+            Some(b'[') => self.array(depth),
+            Some(b'"') => Ok(Json::String(self.string()?)),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(b't') => self.literal("true", Json::Bool(true)),
+            Some(b'f') => self.literal("false", Json::Bool(false)),
+            Some(b'n') => self.literal("null", Json::Null),
+            Some(_) => Err(self.error("expected a value")),
+            None => Err(self.error("unexpected end of input, expected a value")),
+        }
+    }
+
+    fn literal(&mut self, word: &str, value: Json) -> Result<Json, JsonError> {
+        if self.bytes[self.at..].starts_with(word.as_bytes()) {
+            self.at += word.len();
+            Ok(value)
+        } else {
+            Err(self.error("expected a value"))
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<Json, JsonError> {
+        self.expect(b'{')?;
+        let mut pairs: Vec<(String, Json)> = Vec::new();
+        self.skip_whitespace();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            return Ok(Json::Object(pairs));
+        }
+        let mut keys = std::collections::HashSet::new();
+        loop {
+            self.skip_whitespace();
+            if self.peek() != Some(b'"') {
+                return Err(self.error("expected a string key"));
+            }
+            let key_at = self.at;
+            let key = self.string()?;
+            if !keys.insert(key.clone()) {
+                return Err(JsonError {
+                    offset: key_at,
+                    message: format!("duplicate key \"{key}\""),
+                });
+            }
+            self.skip_whitespace();
+            self.expect(b':')?;
+            let value = self.value(depth + 1)?;
+            pairs.push((key, value));
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b'}') => {
+                    self.at += 1;
+                    return Ok(Json::Object(pairs));
+                }
+                _ => return Err(self.error("expected ',' or '}' in object")),
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Result<Json, JsonError> {
+        self.expect(b'[')?;
+        let mut items = Vec::new();
+        self.skip_whitespace();
+        if self.peek() == Some(b']') {
+            self.at += 1;
+            return Ok(Json::Array(items));
+        }
+        loop {
+            items.push(self.value(depth + 1)?);
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b']') => {
+                    self.at += 1;
+                    return Ok(Json::Array(items));
+                }
+                _ => return Err(self.error("expected ',' or ']' in array")),
+            }
+        }
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+    fn number(&mut self) -> Result<Json, JsonError> {
+        let start = self.at;
+        let digits = |p: &mut Self| {
+            let from = p.at;
+            while let Some(b'0'..=b'9') = p.peek() {
+                p.at += 1;
+            }
+            p.at - from
+        };
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        match self.peek() {
+            Some(b'0') => {
+                self.at += 1;
+                if let Some(b'0'..=b'9') = self.peek() {
+                    return Err(self.error("leading zeros are not allowed"));
+                }
+            }
+            Some(b'1'..=b'9') => {
+                digits(self);
+            }
+            _ => return Err(self.error("expected a digit")),
+        }
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            if digits(self) == 0 {
+                return Err(self.error("expected a digit after '.'"));
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.at += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.at += 1;
+            }
+            if digits(self) == 0 {
+                return Err(self.error("expected a digit in the exponent"));
+            }
+        }
+        Ok(Json::Number(self.text[start..self.at].to_string()))
+    }
+
+    fn string(&mut self) -> Result<String, JsonError> {
+        self.expect(b'"')?;
+        let mut out = String::new();
+        loop {
+            // Copy the run up to the next quote, backslash or control character at once.
+            let run_start = self.at;
+            while let Some(b) = self.peek() {
+                if b == b'"' || b == b'\\' || b < 0x20 {
+                    break;
+                }
+                self.at += 1;
+            }
+            out.push_str(&self.text[run_start..self.at]);
+            match self.peek() {
+                Some(b'"') => {
+                    self.at += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.at += 1;
+                    out.push(self.escape()?);
+                }
+                Some(_) => return Err(self.error("control character in string (escape it)")),
+                None => return Err(self.error("unterminated string")),
+            }
+        }
+    }
+
+    fn escape(&mut self) -> Result<char, JsonError> {
+        let Some(b) = self.peek() else {
+            return Err(self.error("unterminated escape"));
+        };
+        self.at += 1;
+        Ok(match b {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let unit = self.hex4()?;
+                match unit {
+                    0xD800..=0xDBFF => {
+                        // A high surrogate must be followed by \u and a low surrogate.
+                        if !self.bytes[self.at..].starts_with(b"\\u") {
+                            return Err(self.error("lone high surrogate in \\u escape"));
+                        }
+                        self.at += 2;
+                        let low = self.hex4()?;
+                        if !(0xDC00..=0xDFFF).contains(&low) {
+                            return Err(self.error("high surrogate not followed by a low one"));
+                        }
+                        let code = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+                        char::from_u32(code).expect("a surrogate pair is a valid scalar")
+                    }
+                    0xDC00..=0xDFFF => return Err(self.error("lone low surrogate in \\u escape")),
+                    _ => char::from_u32(unit).expect("not a surrogate, so valid"),
+                }
+            }
+            _ => {
+                self.at -= 1;
+                return Err(self.error("unknown escape"));
+            }
+        })
+    }
+
+    fn hex4(&mut self) -> Result<u32, JsonError> {
+        let hex = self
+            .bytes
+            .get(self.at..self.at + 4)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+            .ok_or_else(|| self.error("expected four hex digits after \\u"))?;
+        let value = hex
+            .iter()
+            .fold(0, |v, &h| v * 16 + (h as char).to_digit(16).unwrap_or(0));
+        self.at += 4;
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_of_every_kind() {
+        let json =
+            parse(r#" {"a": [1, -2.5e3, 0], "b": {"c": null}, "d": true, "e": false, "f": ""} "#)
+                .unwrap();
+        assert_eq!(json.get("a").unwrap().as_array().unwrap().len(), 3);
+        assert_eq!(
+            json.get("a").unwrap().as_array().unwrap()[1].as_f64(),
+            Some(-2500.0)
+        );
+        assert_eq!(json.get("b").unwrap().get("c"), Some(&Json::Null));
+        assert_eq!(json.get("d"), Some(&Json::Bool(true)));
+        assert_eq!(json.get("f").and_then(Json::as_str), Some(""));
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert_eq!(keys, ["a", "b", "d", "e", "f"], "file order is kept");
+    }
+
+    #[test]
+    fn escapes_and_surrogate_pairs() {
+        let json = parse(r#""\"\\\/\b\f\n\r\t\u0041\u00e9\ud83d\ude00Ā""#).unwrap();
+        assert_eq!(json.as_str(), Some("\"\\/\u{8}\u{c}\n\r\tAé😀Ā"));
+    }
+
+    #[test]
+    fn integers_are_exact_beyond_f64() {
+        let big = parse("18446744073709551615").unwrap();
+        assert_eq!(big.as_u64(), Some(u64::MAX));
+        assert_eq!(
+            parse("18446744073709551616").unwrap().as_u64(),
+            None,
+            "overflow"
+        );
+        assert_eq!(
+            parse("1.0").unwrap().as_u64(),
+            None,
+            "not written as an integer"
+        );
+        assert_eq!(parse("-1").unwrap().as_u64(), None);
+    }
+
+    #[test]
+    fn malformed_inputs_are_errors_with_offsets() {
+        for (text, offset) in [
+            ("", 0),
+            ("[1, 2,]", 6),
+            ("{\"a\": 1,}", 8),
+            ("01", 1),
+            ("1.", 2),
+            ("1e", 2),
+            ("-", 1),
+            ("+1", 0),
+            ("NaN", 0),
+            ("tru", 0),
+            ("\"abc", 4),
+            ("\"a\nb\"", 2),
+            ("\"\\x\"", 2),
+            ("\"\\ud800\"", 7),
+            ("\"\\udc00\"", 7),
+            ("\"\\u12\"", 3),
+            ("{\"a\": 1, \"a\": 2}", 9),
+            ("{a: 1}", 1),
+            ("[1] [2]", 4),
+            ("// comment\n1", 0),
+            ("[1 2]", 3),
+        ] {
+            let error = parse(text).expect_err(text);
+            assert_eq!(error.offset, offset, "{text:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let deep = "[".repeat(100_000);
+        assert!(parse(&deep).unwrap_err().message.contains("nested deeper"));
+        let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse(&ok).is_ok());
+    }
+
+    #[test]
+    fn never_panics_on_any_prefix_or_byte_flip() {
+        let text = r#"{"dtype":"F32","shape":[2,3],"data_offsets":[0,24],"s":"\u00e9\n"}"#;
+        for end in 0..=text.len() {
+            if let Some(prefix) = text.get(..end) {
+                let _ = parse(prefix);
+            }
+        }
+        for i in 0..text.len() {
+            for bit in 0..8 {
+                let mut bytes = text.as_bytes().to_vec();
+                bytes[i] ^= 1 << bit;
+                if let Ok(flipped) = std::str::from_utf8(&bytes) {
+                    let _ = parse(flipped);
+                }
+            }
+        }
+    }
+}
