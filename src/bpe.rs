@@ -135,8 +135,39 @@ impl Bpe {
 
     /// The BPE merges of one pre-token: bytes in, token ids out.
     fn merge(&self, piece: &str) -> Vec<u32> {
+        self.merge_with(piece, |_| {})
+    }
+
+    /// Every state of the merges of one pre-token, for learners: the single bytes first,
+    /// then the ids after each merge, ending with the final tokens.
+    ///
+    /// ```
+    /// # use gpt2_edu::bpe::Bpe;
+    /// # let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gpt2-tokenizer"));
+    /// # let bpe = Bpe::from_files(&dir.join("vocab.json"), &dir.join("merges.txt")).unwrap();
+    /// let steps = bpe.merge_steps(" dog");
+    /// let tokens = |ids: &[u32]| ids.iter().map(|&id| bpe.token_text(id).unwrap()).collect::<Vec<_>>();
+    /// assert_eq!(tokens(&steps[0]), ["Ġ", "d", "o", "g"]);
+    /// assert_eq!(tokens(steps.last().unwrap()), ["Ġdog"]);
+    /// ```
+    pub fn merge_steps(&self, piece: &str) -> Vec<Vec<u32>> {
+        let mut steps = Vec::new();
+        self.merge_with(piece, |ids| steps.push(ids.to_vec()));
+        steps
+    }
+
+    /// A token as `vocab.json` writes it, in byte-to-unicode characters (`Ġdog` for " dog").
+    pub fn token_text(&self, id: u32) -> Option<String> {
+        let table = bytes_to_unicode();
+        let bytes = self.token_bytes.get(id as usize)?;
+        Some(bytes.iter().map(|&b| table[b as usize]).collect())
+    }
+
+    /// The merge loop: starts from one token per byte and repeatedly merges every occurrence
+    /// of the lowest-ranked adjacent pair, calling `on_state` with each state.
+    fn merge_with(&self, piece: &str, mut on_state: impl FnMut(&[u32])) -> Vec<u32> {
         let mut ids: Vec<u32> = piece.bytes().map(|b| self.byte_ids[b as usize]).collect();
-        // Repeatedly merge every occurrence of the lowest-ranked adjacent pair.
+        on_state(&ids);
         while let Some((_, (left, right), merged)) = ids
             .windows(2)
             .filter_map(|pair| {
@@ -157,8 +188,44 @@ impl Bpe {
                 }
             }
             ids = out;
+            on_state(&ids);
         }
         ids
+    }
+
+    /// A step-by-step account of how `text` is encoded: its pre-tokens, each one's bytes,
+    /// every merge with its rank, and the final ids (what `examples/tokenize.rs` prints).
+    pub fn explain(&self, text: &str) -> String {
+        let show = |ids: &[u32]| -> String {
+            let tokens: Vec<String> = ids.iter().filter_map(|&id| self.token_text(id)).collect();
+            tokens.join(" ")
+        };
+        let mut out = format!("text: {text:?}\npre-tokens: {:?}\n", pre_tokenize(text));
+        for piece in pre_tokenize(text) {
+            out.push_str(&format!("\n{piece:?}  bytes {:02x?}\n", piece.as_bytes()));
+            let steps = self.merge_steps(piece);
+            out.push_str(&format!(
+                "  {:<26} {}\n",
+                "start: one token per byte",
+                show(&steps[0])
+            ));
+            for pair in steps.windows(2) {
+                let rank = pair[0]
+                    .windows(2)
+                    .filter_map(|p| self.merge_rank(p[0], p[1]))
+                    .min();
+                let label = format!("merge rank {}", rank.unwrap_or_default());
+                out.push_str(&format!("  {label:<26} {}\n", show(&pair[1])));
+            }
+            out.push_str(&format!("  ids {:?}\n", steps[steps.len() - 1]));
+        }
+        out.push_str(&format!("\nall ids: {:?}\n", self.encode(text)));
+        out
+    }
+
+    /// The rank of merging `left` and `right` (lower merges first), if it is a merge.
+    pub fn merge_rank(&self, left: u32, right: u32) -> Option<u32> {
+        self.merges.get(&(left, right)).map(|&(rank, _)| rank)
     }
 }
 

@@ -18,16 +18,18 @@ gpt2-edu: GPT-2 text generation from scratch, every step visible.
 Usage: gpt2-edu [OPTIONS] <PROMPT>
        gpt2-edu [OPTIONS] --prompt-file <PATH>
 
-Runs the exercise's dummy GPT-2 (vocabulary: hello, world, the, <UNK>) and prints the
-prompt followed by the generated words, e.g.
+Without --model, runs the exercise's dummy GPT-2 (vocabulary: hello, world, the, <UNK>):
     gpt2-edu \"hello\" -n 5      ->  hello world world world <UNK> <UNK>
+With --model DIR, runs a GPT-2 checkpoint folder (config.json, model.safetensors,
+vocab.json, merges.txt). The prompt is printed, then the text streams as it is generated.
 
 Options:
+      --model <DIR>         a GPT-2 checkpoint folder (HuggingFace layout)
   -n, --tokens <N>          tokens to generate [default: 20]
       --no-cache            recompute every position at every step (same output, slower)
       --ids                 print the prompt's and the generated token ids instead of text
       --trace               print every intermediate tensor of every step
-      --weights-seed <S>    xorshift seed of the dummy weights [default: 348]
+      --weights-seed <S>    xorshift seed of the dummy weights [default: 348]; not with --model
       --prompt-file <PATH>  read the prompt from a file ('-' for standard input)
   -h, --help                print this help
   -V, --version             print the version
@@ -64,6 +66,8 @@ pub enum PromptSource {
 pub struct Options {
     /// The prompt.
     pub prompt: PromptSource,
+    /// A GPT-2 checkpoint folder; `None` runs the dummy model.
+    pub model_dir: Option<PathBuf>,
     /// How many tokens to generate.
     pub n_tokens: usize,
     /// Cached or full recomputation.
@@ -107,6 +111,7 @@ where
     let mut n_tokens = None;
     let mut weights_seed = None;
     let mut prompt_file = None;
+    let mut model_dir = None;
     let (mut no_cache, mut print_ids, mut trace) = (false, false, false);
 
     while let Some(arg) = args.next() {
@@ -130,7 +135,10 @@ where
             return Err(UsageError(format!("option '{name}' given more than once")));
         }
         seen.push(name);
-        let takes_value = matches!(name, "--tokens" | "--weights-seed" | "--prompt-file");
+        let takes_value = matches!(
+            name,
+            "--tokens" | "--weights-seed" | "--prompt-file" | "--model"
+        );
         if !takes_value && inline_value.is_some() {
             return Err(UsageError(format!("option '{name}' takes no value")));
         }
@@ -154,6 +162,7 @@ where
                 weights_seed = Some(seed);
             }
             "--prompt-file" => prompt_file = Some(value()?),
+            "--model" => model_dir = Some(PathBuf::from(value()?)),
             "--no-cache" => no_cache = true,
             "--ids" => print_ids = true,
             "--trace" => trace = true,
@@ -161,6 +170,11 @@ where
         }
     }
 
+    if model_dir.is_some() && weights_seed.is_some() {
+        return Err(UsageError(
+            "--weights-seed sets the dummy model's weights; it cannot be used with --model".into(),
+        ));
+    }
     let prompt = match (prompt_file, positional.len()) {
         (Some(_), n) if n > 0 => {
             return Err(UsageError(
@@ -184,6 +198,7 @@ where
     };
     Ok(Command::Run(Options {
         prompt,
+        model_dir,
         n_tokens: n_tokens.unwrap_or(DEFAULT_TOKENS as u64) as usize,
         decoding: if no_cache {
             Decoding::FullRecompute
@@ -205,6 +220,7 @@ fn canonical_name(flag: &str) -> Option<&'static str> {
         "--trace" => "--trace",
         "--weights-seed" => "--weights-seed",
         "--prompt-file" => "--prompt-file",
+        "--model" => "--model",
         "-h" | "--help" => "--help",
         "-V" | "--version" => "--version",
         _ => return None,
@@ -263,6 +279,11 @@ mod tests {
         assert_eq!(options.weights_seed, 9);
         assert_eq!(options.prompt, PromptSource::Text("-x".into()));
         assert_eq!(run(&["--prompt-file", "-"]).prompt, PromptSource::Stdin);
+        assert_eq!(
+            run(&["x", "--model=dir"]).model_dir,
+            Some(PathBuf::from("dir"))
+        );
+        assert_eq!(run(&["x"]).model_dir, None);
         assert_eq!(parse_args(["-V"]), Ok(Command::Version));
         assert_eq!(parse_args(["x", "-h"]), Ok(Command::Help));
     }
@@ -279,5 +300,10 @@ mod tests {
         assert!(usage_error(&[]).contains("missing prompt"));
         assert!(usage_error(&["a", "b"]).contains("found 2 arguments"));
         assert!(usage_error(&["a", "--prompt-file", "p"]).contains("not both"));
+        assert!(
+            usage_error(&["a", "--model", "d", "--weights-seed", "2"])
+                .contains("cannot be used with --model")
+        );
+        assert!(usage_error(&["a", "--model"]).contains("needs a value"));
     }
 }

@@ -1,11 +1,12 @@
 //! `gpt2-edu`: the command line. Parses the arguments ([`gpt2_edu::cli`]), runs the dummy
-//! model and prints the result. Usage errors exit with code 2, runtime errors with 1.
+//! model or a GPT-2 checkpoint, and streams the result. Usage errors exit with code 2, runtime errors with 1.
 
 use std::io::{self, Read, Write};
 use std::process::ExitCode;
 
 use gpt2_edu::cli::{self, Command, Options, PromptSource};
-use gpt2_edu::{Generator, Model, Tokenizer, Trace, dummy, generate};
+use gpt2_edu::tokenizer::TextStream;
+use gpt2_edu::{Generator, Model, Tokenizer, Trace, checkpoint, dummy, generate};
 
 fn main() -> ExitCode {
     let args: Result<Vec<String>, _> = std::env::args_os()
@@ -65,37 +66,70 @@ impl From<gpt2_edu::Error> for Failure {
 
 fn run(options: &Options) -> Result<(), Failure> {
     let prompt = read_prompt(&options.prompt)?;
-    let (encoder, hparams, weights) =
-        dummy::load_encoder_hparams_and_params_with_seed(options.weights_seed)?;
-    let model = Model::new(hparams, weights)?;
-    let prompt_ids = encoder.encode(&prompt);
-    let mut generator = Generator::new(&model, &prompt_ids, options.decoding)?;
-    generate::check_fits(&model, prompt_ids.len(), options.n_tokens)?;
+    match &options.model_dir {
+        Some(dir) => {
+            let (tokenizer, model) = checkpoint::load_dir(dir)?;
+            generate_and_print(&tokenizer, &model, &prompt, options)
+        }
+        None => {
+            let (encoder, hparams, weights) =
+                dummy::load_encoder_hparams_and_params_with_seed(options.weights_seed)?;
+            generate_and_print(&encoder, &Model::new(hparams, weights)?, &prompt, options)
+        }
+    }
+}
 
-    let mut out = io::BufWriter::new(io::stdout().lock());
+/// Generates and prints, as the options ask: streamed text (the default), token ids, or
+/// every step's tensors followed by the text.
+fn generate_and_print(
+    tokenizer: &dyn Tokenizer,
+    model: &Model,
+    prompt: &str,
+    options: &Options,
+) -> Result<(), Failure> {
+    let prompt_ids = tokenizer.encode(prompt);
+    let mut generator = Generator::new(model, &prompt_ids, options.decoding)?;
+    generate::check_fits(model, prompt_ids.len(), options.n_tokens)?;
+    let mut out = io::stdout().lock();
     let mut trace = if options.trace {
         Trace::new()
     } else {
         Trace::disabled()
     };
+    let mut stream = TextStream::new(tokenizer, &prompt_ids);
+
+    if options.print_ids {
+        let ids: Vec<String> = prompt_ids.iter().map(u32::to_string).collect();
+        write!(out, "{}", ids.join(" "))?;
+    } else if !options.trace {
+        write!(out, "{}", tokenizer.decode(&prompt_ids)?)?;
+    }
+    out.flush()?;
     for step in 1..=options.n_tokens {
         let next = generator.step(&mut trace)?;
         if options.trace {
-            let seen = encoder.decode(&generator.tokens()[..generator.tokens().len() - 1])?;
+            let tokens = generator.tokens();
+            let seen = tokenizer.decode(&tokens[..tokens.len() - 1])?;
+            let word = tokenizer.decode(&[next])?;
             writeln!(
                 out,
-                "=== step {step}: input \"{seen}\" -> next token {next} ({})",
-                encoder.decode(&[next])?
+                "=== step {step}: input {seen:?} -> next token {next} ({word:?})"
             )?;
             write!(out, "{trace}")?;
             trace.clear();
+        } else if options.print_ids {
+            write!(out, " {next}")?;
+        } else {
+            write!(out, "{}", stream.push(next)?)?; // whole characters only
         }
+        out.flush()?; // one token at a time, as it is generated
     }
-    if options.print_ids {
-        let ids: Vec<String> = generator.tokens().iter().map(u32::to_string).collect();
-        writeln!(out, "{}", ids.join(" "))?;
+    if options.trace {
+        writeln!(out, "{}", tokenizer.decode(generator.tokens())?)?;
+    } else if options.print_ids {
+        writeln!(out)?;
     } else {
-        writeln!(out, "{}", encoder.decode(generator.tokens())?)?;
+        writeln!(out, "{}", stream.finish())?;
     }
     out.flush()?;
     Ok(())

@@ -62,10 +62,10 @@ fn trace_prints_every_step_and_ends_with_the_text() {
     let output = gpt2_edu(&["hello", "-n", "2", "--trace"]);
     let text = stdout(&output);
     assert!(
-        text.contains("=== step 1: input \"hello\" -> next token 1 (world)"),
+        text.contains("=== step 1: input \"hello\" -> next token 1 (\"world\")"),
         "{text}"
     );
-    assert!(text.contains("=== step 2: input \"hello world\" -> next token 1 (world)"));
+    assert!(text.contains("=== step 2: input \"hello world\" -> next token 1 (\"world\")"));
     assert!(
         text.contains("block.1.attn.weights.head.1 [1, 2]"),
         "step 2 sees two keys"
@@ -156,4 +156,71 @@ fn other_weights_seeds_give_other_weights_but_run() {
     let output = gpt2_edu(&["hello", "-n", "5", "--weights-seed", "1", "--ids"]);
     assert!(output.status.success());
     assert_ne!(stdout(&output), "0 1 1 1 3 3\n");
+}
+
+/// The tiny checkpoint of `tests/hf_parity.rs`, run from the command line: the streamed
+/// text is the prompt followed by the continuation transformers generated.
+#[test]
+fn a_checkpoint_folder_runs_with_model() {
+    use gpt2_edu::Tokenizer;
+    use gpt2_edu::checkpoint::load_dir;
+    use gpt2_edu::json::{self, Json};
+
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-gpt2");
+    let golden = json::parse(include_str!("golden/tiny_gpt2.json")).unwrap();
+    let case = &golden
+        .get("variants")
+        .unwrap()
+        .get("f32")
+        .unwrap()
+        .get("greedy")
+        .unwrap()
+        .as_array()
+        .unwrap()[1];
+    let prompt = case.get("prompt").and_then(Json::as_str).unwrap();
+    let ids = |key: &str| -> Vec<u32> {
+        case.get(key)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect()
+    };
+    let all_ids = [ids("prompt_ids"), ids("generated")].concat();
+    let (tokenizer, _) = load_dir(std::path::Path::new(dir)).unwrap();
+
+    let output = gpt2_edu(&["--model", dir, prompt, "-n", "12"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        format!("{}\n", tokenizer.decode(&all_ids).unwrap())
+    );
+
+    let output = gpt2_edu(&["--model", dir, prompt, "-n", "12", "--ids", "--no-cache"]);
+    let expected: Vec<String> = all_ids.iter().map(u32::to_string).collect();
+    assert_eq!(stdout(&output), format!("{}\n", expected.join(" ")));
+}
+
+#[test]
+fn model_errors_exit_1_and_name_the_problem() {
+    let output = gpt2_edu(&["--model", "/nonexistent/gpt2", "hi"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("/nonexistent/gpt2/config.json: not found"),
+        "{}",
+        stderr(&output)
+    );
+
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-gpt2");
+    let output = gpt2_edu(&["--model", dir, "hi", "-n", "64"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("n_ctx = 64"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = gpt2_edu(&["--model", dir, "hi", "--weights-seed", "5"]);
+    assert_eq!(output.status.code(), Some(2));
 }

@@ -83,3 +83,31 @@ fn every_cited_file_exists() {
     }
     assert!(cited > 20, "found only {cited} cited paths");
 }
+
+#[test]
+fn tokenization_walkthrough_matches_the_tokenizer() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gpt2-tokenizer");
+    let bpe =
+        gpt2_edu::bpe::Bpe::from_files(&dir.join("vocab.json"), &dir.join("merges.txt")).unwrap();
+    let walkthrough = bpe.explain(" GPT-2's tokens!");
+    assert!(
+        LEARN.contains(&walkthrough),
+        "LEARN.md section 15 should contain:\n{walkthrough}"
+    );
+}
+
+#[test]
+fn parameter_counts_in_the_table_are_right() {
+    let count = |hp: gpt2_edu::HParams| {
+        let per_block = 2 * 2 * hp.n_embd // ln_1, ln_2
+            + hp.n_embd * 3 * hp.n_embd + 3 * hp.n_embd // c_attn
+            + hp.n_embd * hp.n_embd + hp.n_embd // attn.c_proj
+            + hp.n_embd * hp.n_ffn() + hp.n_ffn() // c_fc
+            + hp.n_ffn() * hp.n_embd + hp.n_embd; // mlp.c_proj
+        (hp.n_vocab + hp.n_ctx) * hp.n_embd + hp.n_layer * per_block + 2 * hp.n_embd
+    };
+    assert_eq!(count(gpt2_edu::HParams::dummy()), 12_960);
+    assert_eq!(count(gpt2_edu::HParams::gpt2_124m()), 124_439_808);
+    assert!(LEARN.contains("| parameters | 12,960 | 124,439,808 |"));
+}
