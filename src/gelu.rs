@@ -10,6 +10,8 @@
 //! same shape out. Numerical care: for large |x| `tanh` saturates to +-1, so the result
 //! goes smoothly to `x` or `0` without overflow.
 
+use crate::math::tanh;
+
 /// `sqrt(2 / pi)`, rounded to f32.
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 
@@ -19,7 +21,7 @@ const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 /// assert_eq!(gpt2_edu::gelu::gelu(0.0), 0.0);
 /// ```
 pub fn gelu(x: f32) -> f32 {
-    0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh())
+    0.5 * x * (1.0 + tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)))
 }
 
 /// Applies [`gelu`] to every element: `[n_seq, 4 * n_embd]` in, same shape out.

@@ -30,6 +30,9 @@ pub mod matrix;
 pub mod rng;
 
 // The pieces of a block, in the order a token meets them.
+// exp and tanh with the same bits on every platform, used by the pieces below.
+pub mod math;
+
 pub mod gelu;
 
 pub mod softmax;

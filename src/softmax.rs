@@ -12,7 +12,10 @@
 //! overflow to infinity. A score of `-inf` (a masked position) becomes exactly `0.0`,
 //! which is how the causal mask works. At least one entry must be finite.
 
-/// Softmax of one row, in place. The sum is taken left to right.
+use crate::math::exp;
+
+/// Softmax of one row, in place. The sum is taken left to right; `exp` is the crate's own
+/// ([`crate::math::exp`]), identical on every platform.
 ///
 /// ```
 /// let mut row = [1.0, 1.0, f32::NEG_INFINITY];
@@ -24,7 +27,7 @@ pub fn softmax_in_place(row: &mut [f32]) {
     debug_assert!(max.is_finite(), "softmax needs at least one finite entry");
     let mut sum = 0.0;
     for x in row.iter_mut() {
-        *x = (*x - max).exp();
+        *x = exp(*x - max);
         sum += *x;
     }
     for x in row.iter_mut() {

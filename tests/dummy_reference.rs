@@ -82,15 +82,24 @@ fn xorshift_draws_and_wte_equal_numpy_exactly() {
     assert_eq!(ours, wte);
 }
 
+/// f32 against a float64 reference: the crate rounds every operation to f32 (24 bits), and
+/// layer norms over the dummy model's all-positive activations amplify those roundings. The
+/// worst difference measured over the five cases is 1.4e-5 (the 16-token `long` case; 7.9e-6
+/// with the platform's `exp`/`tanh` instead of the crate's, which moves a few results by one
+/// unit in the last place). The bound leaves headroom for that noise and little more: even a
+/// subtle mistake, a layer-norm epsilon of 1e-6 or 1e-4 instead of 1e-5, moves the `long`
+/// case's logits by 1.4e-4 or 1.3e-3 (measured), past the bound.
+const F32_VS_F64_TOLERANCE: f64 = 5e-5;
+
 #[test]
-fn full_forward_logits_match_numpy_within_1e_5() {
+fn full_forward_logits_match_numpy_float64() {
     let (_, hparams, weights) = load_encoder_hparams_and_params();
     let model = Model::new(hparams, weights).unwrap();
     for case in golden().1 {
         let logits = model.forward(&case.tokens).unwrap();
         assert_eq!(logits.len(), case.logits.len(), "case {}", case.name);
         for (&ours, &reference) in logits.iter().zip(&case.logits) {
-            assert_abs_diff_eq!(f64::from(ours), reference, epsilon = 1e-5);
+            assert_abs_diff_eq!(f64::from(ours), reference, epsilon = F32_VS_F64_TOLERANCE);
         }
     }
 }
