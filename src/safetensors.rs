@@ -15,8 +15,8 @@
 //! ended, starting at 0); every tensor's byte length equals `product(shape) x element size`,
 //! computed with checked arithmetic; and the data part ends exactly at the end of the file.
 //!
-//! Loading reads the header, then each tensor on its own (seek, read, convert), so it holds
-//! at most one tensor's bytes beyond the f32 weights. F32, F16 and BF16 tensors convert to
+//! Loading reads the header, then each tensor on its own, through a 1 MiB buffer that is
+//! converted as it is read, so it holds the f32 weights plus that buffer, nothing more. F32, F16 and BF16 tensors convert to
 //! f32; the bytes are decoded with `from_le_bytes`, never by casting pointers.
 
 use std::fs::File;
@@ -126,10 +126,9 @@ impl SafeTensors {
                 found: info.shape.clone(),
             });
         }
-        let convert: fn(&[u8]) -> Vec<f32> = match info.dtype.as_str() {
-            "F32" => f32_from_le_bytes,
-            "F16" => |bytes| map_u16(bytes, f16_to_f32),
-            "BF16" => |bytes| map_u16(bytes, bf16_to_f32),
+        let element_size = match info.dtype.as_str() {
+            "F32" => 4,
+            "F16" | "BF16" => 2,
             other => {
                 return Err(Error::UnsupportedDtype {
                     path: self.path.display().to_string(),
@@ -138,13 +137,41 @@ impl SafeTensors {
                 });
             }
         };
+        // Read through a small buffer and convert as we go: the bytes never exist in memory
+        // all at once, so loading holds the f32 weights plus this buffer.
+        const CHUNK_BYTES: usize = 1 << 20; // a multiple of every element size
         let (begin, end) = info.data_offsets;
-        let mut bytes = vec![0u8; (end - begin) as usize];
+        let total = (end - begin) as usize;
+        let mut values = Vec::with_capacity(total / element_size);
+        let mut chunk = vec![0u8; CHUNK_BYTES.min(total)];
         let mut file = &self.file;
         file.seek(SeekFrom::Start(self.data_start + begin))
-            .and_then(|_| file.read_exact(&mut bytes))
             .map_err(|e| Error::io(&self.path, &e))?;
-        Ok(convert(&bytes))
+        let mut done = 0;
+        while done < total {
+            let bytes = &mut chunk[..CHUNK_BYTES.min(total - done)];
+            file.read_exact(bytes)
+                .map_err(|e| Error::io(&self.path, &e))?;
+            match info.dtype.as_str() {
+                "F32" => values.extend(
+                    bytes
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                ),
+                "F16" => values.extend(
+                    bytes
+                        .chunks_exact(2)
+                        .map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]]))),
+                ),
+                _ => values.extend(
+                    bytes
+                        .chunks_exact(2)
+                        .map(|b| bf16_to_f32(u16::from_le_bytes([b[0], b[1]]))),
+                ),
+            }
+            done += bytes.len();
+        }
+        Ok(values)
     }
 }
 
@@ -306,21 +333,6 @@ fn validate_layout(tensors: &[TensorInfo]) -> std::result::Result<u64, String> {
         expected_begin = end;
     }
     Ok(expected_begin)
-}
-
-/// Little-endian f32s.
-pub fn f32_from_le_bytes(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
-}
-
-fn map_u16(bytes: &[u8], convert: fn(u16) -> f32) -> Vec<f32> {
-    bytes
-        .chunks_exact(2)
-        .map(|b| convert(u16::from_le_bytes([b[0], b[1]])))
-        .collect()
 }
 
 /// IEEE 754 half precision (1 sign, 5 exponent, 10 mantissa bits) to f32, exactly.
