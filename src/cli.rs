@@ -9,7 +9,8 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::dummy::DEFAULT_WEIGHTS_SEED;
-use crate::generate::Decoding;
+use crate::generate::{DEFAULT_SAMPLING_SEED, Decoding};
+use crate::sample::SamplingParams;
 
 /// `gpt2-edu --help`.
 pub const USAGE: &str = "\
@@ -29,10 +30,19 @@ Options:
       --no-cache            recompute every position at every step (same output, slower)
       --ids                 print the prompt's and the generated token ids instead of text
       --trace               print every intermediate tensor of every step
+      --temperature <T>     sampling temperature, >= 0; 0 = greedy [default: 0]
+      --top-k <K>           sample only from the K most likely tokens (K >= 1)
+      --top-p <P>           sample only from the most likely tokens whose probability
+                            reaches P, 0 < P <= 1 (nucleus sampling)
+      --seed <S>            the sampler's seed: the same seed gives the same text [default: 42]
+      --stop <STR>          stop when the text contains STR (repeatable; STR is not printed)
+      --ignore-eot          keep generating after <|endoftext|> (GPT-2 stops there by default)
       --weights-seed <S>    xorshift seed of the dummy weights [default: 348]; not with --model
       --prompt-file <PATH>  read the prompt from a file ('-' for standard input)
   -h, --help                print this help
   -V, --version             print the version
+
+Without --temperature, --top-k or --top-p, decoding is greedy: always the most likely token.
 
 Exit codes: 0 success, 1 runtime error (e.g. context overflow), 2 usage error.";
 
@@ -40,7 +50,7 @@ Exit codes: 0 success, 1 runtime error (e.g. context overflow), 2 usage error.";
 pub const DEFAULT_TOKENS: usize = 20;
 
 /// What the command line asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// Generate text.
     Run(Options),
@@ -62,7 +72,7 @@ pub enum PromptSource {
 }
 
 /// The options of a generation run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Options {
     /// The prompt.
     pub prompt: PromptSource,
@@ -78,6 +88,14 @@ pub struct Options {
     pub trace: bool,
     /// Seed of the dummy model's weights (never 0).
     pub weights_seed: u64,
+    /// Greedy or sampling, checked with [`SamplingParams::validate`].
+    pub sampling: SamplingParams,
+    /// The sampler's seed (never 0).
+    pub seed: u64,
+    /// Stop at the tokenizer's end-of-text token.
+    pub stop_at_end_of_text: bool,
+    /// Stop strings, in the order given.
+    pub stop_strings: Vec<String>,
 }
 
 /// A command line that cannot be understood; the message says why.
@@ -112,6 +130,10 @@ where
     let mut weights_seed = None;
     let mut prompt_file = None;
     let mut model_dir = None;
+    let mut sampling = SamplingParams::GREEDY;
+    let mut seed = None;
+    let mut stop_strings = Vec::new();
+    let mut ignore_eot = false;
     let (mut no_cache, mut print_ids, mut trace) = (false, false, false);
 
     while let Some(arg) = args.next() {
@@ -131,14 +153,11 @@ where
         };
         let name = canonical_name(&flag)
             .ok_or_else(|| UsageError(format!("unknown option '{flag}' (see --help)")))?;
-        if seen.contains(&name) {
+        if seen.contains(&name) && name != "--stop" {
             return Err(UsageError(format!("option '{name}' given more than once")));
         }
         seen.push(name);
-        let takes_value = matches!(
-            name,
-            "--tokens" | "--weights-seed" | "--prompt-file" | "--model"
-        );
+        let takes_value = OPTIONS.iter().any(|o| o.long == name && o.takes_value);
         if !takes_value && inline_value.is_some() {
             return Err(UsageError(format!("option '{name}' takes no value")));
         }
@@ -152,15 +171,21 @@ where
             "--help" => return Ok(Command::Help),
             "--version" => return Ok(Command::Version),
             "--tokens" => n_tokens = Some(parse_number(name, &value()?)?),
-            "--weights-seed" => {
-                let seed = parse_number(name, &value()?)?;
-                if seed == 0 {
+            "--weights-seed" => weights_seed = Some(parse_seed(name, &value()?)?),
+            "--seed" => seed = Some(parse_seed(name, &value()?)?),
+            "--temperature" => sampling.temperature = parse_float(name, &value()?)?,
+            "--top-k" => sampling.top_k = Some(parse_number(name, &value()?)? as usize),
+            "--top-p" => sampling.top_p = Some(parse_float(name, &value()?)?),
+            "--stop" => {
+                let stop = value()?;
+                if stop.is_empty() {
                     return Err(UsageError(
-                        "option '--weights-seed' must not be 0 (xorshift's fixed point)".into(),
+                        "option '--stop' needs a non-empty string".into(),
                     ));
                 }
-                weights_seed = Some(seed);
+                stop_strings.push(stop);
             }
+            "--ignore-eot" => ignore_eot = true,
             "--prompt-file" => prompt_file = Some(value()?),
             "--model" => model_dir = Some(PathBuf::from(value()?)),
             "--no-cache" => no_cache = true,
@@ -170,6 +195,10 @@ where
         }
     }
 
+    if (sampling.top_k.is_some() || sampling.top_p.is_some()) && !seen.contains(&"--temperature") {
+        sampling.temperature = 1.0; // top-k or top-p alone means sampling at temperature 1
+    }
+    sampling.validate().map_err(|e| UsageError(e.to_string()))?;
     if model_dir.is_some() && weights_seed.is_some() {
         return Err(UsageError(
             "--weights-seed sets the dummy model's weights; it cannot be used with --model".into(),
@@ -208,23 +237,70 @@ where
         print_ids,
         trace,
         weights_seed: weights_seed.unwrap_or(DEFAULT_WEIGHTS_SEED),
+        sampling,
+        seed: seed.unwrap_or(DEFAULT_SAMPLING_SEED),
+        stop_at_end_of_text: !ignore_eot,
+        stop_strings,
     }))
 }
 
+/// One command-line option: its long name, short name and whether a value follows.
+struct OptionSpec {
+    long: &'static str,
+    short: Option<&'static str>,
+    takes_value: bool,
+}
+
+const fn option(long: &'static str, short: Option<&'static str>, takes_value: bool) -> OptionSpec {
+    OptionSpec {
+        long,
+        short,
+        takes_value,
+    }
+}
+
+/// Every option the command line knows.
+const OPTIONS: [OptionSpec; 15] = [
+    option("--model", None, true),
+    option("--tokens", Some("-n"), true),
+    option("--no-cache", None, false),
+    option("--ids", None, false),
+    option("--trace", None, false),
+    option("--temperature", None, true),
+    option("--top-k", None, true),
+    option("--top-p", None, true),
+    option("--seed", None, true),
+    option("--stop", None, true),
+    option("--ignore-eot", None, false),
+    option("--weights-seed", None, true),
+    option("--prompt-file", None, true),
+    option("--help", Some("-h"), false),
+    option("--version", Some("-V"), false),
+];
+
 /// The long name of an option given by its long or short name.
 fn canonical_name(flag: &str) -> Option<&'static str> {
-    Some(match flag {
-        "-n" | "--tokens" => "--tokens",
-        "--no-cache" => "--no-cache",
-        "--ids" => "--ids",
-        "--trace" => "--trace",
-        "--weights-seed" => "--weights-seed",
-        "--prompt-file" => "--prompt-file",
-        "--model" => "--model",
-        "-h" | "--help" => "--help",
-        "-V" | "--version" => "--version",
-        _ => return None,
-    })
+    OPTIONS
+        .iter()
+        .find(|o| o.long == flag || o.short == Some(flag))
+        .map(|o| o.long)
+}
+
+/// A seed for xorshift: a whole number, not 0.
+fn parse_seed(name: &str, value: &str) -> Result<u64, UsageError> {
+    match parse_number(name, value)? {
+        0 => Err(UsageError(format!(
+            "option '{name}' must not be 0 (xorshift's fixed point)"
+        ))),
+        seed => Ok(seed),
+    }
+}
+
+/// A number such as `0.7` or `1e-3`; its range is checked by [`SamplingParams::validate`].
+fn parse_float(name: &str, value: &str) -> Result<f32, UsageError> {
+    value
+        .parse::<f32>()
+        .map_err(|_| UsageError(format!("option '{name}' expects a number, found '{value}'")))
 }
 
 /// A non-negative whole number that fits in `usize` and `u64`.
@@ -284,6 +360,39 @@ mod tests {
             Some(PathBuf::from("dir"))
         );
         assert_eq!(run(&["x"]).model_dir, None);
+
+        let options = run(&[
+            "x",
+            "--temperature",
+            "0.7",
+            "--top-k=40",
+            "--top-p",
+            "0.9",
+            "--seed",
+            "7",
+        ]);
+        assert_eq!(
+            options.sampling,
+            SamplingParams {
+                temperature: 0.7,
+                top_k: Some(40),
+                top_p: Some(0.9)
+            }
+        );
+        assert_eq!(options.seed, 7);
+        assert_eq!(
+            run(&["x", "--top-k", "5"]).sampling.temperature,
+            1.0,
+            "top-k alone samples at T = 1"
+        );
+        assert_eq!(run(&["x"]).sampling, SamplingParams::GREEDY);
+        let options = run(&["x", "--stop", "a", "--stop", "b b", "--ignore-eot"]);
+        assert_eq!(
+            options.stop_strings,
+            vec!["a".to_string(), "b b".to_string()]
+        );
+        assert!(!options.stop_at_end_of_text);
+        assert!(run(&["x"]).stop_at_end_of_text);
         assert_eq!(parse_args(["-V"]), Ok(Command::Version));
         assert_eq!(parse_args(["x", "-h"]), Ok(Command::Help));
     }
@@ -305,5 +414,73 @@ mod tests {
                 .contains("cannot be used with --model")
         );
         assert!(usage_error(&["a", "--model"]).contains("needs a value"));
+        assert!(
+            usage_error(&["a", "--temperature", "-1"])
+                .contains("temperature must be a finite number >= 0")
+        );
+        assert!(usage_error(&["a", "--temperature", "nan"]).contains("found NaN"));
+        assert!(usage_error(&["a", "--temperature", "inf"]).contains("found inf"));
+        assert!(
+            usage_error(&["a", "--temperature", "warm"]).contains("expects a number, found 'warm'")
+        );
+        assert!(usage_error(&["a", "--top-p", "0"]).contains("top-p must be in (0, 1]"));
+        assert!(usage_error(&["a", "--top-p", "1.01"]).contains("top-p must be in (0, 1]"));
+        assert!(usage_error(&["a", "--top-k", "0"]).contains("top-k must be at least 1"));
+        assert!(usage_error(&["a", "--top-k", "2.5"]).contains("non-negative whole number"));
+        assert!(usage_error(&["a", "--seed", "0"]).contains("must not be 0"));
+        assert!(usage_error(&["a", "--seed", "1", "--seed", "2"]).contains("more than once"));
+        assert!(usage_error(&["a", "--stop", ""]).contains("non-empty"));
+        assert!(usage_error(&["a", "--stop"]).contains("needs a value"));
+    }
+
+    #[test]
+    fn random_argument_vectors_never_panic() {
+        // Pieces a user (or a cat on the keyboard) might type: every option name, values of
+        // every kind, and junk.
+        let mut pool: Vec<String> = OPTIONS.iter().map(|o| o.long.to_string()).collect();
+        pool.extend(OPTIONS.iter().filter_map(|o| o.short.map(String::from)));
+        pool.extend(
+            [
+                "hello",
+                "-",
+                "--",
+                "=",
+                "--=",
+                "-n=3",
+                "--tokens=",
+                "--top-p=0.5",
+                "--seed=0",
+                "0",
+                "1",
+                "-1",
+                "0.5",
+                "1e309",
+                "nan",
+                "-inf",
+                "18446744073709551616",
+                "2.5",
+                "",
+                " ",
+                "é",
+                "🙂",
+                "--\u{0}",
+                "-x",
+                "---",
+                "--tokens=5=6",
+                "--temperature=",
+            ]
+            .map(String::from),
+        );
+        let mut rng = crate::rng::XorShift64::new(2024).unwrap();
+        for _ in 0..20_000 {
+            let len = (rng.next_u64() % 7) as usize;
+            let args: Vec<String> = (0..len)
+                .map(|_| pool[(rng.next_u64() % pool.len() as u64) as usize].clone())
+                .collect();
+            // Must return (Ok or a usage error), never panic; errors must say something.
+            if let Err(UsageError(message)) = parse_args(args.clone()) {
+                assert!(!message.is_empty(), "{args:?}");
+            }
+        }
     }
 }

@@ -14,7 +14,7 @@
 //! `tests/golden/dummy_reference.py` finds the same seed independently in numpy.
 
 use crate::error::{Error, Result};
-use crate::generate::{Decoding, generate};
+use crate::generate::{Decoding, GenerateConfig, TextGenerator, generate};
 use crate::model::{HParams, Model, Weights};
 use crate::rng::XorShift64;
 use crate::tokenizer::Tokenizer;
@@ -145,12 +145,16 @@ pub fn load_encoder_hparams_and_params_with_seed(
 pub fn gen_text(prompt: &str, n_tokens_to_generate: usize) -> Result<String> {
     let (encoder, hparams, weights) = load_encoder_hparams_and_params();
     let model = Model::new(hparams, weights)?;
-    let prompt_ids = encoder.encode(prompt);
-    if prompt_ids.is_empty() {
-        return Err(Error::EmptyPrompt);
+    let config = GenerateConfig {
+        max_tokens: n_tokens_to_generate,
+        ..GenerateConfig::default()
+    };
+    let mut text = TextGenerator::new(&model, &encoder, prompt, &config)?;
+    let mut out = text.prompt_text().to_string();
+    for piece in text.by_ref() {
+        out.push_str(&piece?);
     }
-    let generated = generate(&model, &prompt_ids, n_tokens_to_generate, Decoding::Cached)?;
-    encoder.decode(&[prompt_ids, generated].concat())
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -43,6 +43,8 @@ pub enum Error {
         /// The shape that was found.
         found: Vec<usize>,
     },
+    /// Sampling parameters out of range (a negative temperature, top-p outside (0, 1], ...).
+    InvalidSampling(String),
     /// A file could not be read (missing, unreadable).
     Io {
         /// The file.
@@ -115,6 +117,7 @@ impl fmt::Display for Error {
                 f,
                 "tensor `{tensor}` has shape {found:?} but the hyper-parameters call for {expected:?}"
             ),
+            Error::InvalidSampling(why) => write!(f, "invalid sampling parameters: {why}"),
             Error::Io { path, message } => write!(f, "cannot read {path}: {message}"),
             Error::InvalidFile { path, message } => write!(f, "{path}: {message}"),
             Error::MissingTensor { path, tensor } => write!(

@@ -1,13 +1,18 @@
-//! Generation: the autoregressive loop. Run the model, pick the most likely next token
-//! (greedy decoding, `argmax`), append it, repeat.
+//! Generation: the autoregressive loop. Run the model, choose the next token (the most
+//! likely one, or a sample), append it, repeat.
 //!
 //! ```text
 //! tokens = prompt
-//! repeat n times:
+//! until a stop condition (max tokens, <|endoftext|>, a stop string):
 //!     logits = model(tokens)[last]          [n_vocab]
-//!     next   = argmax(logits)
+//!     next   = argmax(logits)  or  sample(logits)
 //!     tokens.push(next)
 //! ```
+//!
+//! Two streaming layers: [`Generator`] yields token ids one at a time (an iterator that
+//! owns the KV cache and the sampler); [`TextGenerator`] adds a tokenizer and yields text
+//! pieces that never split a UTF-8 character, and stops at stop strings. [`generate`],
+//! [`gen_text`](crate::gen_text) and the command line are all built on them.
 //!
 //! With [`Decoding::Cached`] the model sees the prompt once (prefill) and then only the one
 //! newest token per step, reading everything earlier from the [`KvCache`]. With
@@ -17,6 +22,8 @@
 use crate::error::{Error, Result};
 use crate::kv_cache::KvCache;
 use crate::model::Model;
+use crate::sample::{Sampler, SamplingParams};
+use crate::tokenizer::{TextStream, Tokenizer};
 use crate::trace::Trace;
 
 /// How each step's logits are computed.
@@ -44,86 +51,59 @@ pub fn argmax(logits: &[f32]) -> u32 {
     best as u32
 }
 
-/// A sequence being generated: the model, the tokens so far, and (when cached) the cache.
-#[derive(Debug)]
-pub struct Generator<'m> {
-    model: &'m Model,
-    decoding: Decoding,
-    tokens: Vec<u32>,
-    cache: KvCache,
+/// The default seed of the sampler (any nonzero seed will do; this one is fixed so that
+/// runs repeat).
+pub const DEFAULT_SAMPLING_SEED: u64 = 42;
+
+/// Everything about one generation except the model and the prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerateConfig {
+    /// The most tokens to generate.
+    pub max_tokens: usize,
+    /// Cached decoding or full recomputation (same tokens either way).
+    pub decoding: Decoding,
+    /// Greedy, or temperature / top-k / top-p sampling.
+    pub sampling: SamplingParams,
+    /// The sampler's xorshift seed (not 0).
+    pub seed: u64,
+    /// Stop when the model produces its end-of-text token (GPT-2's `<|endoftext|>`).
+    pub stop_at_end_of_text: bool,
+    /// Stop when the text contains one of these; the text before it is kept.
+    pub stop_strings: Vec<String>,
 }
 
-impl<'m> Generator<'m> {
-    /// Starts from `prompt`, which must be non-empty, in the vocabulary and shorter than
-    /// the context. No work is done until the first [`step`](Self::step).
-    pub fn new(model: &'m Model, prompt: &[u32], decoding: Decoding) -> Result<Self> {
-        let hp = &model.hparams;
-        if prompt.is_empty() {
-            return Err(Error::EmptyPrompt);
+impl Default for GenerateConfig {
+    /// 20 tokens, cached, greedy, stopping at end-of-text, no stop strings.
+    fn default() -> Self {
+        Self {
+            max_tokens: 20,
+            decoding: Decoding::Cached,
+            sampling: SamplingParams::GREEDY,
+            seed: DEFAULT_SAMPLING_SEED,
+            stop_at_end_of_text: true,
+            stop_strings: Vec::new(),
         }
-        if let Some(&token) = prompt.iter().find(|&&t| t as usize >= hp.n_vocab) {
-            return Err(Error::TokenOutOfRange {
-                token,
-                n_vocab: hp.n_vocab,
-            });
+    }
+}
+
+/// Why a generation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// `max_tokens` were generated.
+    MaxTokens,
+    /// The model produced its end-of-text token (which is not part of the output).
+    EndOfText,
+    /// The text reached this stop string (which is not part of the output).
+    StopString(String),
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::MaxTokens => write!(f, "reached the maximum number of tokens"),
+            StopReason::EndOfText => write!(f, "the model ended the text (<|endoftext|>)"),
+            StopReason::StopString(s) => write!(f, "reached the stop string {s:?}"),
         }
-        if prompt.len() > hp.n_ctx {
-            return Err(Error::ContextOverflow {
-                prompt_tokens: prompt.len(),
-                new_tokens: 0,
-                n_ctx: hp.n_ctx,
-            });
-        }
-        let cache = match decoding {
-            Decoding::Cached => KvCache::new(hp),
-            Decoding::FullRecompute => KvCache::with_capacity(hp, 0),
-        };
-        Ok(Self {
-            model,
-            decoding,
-            tokens: prompt.to_vec(),
-            cache,
-        })
-    }
-
-    /// The prompt and every token generated so far.
-    pub fn tokens(&self) -> &[u32] {
-        &self.tokens
-    }
-
-    /// The KV cache (empty when decoding by full recomputation).
-    pub fn cache(&self) -> &KvCache {
-        &self.cache
-    }
-
-    /// The logits for the next position, `[n_vocab]`, recording this step's tensors into
-    /// `trace`. Cached: runs only the tokens the cache has not seen (the whole prompt the
-    /// first time, then one). Full: reruns every token.
-    pub fn next_logits(&mut self, trace: &mut Trace) -> Result<Vec<f32>> {
-        let n_ctx = self.model.hparams.n_ctx;
-        if self.tokens.len() >= n_ctx {
-            return Err(Error::ContextOverflow {
-                prompt_tokens: self.tokens.len(),
-                new_tokens: 1,
-                n_ctx,
-            });
-        }
-        let logits = match self.decoding {
-            Decoding::Cached => {
-                let unseen = &self.tokens[self.cache.len()..];
-                self.model.forward_traced(unseen, &mut self.cache, trace)?
-            }
-            Decoding::FullRecompute => self.model.forward_full_traced(&self.tokens, trace)?,
-        };
-        let n_vocab = self.model.hparams.n_vocab;
-        Ok(logits[logits.len() - n_vocab..].to_vec()) // last row: [n_vocab]
-    }
-
-    /// One greedy step: computes the next logits, appends their argmax and returns it.
-    pub fn step(&mut self, trace: &mut Trace) -> Result<u32> {
-        let next = argmax(&self.next_logits(trace)?);
-        self.tokens.push(next);
-        Ok(next)
     }
 }
 
@@ -141,19 +121,281 @@ pub fn check_fits(model: &Model, prompt_tokens: usize, n_tokens: usize) -> Resul
     Ok(())
 }
 
+/// Token-by-token generation: owns the tokens so far, the KV cache and the sampler, and
+/// yields one new token id per [`next_token`](Self::next_token) (or per `next()`, as an
+/// [`Iterator`]).
+///
+/// ```
+/// use gpt2_edu::generate::{GenerateConfig, Generator, StopReason};
+/// use gpt2_edu::{dummy, Model, Tokenizer};
+/// let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
+/// let model = Model::new(hparams, weights).unwrap();
+/// let config = GenerateConfig { max_tokens: 5, ..GenerateConfig::default() };
+/// let mut generator = Generator::new(&model, &encoder.encode("hello"), &config, None).unwrap();
+/// let ids: Vec<u32> = generator.by_ref().collect::<Result<_, _>>().unwrap();
+/// assert_eq!(ids, vec![1, 1, 1, 3, 3]);
+/// assert_eq!(generator.stop_reason(), Some(&StopReason::MaxTokens));
+/// ```
+#[derive(Debug)]
+pub struct Generator<'m> {
+    model: &'m Model,
+    decoding: Decoding,
+    tokens: Vec<u32>,
+    cache: KvCache,
+    sampler: Sampler,
+    remaining: usize,
+    end_of_text: Option<u32>,
+    stopped: Option<StopReason>,
+}
+
+impl<'m> Generator<'m> {
+    /// Starts after `prompt`. `end_of_text` is the tokenizer's end-of-text id, if it has one
+    /// (generation stops there when `config.stop_at_end_of_text`). Everything that can be
+    /// wrong is reported here, before any work: an empty prompt, ids outside the
+    /// vocabulary, bad sampling parameters, and a request that cannot fit in `n_ctx`.
+    pub fn new(
+        model: &'m Model,
+        prompt: &[u32],
+        config: &GenerateConfig,
+        end_of_text: Option<u32>,
+    ) -> Result<Self> {
+        let hp = &model.hparams;
+        if prompt.is_empty() {
+            return Err(Error::EmptyPrompt);
+        }
+        if let Some(&token) = prompt.iter().find(|&&t| t as usize >= hp.n_vocab) {
+            return Err(Error::TokenOutOfRange {
+                token,
+                n_vocab: hp.n_vocab,
+            });
+        }
+        check_fits(model, prompt.len(), config.max_tokens)?;
+        let sampler = Sampler::new(config.sampling, config.seed)?;
+        let cache = match config.decoding {
+            Decoding::Cached => KvCache::with_capacity(hp, prompt.len() + config.max_tokens),
+            Decoding::FullRecompute => KvCache::with_capacity(hp, 0),
+        };
+        Ok(Self {
+            model,
+            decoding: config.decoding,
+            tokens: prompt.to_vec(),
+            cache,
+            sampler,
+            remaining: config.max_tokens,
+            end_of_text: end_of_text.filter(|_| config.stop_at_end_of_text),
+            stopped: None,
+        })
+    }
+
+    /// The prompt and every token generated so far.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// The KV cache (empty when decoding by full recomputation).
+    pub fn cache(&self) -> &KvCache {
+        &self.cache
+    }
+
+    /// Why generation ended, once it has.
+    pub fn stop_reason(&self) -> Option<&StopReason> {
+        self.stopped.as_ref()
+    }
+
+    /// The logits for the next position, `[n_vocab]`, recording this step's tensors into
+    /// `trace`. Cached: runs only the tokens the cache has not seen (the whole prompt the
+    /// first time, then one). Full: reruns every token.
+    pub fn next_logits(&mut self, trace: &mut Trace) -> Result<Vec<f32>> {
+        let logits = match self.decoding {
+            Decoding::Cached => {
+                let unseen = &self.tokens[self.cache.len()..];
+                self.model.forward_traced(unseen, &mut self.cache, trace)?
+            }
+            Decoding::FullRecompute => self.model.forward_full_traced(&self.tokens, trace)?,
+        };
+        let n_vocab = self.model.hparams.n_vocab;
+        Ok(logits[logits.len() - n_vocab..].to_vec()) // last row: [n_vocab]
+    }
+
+    /// Generates one token, or returns `None` once a stop condition holds (then see
+    /// [`stop_reason`](Self::stop_reason)). The end-of-text token ends generation and is
+    /// not returned.
+    pub fn next_token(&mut self, trace: &mut Trace) -> Result<Option<u32>> {
+        if self.stopped.is_some() {
+            return Ok(None);
+        }
+        if self.remaining == 0 {
+            self.stopped = Some(StopReason::MaxTokens);
+            return Ok(None);
+        }
+        let logits = self.next_logits(trace)?;
+        let next = self.sampler.sample(&logits);
+        if Some(next) == self.end_of_text {
+            self.stopped = Some(StopReason::EndOfText);
+            return Ok(None);
+        }
+        self.tokens.push(next);
+        self.remaining -= 1;
+        Ok(Some(next))
+    }
+
+    /// Ends generation early for `reason` (used for stop strings).
+    fn stop(&mut self, reason: StopReason) {
+        self.stopped = Some(reason);
+    }
+}
+
+impl Iterator for Generator<'_> {
+    type Item = Result<u32>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_token(&mut Trace::disabled()).transpose()
+    }
+}
+
+/// Text generation: a [`Generator`] plus a tokenizer. Yields pieces of text as tokens are
+/// generated, never half a UTF-8 character, and stops at stop strings (the stop string
+/// itself is not yielded; text that might be its beginning is held back until it is
+/// certain).
+///
+/// ```
+/// use gpt2_edu::generate::{GenerateConfig, StopReason, TextGenerator};
+/// use gpt2_edu::{dummy, Model};
+/// let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
+/// let model = Model::new(hparams, weights).unwrap();
+/// let config = GenerateConfig { max_tokens: 5, stop_strings: vec!["<UNK>".into()], ..GenerateConfig::default() };
+/// let mut text = TextGenerator::new(&model, &encoder, "hello", &config).unwrap();
+/// let generated: String = text.by_ref().collect::<Result<_, _>>().unwrap();
+/// assert_eq!(generated, " world world world ");
+/// assert_eq!(text.stop_reason(), Some(&StopReason::StopString("<UNK>".into())));
+/// ```
+pub struct TextGenerator<'a> {
+    tokens: Generator<'a>,
+    stream: TextStream<'a, dyn Tokenizer + 'a>,
+    prompt_text: String,
+    stop_strings: Vec<String>,
+    held: String,
+    finished: bool,
+}
+
+impl<'a> TextGenerator<'a> {
+    /// Encodes `prompt` and prepares to continue it (see [`Generator::new`] for the errors).
+    pub fn new(
+        model: &'a Model,
+        tokenizer: &'a (dyn Tokenizer + 'a),
+        prompt: &str,
+        config: &GenerateConfig,
+    ) -> Result<Self> {
+        let prompt_ids = tokenizer.encode(prompt);
+        let tokens = Generator::new(model, &prompt_ids, config, tokenizer.end_of_text())?;
+        Ok(Self {
+            tokens,
+            stream: TextStream::new(tokenizer, &prompt_ids),
+            prompt_text: tokenizer.decode(&prompt_ids)?,
+            stop_strings: config
+                .stop_strings
+                .iter()
+                .filter(|s| !s.is_empty())
+                .cloned()
+                .collect(),
+            held: String::new(),
+            finished: false,
+        })
+    }
+
+    /// The prompt as the model sees it (decoded from its token ids).
+    pub fn prompt_text(&self) -> &str {
+        &self.prompt_text
+    }
+
+    /// The token-level generator (token ids so far, the cache, the stop reason).
+    pub fn tokens(&self) -> &Generator<'a> {
+        &self.tokens
+    }
+
+    /// Why generation ended, once it has.
+    pub fn stop_reason(&self) -> Option<&StopReason> {
+        self.tokens.stop_reason()
+    }
+
+    /// Generates one token and returns the text that became certain (possibly empty: half
+    /// a character, or the possible beginning of a stop string, waits), or `None` once
+    /// generation has ended. This step's tensors are recorded into `trace`.
+    pub fn next_text(&mut self, trace: &mut Trace) -> Result<Option<String>> {
+        if self.finished {
+            return Ok(None);
+        }
+        match self.tokens.next_token(trace)? {
+            Some(id) => {
+                let piece = self.stream.push(id)?;
+                self.held.push_str(&piece);
+            }
+            None => {
+                let rest = self.stream.finish();
+                self.held.push_str(&rest);
+                self.finished = true;
+            }
+        }
+        if let Some((at, stop)) = self.first_stop_string() {
+            self.held.truncate(at);
+            self.tokens.stop(StopReason::StopString(stop));
+            self.finished = true;
+        }
+        if self.finished {
+            let rest = std::mem::take(&mut self.held);
+            return Ok(Some(rest).filter(|rest| !rest.is_empty()));
+        }
+        let ready = self.held.len() - self.longest_partial_stop();
+        Ok(Some(self.held.drain(..ready).collect()))
+    }
+
+    /// The earliest stop string in the held text: (byte offset, stop string).
+    fn first_stop_string(&self) -> Option<(usize, String)> {
+        self.stop_strings
+            .iter()
+            .filter_map(|s| self.held.find(s.as_str()).map(|at| (at, s.clone())))
+            .min_by_key(|(at, _)| *at)
+    }
+
+    /// Bytes at the end of the held text that could be the beginning of a stop string.
+    fn longest_partial_stop(&self) -> usize {
+        self.stop_strings
+            .iter()
+            .flat_map(|s| {
+                (1..s.len())
+                    .filter(|&n| s.is_char_boundary(n))
+                    .map(move |n| &s[..n])
+            })
+            .filter(|prefix| self.held.ends_with(prefix))
+            .map(str::len)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+impl Iterator for TextGenerator<'_> {
+    type Item = Result<String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_text(&mut Trace::disabled()).transpose()
+    }
+}
+
 /// Generates `n_tokens` tokens greedily after `prompt` and returns only the new ids (the
-/// original exercise's `generate`). The whole sequence, `prompt.len() + n_tokens`, must fit
-/// in `n_ctx`; this is checked before any work is done.
+/// original exercise's `generate`), built on [`Generator`]. The whole sequence,
+/// `prompt.len() + n_tokens`, must fit in `n_ctx`; this is checked before any work is done.
 pub fn generate(
     model: &Model,
     prompt: &[u32],
     n_tokens: usize,
     decoding: Decoding,
 ) -> Result<Vec<u32>> {
-    check_fits(model, prompt.len(), n_tokens)?;
-    let mut generator = Generator::new(model, prompt, decoding)?;
-    let mut trace = Trace::disabled();
-    (0..n_tokens).map(|_| generator.step(&mut trace)).collect()
+    let config = GenerateConfig {
+        max_tokens: n_tokens,
+        decoding,
+        ..GenerateConfig::default()
+    };
+    Generator::new(model, prompt, &config, None)?.collect()
 }
 
 #[cfg(test)]

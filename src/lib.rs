@@ -48,6 +48,8 @@ pub mod kv_cache;
 
 pub mod model;
 
+pub mod sample;
+
 pub mod generate;
 
 // The exercise's dummy model, looking inside, the command line, and what can go wrong.

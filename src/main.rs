@@ -5,8 +5,8 @@ use std::io::{self, Read, Write};
 use std::process::ExitCode;
 
 use gpt2_edu::cli::{self, Command, Options, PromptSource};
-use gpt2_edu::tokenizer::TextStream;
-use gpt2_edu::{Generator, Model, Tokenizer, Trace, checkpoint, dummy, generate};
+use gpt2_edu::generate::{GenerateConfig, StopReason, TextGenerator};
+use gpt2_edu::{Model, Tokenizer, Trace, checkpoint, dummy};
 
 fn main() -> ExitCode {
     let args: Result<Vec<String>, _> = std::env::args_os()
@@ -87,51 +87,68 @@ fn generate_and_print(
     prompt: &str,
     options: &Options,
 ) -> Result<(), Failure> {
-    let prompt_ids = tokenizer.encode(prompt);
-    let mut generator = Generator::new(model, &prompt_ids, options.decoding)?;
-    generate::check_fits(model, prompt_ids.len(), options.n_tokens)?;
+    let config = GenerateConfig {
+        max_tokens: options.n_tokens,
+        decoding: options.decoding,
+        sampling: options.sampling,
+        seed: options.seed,
+        stop_at_end_of_text: options.stop_at_end_of_text,
+        stop_strings: options.stop_strings.clone(),
+    };
+    let mut text = TextGenerator::new(model, tokenizer, prompt, &config)?;
     let mut out = io::stdout().lock();
     let mut trace = if options.trace {
         Trace::new()
     } else {
         Trace::disabled()
     };
-    let mut stream = TextStream::new(tokenizer, &prompt_ids);
-
     if options.print_ids {
-        let ids: Vec<String> = prompt_ids.iter().map(u32::to_string).collect();
+        let ids: Vec<String> = text.tokens().tokens().iter().map(u32::to_string).collect();
         write!(out, "{}", ids.join(" "))?;
     } else if !options.trace {
-        write!(out, "{}", tokenizer.decode(&prompt_ids)?)?;
+        write!(out, "{}", text.prompt_text())?;
     }
     out.flush()?;
-    for step in 1..=options.n_tokens {
-        let next = generator.step(&mut trace)?;
-        if options.trace {
-            let tokens = generator.tokens();
-            let seen = tokenizer.decode(&tokens[..tokens.len() - 1])?;
-            let word = tokenizer.decode(&[next])?;
-            writeln!(
-                out,
-                "=== step {step}: input {seen:?} -> next token {next} ({word:?})"
-            )?;
+
+    let mut step = 0;
+    loop {
+        let before = text.tokens().tokens().len();
+        let Some(piece) = text.next_text(&mut trace)? else {
+            break;
+        };
+        let tokens = text.tokens().tokens();
+        let new_ids = &tokens[before..];
+        if options.trace && (!new_ids.is_empty() || !trace.tensors().is_empty()) {
+            step += 1;
+            let seen = tokenizer.decode(&tokens[..before])?;
+            let chosen = match new_ids.first() {
+                Some(&id) => format!("next token {id} ({:?})", tokenizer.decode(&[id])?),
+                None => "stop".to_string(),
+            };
+            writeln!(out, "=== step {step}: input {seen:?} -> {chosen}")?;
             write!(out, "{trace}")?;
             trace.clear();
+        } else if options.trace {
+            // Nothing was computed (text held back for a stop string, now released).
         } else if options.print_ids {
-            write!(out, " {next}")?;
+            for id in new_ids {
+                write!(out, " {id}")?;
+            }
         } else {
-            write!(out, "{}", stream.push(next)?)?; // whole characters only
+            write!(out, "{piece}")?; // whole characters only
         }
         out.flush()?; // one token at a time, as it is generated
     }
     if options.trace {
-        writeln!(out, "{}", tokenizer.decode(generator.tokens())?)?;
-    } else if options.print_ids {
-        writeln!(out)?;
+        writeln!(out, "{}", tokenizer.decode(text.tokens().tokens())?)?;
     } else {
-        writeln!(out, "{}", stream.finish())?;
+        writeln!(out)?;
     }
     out.flush()?;
+    match text.stop_reason() {
+        Some(StopReason::MaxTokens) | None => {}
+        Some(reason) => eprintln!("(stopped: {reason})"),
+    }
     Ok(())
 }
 

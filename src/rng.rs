@@ -68,6 +68,13 @@ impl XorShift64 {
         (self.next_u64() >> 40) as f32 / TWO_POW_24
     }
 
+    /// A uniform `f64` in `[0, 1)`: the top 53 bits of [`next_u64`](Self::next_u64)
+    /// divided by `2^53` (every value exact). Used to draw samples.
+    pub fn next_f64(&mut self) -> f64 {
+        const TWO_POW_53: f64 = (1u64 << 53) as f64;
+        (self.next_u64() >> 11) as f64 / TWO_POW_53
+    }
+
     /// `n` uniform draws in `[0, 1)`, like numpy's `np.random.rand(n)`.
     pub fn uniform_vec(&mut self, n: usize) -> Vec<f32> {
         (0..n).map(|_| self.next_f32()).collect()

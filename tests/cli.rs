@@ -224,3 +224,62 @@ fn model_errors_exit_1_and_name_the_problem() {
     let output = gpt2_edu(&["--model", dir, "hi", "--weights-seed", "5"]);
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn sampling_options_are_seeded_and_validated() {
+    let run = |seed: &str| {
+        stdout(&gpt2_edu(&[
+            "hello",
+            "-n",
+            "12",
+            "--temperature",
+            "1.2",
+            "--top-p",
+            "0.9",
+            "--seed",
+            seed,
+        ]))
+    };
+    assert_eq!(run("3"), run("3"), "the same seed gives the same text");
+    assert_ne!(run("3"), run("4"));
+    assert!(run("3").starts_with("hello "));
+    for (args, message) in [
+        (
+            vec!["hello", "--temperature", "-0.5"],
+            "temperature must be a finite number >= 0",
+        ),
+        (vec!["hello", "--temperature", "NaN"], "found NaN"),
+        (vec!["hello", "--temperature"], "needs a value"),
+        (vec!["hello", "--top-p", "0"], "top-p must be in (0, 1]"),
+        (vec!["hello", "--top-k", "0"], "top-k must be at least 1"),
+        (
+            vec!["hello", "--top-k", "ten"],
+            "expects a non-negative whole number",
+        ),
+        (vec!["hello", "--seed", "0"], "must not be 0"),
+        (
+            vec!["hello", "--top-p", "0.5", "--top-p", "0.6"],
+            "more than once",
+        ),
+    ] {
+        let output = gpt2_edu(&args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&output).contains(message),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(stdout(&output).is_empty());
+    }
+}
+
+#[test]
+fn stop_strings_end_the_text_and_say_so() {
+    let output = gpt2_edu(&["hello", "-n", "5", "--stop", "<UNK>", "--stop", "nothing"]);
+    assert!(output.status.success());
+    assert_eq!(stdout(&output), "hello world world world \n");
+    assert_eq!(
+        stderr(&output),
+        "(stopped: reached the stop string \"<UNK>\")\n"
+    );
+}

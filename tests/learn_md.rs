@@ -111,3 +111,50 @@ fn parameter_counts_in_the_table_are_right() {
     assert_eq!(count(gpt2_edu::HParams::gpt2_124m()), 124_439_808);
     assert!(LEARN.contains("| parameters | 12,960 | 124,439,808 |"));
 }
+
+/// The sampling chapter's table: one real step of the dummy model (the logits after
+/// "hello"), as probabilities under several settings.
+fn sampling_table() -> String {
+    use gpt2_edu::sample::{SamplingParams, distribution};
+    let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
+    let model = Model::new(hparams, weights).unwrap();
+    let logits = model.forward(&encoder.encode("hello")).unwrap();
+    let settings: [(&str, f32, Option<usize>, Option<f32>); 7] = [
+        ("greedy (T = 0)", 0.0, None, None),
+        ("T = 1", 1.0, None, None),
+        ("T = 0.5", 0.5, None, None),
+        ("T = 2", 2.0, None, None),
+        ("T = 1, top-k 2", 1.0, Some(2), None),
+        ("T = 1, top-p 0.7", 1.0, None, Some(0.7)),
+        ("T = 2, top-k 3, top-p 0.8", 2.0, Some(3), Some(0.8)),
+    ];
+    let mut table =
+        String::from("| setting | hello | world | the | `<UNK>` |\n|---|---:|---:|---:|---:|\n");
+    let cells: Vec<String> = logits
+        .iter()
+        .map(|&l| format_fixed(l, PRINT_DECIMALS))
+        .collect();
+    table.push_str(&format!("| logits | {} |\n", cells.join(" | ")));
+    for (name, temperature, top_k, top_p) in settings {
+        let probs = distribution(
+            &logits,
+            &SamplingParams {
+                temperature,
+                top_k,
+                top_p,
+            },
+        );
+        let cells: Vec<String> = probs.iter().map(|&p| format!("{p:.4}")).collect();
+        table.push_str(&format!("| {name} | {} |\n", cells.join(" | ")));
+    }
+    table
+}
+
+#[test]
+fn sampling_table_matches_the_sampler() {
+    let table = sampling_table();
+    assert!(
+        LEARN.contains(&table),
+        "LEARN.md's sampling chapter should contain:\n{table}"
+    );
+}

@@ -1,0 +1,288 @@
+//! Sampling: choosing the next token at random, in proportion to how likely the model finds
+//! it, instead of always taking the most likely one (greedy decoding repeats itself).
+//!
+//! Three knobs, applied in this order (HuggingFace's order too):
+//!
+//! ```text
+//! 1. temperature T:  p = softmax(logits / T)       T < 1 sharpens, T > 1 flattens; T = 0 is greedy
+//! 2. top-k K:        keep the K most likely tokens (ties go to the lower id), zero the rest
+//! 3. top-p P:        keep the smallest set of most likely tokens whose probability reaches P
+//!                    ("nucleus"), zero the rest
+//! then renormalise and draw:  u ~ uniform[0, 1),  the first token whose cumulative
+//!                             probability (in id order) exceeds u
+//! ```
+//!
+//! Shapes: logits `[n_vocab]` in, one token id out. Numerical care: probabilities are
+//! computed in f64 with the crate's own `exp` (identical on every platform) and the draw
+//! comes from the crate's xorshift held in the [`Sampler`], so the same seed gives the same
+//! tokens everywhere.
+
+use crate::error::{Error, Result};
+use crate::generate::argmax;
+use crate::math::exp_f64;
+use crate::rng::XorShift64;
+
+/// How to choose each token. The default is greedy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SamplingParams {
+    /// Softmax temperature, `>= 0`; 0 means greedy (always the most likely token).
+    pub temperature: f32,
+    /// Keep only the `k` most likely tokens (`k >= 1`); `None` keeps all.
+    pub top_k: Option<usize>,
+    /// Keep the smallest set of most likely tokens whose probability reaches `p`
+    /// (`0 < p <= 1`); `None` keeps all.
+    pub top_p: Option<f32>,
+}
+
+impl SamplingParams {
+    /// Always the most likely token.
+    pub const GREEDY: Self = Self {
+        temperature: 0.0,
+        top_k: None,
+        top_p: None,
+    };
+
+    /// Checks the ranges: temperature finite and `>= 0`, top-k `>= 1`, top-p in `(0, 1]`.
+    pub fn validate(&self) -> Result<()> {
+        let t = self.temperature;
+        if !(t.is_finite() && t >= 0.0) {
+            return Err(Error::InvalidSampling(format!(
+                "temperature must be a finite number >= 0 (0 = greedy), found {t}"
+            )));
+        }
+        if self.top_k == Some(0) {
+            return Err(Error::InvalidSampling(
+                "top-k must be at least 1 (1 = greedy), found 0".into(),
+            ));
+        }
+        if let Some(p) = self.top_p {
+            if !(p > 0.0 && p <= 1.0) {
+                return Err(Error::InvalidSampling(format!(
+                    "top-p must be in (0, 1], found {p}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether these parameters always pick the most likely token.
+    pub fn is_greedy(&self) -> bool {
+        self.temperature == 0.0 || self.top_k == Some(1)
+    }
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        Self::GREEDY
+    }
+}
+
+/// The probabilities the sampler draws from, after temperature, top-k and top-p:
+/// `[n_vocab]`, summing to 1, zero outside the kept tokens. Greedy parameters give 1 on
+/// the most likely token.
+///
+/// ```
+/// use gpt2_edu::sample::{distribution, SamplingParams};
+/// let logits = [2.0f32.ln(), 1.0f32.ln(), 1.0f32.ln()]; // softmax: 1/2, 1/4, 1/4
+/// let p = distribution(&logits, &SamplingParams { temperature: 1.0, top_k: None, top_p: None });
+/// assert!((p[0] - 0.5).abs() < 1e-7 && (p[2] - 0.25).abs() < 1e-7);
+/// let p = distribution(&logits, &SamplingParams { temperature: 1.0, top_k: Some(2), top_p: None });
+/// assert!((p[0] - 2.0 / 3.0).abs() < 1e-7 && p[2] == 0.0); // tie: the lower id stays
+/// ```
+pub fn distribution(logits: &[f32], params: &SamplingParams) -> Vec<f64> {
+    let n = logits.len();
+    let mut probs = vec![0.0; n];
+    if params.is_greedy() || n == 0 {
+        if n > 0 {
+            probs[argmax(logits) as usize] = 1.0;
+        }
+        return probs;
+    }
+    // 1. Temperature.
+    let t = params.temperature as f64;
+    let scaled: Vec<f64> = logits.iter().map(|&l| l as f64 / t).collect();
+
+    // 2. Top-k: the k largest scaled logits, ties to the lower id.
+    let mut kept: Vec<usize> = (0..n).collect();
+    if let Some(k) = params.top_k.filter(|&k| k < n) {
+        kept.select_nth_unstable_by(k - 1, |&a, &b| by_value_then_id(scaled[a], a, scaled[b], b));
+        kept.truncate(k);
+    }
+
+    // Softmax over the kept tokens (max subtracted first, so no exp overflows).
+    let max = kept
+        .iter()
+        .map(|&i| scaled[i])
+        .fold(f64::NEG_INFINITY, f64::max);
+    for &i in &kept {
+        probs[i] = exp_f64(scaled[i] - max);
+    }
+    normalise(&mut probs);
+
+    // 3. Top-p: the smallest most-likely-first prefix whose probability reaches p.
+    if let Some(p) = params.top_p.filter(|&p| p < 1.0) {
+        kept.sort_unstable_by(|&a, &b| by_value_then_id(probs[a], a, probs[b], b));
+        let mut cumulative = 0.0;
+        let mut keep = kept.len();
+        for (rank, &i) in kept.iter().enumerate() {
+            cumulative += probs[i];
+            if cumulative >= p as f64 {
+                keep = rank + 1;
+                break;
+            }
+        }
+        for &i in &kept[keep..] {
+            probs[i] = 0.0;
+        }
+        normalise(&mut probs);
+    }
+    probs
+}
+
+/// Descending by value, then ascending by id: the order "most likely first, ties to the
+/// lower id". NaN sorts last.
+fn by_value_then_id(a: f64, a_id: usize, b: f64, b_id: usize) -> std::cmp::Ordering {
+    b.partial_cmp(&a)
+        .unwrap_or_else(|| a.is_nan().cmp(&b.is_nan()))
+        .then(a_id.cmp(&b_id))
+}
+
+fn normalise(probs: &mut [f64]) {
+    let total: f64 = probs.iter().sum();
+    for p in probs.iter_mut() {
+        *p /= total;
+    }
+}
+
+/// The token whose interval contains `u`: the first id (in id order) whose cumulative
+/// probability exceeds `u` (`0 <= u < 1`). Zero-probability tokens are never chosen.
+pub fn draw(probs: &[f64], u: f64) -> u32 {
+    let mut cumulative = 0.0;
+    let mut last_possible = 0;
+    for (id, &p) in probs.iter().enumerate() {
+        if p > 0.0 {
+            cumulative += p;
+            last_possible = id;
+            if u < cumulative {
+                return id as u32;
+            }
+        }
+    }
+    last_possible as u32 // u fell past a total that rounding left just below 1
+}
+
+/// Chooses tokens with fixed [`SamplingParams`] and its own seeded generator.
+#[derive(Debug, Clone)]
+pub struct Sampler {
+    params: SamplingParams,
+    rng: XorShift64,
+}
+
+impl Sampler {
+    /// A sampler; errors on out-of-range parameters or seed 0.
+    pub fn new(params: SamplingParams, seed: u64) -> Result<Self> {
+        params.validate()?;
+        Ok(Self {
+            params,
+            rng: XorShift64::new(seed)?,
+        })
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &SamplingParams {
+        &self.params
+    }
+
+    /// Chooses the next token from `logits` (`[n_vocab]`). Greedy parameters take the
+    /// argmax without touching the generator.
+    pub fn sample(&mut self, logits: &[f32]) -> u32 {
+        if self.params.is_greedy() {
+            return argmax(logits);
+        }
+        let probs = distribution(logits, &self.params);
+        draw(&probs, self.rng.next_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(temperature: f32, top_k: Option<usize>, top_p: Option<f32>) -> SamplingParams {
+        SamplingParams {
+            temperature,
+            top_k,
+            top_p,
+        }
+    }
+
+    #[test]
+    fn top_p_keeps_the_smallest_set_that_reaches_p() {
+        // Probabilities 0.5, 0.3, 0.15, 0.05, shuffled over the ids.
+        let logits = [0.15f32, 0.5, 0.05, 0.3].map(f32::ln);
+        let kept = |p: f32| -> Vec<usize> {
+            let probs = distribution(&logits, &params(1.0, None, Some(p)));
+            (0..4).filter(|&i| probs[i] > 0.0).collect()
+        };
+        // (Points sit just off the boundaries 0.5, 0.8 and 0.95: exactly on one, whether
+        // 0.5 + 0.3 "reaches" 0.8 depends on the last bit of each.)
+        assert_eq!(kept(0.3), vec![1]);
+        assert_eq!(kept(0.499), vec![1]);
+        assert_eq!(kept(0.501), vec![1, 3]);
+        assert_eq!(kept(0.799), vec![1, 3]);
+        assert_eq!(kept(0.801), vec![0, 1, 3]);
+        assert_eq!(kept(0.949), vec![0, 1, 3]);
+        assert_eq!(kept(0.951), vec![0, 1, 2, 3]);
+        assert_eq!(kept(1.0), vec![0, 1, 2, 3]);
+        let probs = distribution(&logits, &params(1.0, None, Some(0.7)));
+        assert!(
+            (probs[1] - 0.625).abs() < 1e-6 && (probs[3] - 0.375).abs() < 1e-6,
+            "renormalised"
+        );
+    }
+
+    #[test]
+    fn temperature_then_top_k_then_top_p() {
+        // At T = 0.5 the probabilities are proportional to 4, 1, 1 (squares of 2, 1, 1):
+        // 2/3, 1/6, 1/6. Top-p 0.6 then keeps only the first.
+        let logits = [2.0f32.ln(), 0.0, 0.0];
+        let probs = distribution(&logits, &params(0.5, None, None));
+        assert!((probs[0] - 2.0 / 3.0).abs() < 1e-7);
+        let probs = distribution(&logits, &params(0.5, None, Some(0.6)));
+        assert_eq!(probs, vec![1.0, 0.0, 0.0]);
+        // Top-k 2 then top-p 0.9: of 2/3 and 1/6 renormalised (0.8, 0.2), 0.9 needs both.
+        let probs = distribution(&logits, &params(0.5, Some(2), Some(0.9)));
+        assert!((probs[0] - 0.8).abs() < 1e-7 && (probs[1] - 0.2).abs() < 1e-7 && probs[2] == 0.0);
+    }
+
+    #[test]
+    fn draw_inverts_the_cumulative_distribution() {
+        let probs = [0.25, 0.0, 0.5, 0.25];
+        assert_eq!(draw(&probs, 0.0), 0);
+        assert_eq!(draw(&probs, 0.2499), 0);
+        assert_eq!(draw(&probs, 0.25), 2, "a zero-probability token is skipped");
+        assert_eq!(draw(&probs, 0.7499), 2);
+        assert_eq!(draw(&probs, 0.75), 3);
+        assert_eq!(draw(&probs, 0.999_999_999), 3);
+    }
+
+    #[test]
+    fn out_of_range_parameters_are_errors() {
+        for (t, k, p, needle) in [
+            (-0.1, None, None, "temperature must be a finite number >= 0"),
+            (f32::NAN, None, None, "found NaN"),
+            (f32::INFINITY, None, None, "found inf"),
+            (1.0, Some(0), None, "top-k must be at least 1"),
+            (1.0, None, Some(0.0), "top-p must be in (0, 1], found 0"),
+            (1.0, None, Some(1.5), "found 1.5"),
+            (1.0, None, Some(f32::NAN), "found NaN"),
+        ] {
+            let error = Sampler::new(params(t, k, p), 1).unwrap_err().to_string();
+            assert!(error.contains(needle), "{error}");
+        }
+        assert_eq!(
+            Sampler::new(SamplingParams::GREEDY, 0).unwrap_err(),
+            Error::ZeroSeed
+        );
+    }
+}
