@@ -57,6 +57,8 @@ pub mod dummy;
 
 pub mod trace;
 
+pub mod viz;
+
 // Real checkpoints: a JSON parser, the safetensors format, the byte-level BPE tokenizer.
 pub mod json;
 

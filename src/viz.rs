@@ -1,0 +1,1 @@
+//! Pictures of what the model computed (filled in by the visualisation work).
