@@ -23,8 +23,9 @@
 //! from a cache or from the same pass.
 
 use crate::kv_cache::LayerKv;
-use crate::matrix::{Linear, columns, dot};
+use crate::matrix::{Linear, columns, dot_fast};
 use crate::softmax::softmax_in_place;
+use crate::threads::{BlockMatrix, Product, ThreadPool};
 use crate::trace::Trace;
 
 /// The attention weights of one block, named as in GPT-2 checkpoints.
@@ -36,153 +37,191 @@ pub struct Attention {
     pub c_proj: Linear,
 }
 
-/// Self-attention of `n_new` new positions over the cache plus themselves.
+/// Buffers attention writes into, reused from step to step (named after what they hold).
+#[derive(Debug, Default)]
+pub struct AttentionScratch {
+    /// `q | k | v` of the new positions, `[n_new, 3 n_embd]`.
+    pub qkv: Vec<f32>,
+    /// The queries alone, `[n_new, n_embd]`.
+    pub queries: Vec<f32>,
+    /// One head's scores, then weights, `[n_new, n_keys]`.
+    pub scores: Vec<f32>,
+    /// The heads' outputs side by side, `[n_new, n_embd]`.
+    pub heads: Vec<f32>,
+}
+
+/// Self-attention of `n_new` new positions over the cache plus themselves, into `out`.
 ///
-/// `x` is the block's `ln_1` output for the new positions, `[n_new, n_embd]`; `kv` holds
+/// `normed` is the block's `ln_1` output for the new positions, `[n_new, n_embd]`; `kv` holds
 /// this layer's keys and values for positions `0..pos0`. The new positions' keys and values
-/// are written into `kv` at `pos0..pos0 + n_new`. Returns `[n_new, n_embd]`.
+/// are written into `kv` at `pos0..pos0 + n_new`. `out` becomes `[n_new, n_embd]`.
+#[allow(clippy::too_many_arguments)]
 pub fn attention(
-    x: &[f32],
-    w: &Attention,
+    normed: &[f32],
+    n_embd: usize,
     n_head: usize,
     kv: &mut LayerKv,
     pos0: usize,
     layer: usize,
+    pool: &ThreadPool,
+    scratch: &mut AttentionScratch,
+    out: &mut Vec<f32>,
     trace: &mut Trace,
-) -> Vec<f32> {
-    let n_embd = w.c_proj.n_out;
-    debug_assert_eq!(x.len() % n_embd, 0, "x must be [n_new, n_embd]");
-    let n_new = x.len() / n_embd;
+) {
+    debug_assert_eq!(normed.len() % n_embd, 0, "normed must be [n_new, n_embd]");
+    let n_new = normed.len() / n_embd;
     let n_keys = pos0 + n_new;
-    debug_assert!(kv.keys.len() >= n_keys * n_embd, "cache too small");
+    debug_assert!(kv.capacity >= n_keys, "cache too small");
+    let AttentionScratch {
+        qkv,
+        queries,
+        scores,
+        heads,
+    } = scratch;
 
-    let qkv = w.c_attn.forward(x); // [n_new, n_embd] -> [n_new, 3 * n_embd]
-    let mut q = Vec::with_capacity(n_new * n_embd); // [n_new, n_embd]
+    // qkv = normed @ attn.c_attn.w + attn.c_attn.b: [n_new, n_embd] -> [n_new, 3 * n_embd]
+    qkv.resize(n_new * 3 * n_embd, 0.0);
+    pool.compute(
+        Product::Linear {
+            layer,
+            matrix: BlockMatrix::AttnQkv,
+        },
+        normed,
+        qkv,
+    );
+    queries.clear();
     for (i, row) in qkv.chunks_exact(3 * n_embd).enumerate() {
         let (q_row, k_and_v) = row.split_at(n_embd);
         let (k_row, v_row) = k_and_v.split_at(n_embd);
-        q.extend_from_slice(q_row);
-        let at = (pos0 + i) * n_embd;
-        kv.keys[at..at + n_embd].copy_from_slice(k_row); // cache row pos0 + i
-        kv.values[at..at + n_embd].copy_from_slice(v_row);
+        queries.extend_from_slice(q_row);
+        kv.store(pos0 + i, k_row, v_row); // cache position pos0 + i
     }
-    let keys = &kv.keys[..n_keys * n_embd]; // [n_keys, n_embd]
-    let values = &kv.values[..n_keys * n_embd]; // [n_keys, n_embd]
-
-    let merged = causal_self_attention(&q, keys, values, n_embd, n_head, layer, trace); // [n_new, n_embd]
+    causal_self_attention(
+        queries, kv, n_keys, n_embd, n_head, scores, heads, layer, trace,
+    );
     trace.record(
         format_args!("block.{layer}.attn.merged"),
         &[n_new, n_embd],
-        &merged,
+        heads,
     );
-    let out = w.c_proj.forward(&merged); // [n_new, n_embd] -> [n_new, n_embd]
+    // out = heads @ attn.c_proj.w + attn.c_proj.b: [n_new, n_embd] -> [n_new, n_embd]
+    out.resize(n_new * n_embd, 0.0);
+    pool.compute(
+        Product::Linear {
+            layer,
+            matrix: BlockMatrix::AttnProj,
+        },
+        heads,
+        out,
+    );
     trace.record(
         format_args!("block.{layer}.attn.c_proj"),
         &[n_new, n_embd],
-        &out,
+        out,
     );
-    out
 }
 
-/// The heart of attention, for queries at the *last* `n_new` positions of the key sequence.
+/// The heart of attention, for queries at the *last* `n_new` positions of the `n_keys`
+/// positions in `kv`.
 ///
-/// `q`: `[n_new, n_embd]`; `keys`, `values`: `[n_keys, n_embd]` with `n_keys >= n_new`.
-/// Query `i` is at position `pos0 + i` where `pos0 = n_keys - n_new`, and attends to keys
-/// `0..=pos0 + i`. Returns the merged heads, `[n_new, n_embd]`.
+/// `q`: `[n_new, n_embd]`; `kv` holds each head's keys and values for positions `0..n_keys`
+/// (`[n_keys, d_head]` per head). Query `i` is at position `pos0 + i` where
+/// `pos0 = n_keys - n_new`, and attends to keys `0..=pos0 + i`. `scores` is scratch space;
+/// `heads` becomes the merged heads, `[n_new, n_embd]`.
+#[allow(clippy::too_many_arguments)]
 pub fn causal_self_attention(
     q: &[f32],
-    keys: &[f32],
-    values: &[f32],
+    kv: &LayerKv,
+    n_keys: usize,
     n_embd: usize,
     n_head: usize,
+    scores: &mut Vec<f32>,
+    heads: &mut Vec<f32>,
     layer: usize,
     trace: &mut Trace,
-) -> Vec<f32> {
+) {
     debug_assert_eq!(q.len() % n_embd, 0, "q must be [n_new, n_embd]");
-    debug_assert_eq!(
-        keys.len(),
-        values.len(),
-        "keys and values must both be [n_keys, n_embd]"
-    );
     debug_assert_eq!(n_embd % n_head, 0, "n_head must divide n_embd");
     let d_head = n_embd / n_head;
     let n_new = q.len() / n_embd;
-    let n_keys = keys.len() / n_embd;
     debug_assert!(n_keys >= n_new, "the new positions are the last keys");
     let pos0 = n_keys - n_new;
     let scale = (d_head as f32).sqrt();
+    heads.clear();
+    heads.resize(n_new * n_embd, 0.0); // [n_new, n_embd]
+    scores.resize(n_new * n_keys, 0.0); // [n_new, n_keys]
 
-    let mut merged = vec![0.0; n_new * n_embd]; // [n_new, n_embd]
     for h in 0..n_head {
-        let cols = h * d_head..(h + 1) * d_head; // this head's columns of q, k, v
+        let cols = h * d_head..(h + 1) * d_head; // this head's columns of q
+        let keys = kv.head_keys(h, n_keys); // [n_keys, d_head]
+        let values = kv.head_values(h, n_keys); // [n_keys, d_head]
         trace.record_with(
             format_args!("block.{layer}.attn.q.head.{h}"),
             &[n_new, d_head],
             || columns(q, n_embd, cols.clone()),
         );
-        trace.record_with(
+        trace.record(
             format_args!("block.{layer}.attn.k.head.{h}"),
             &[n_keys, d_head],
-            || columns(keys, n_embd, cols.clone()),
+            keys,
         );
-        trace.record_with(
+        trace.record(
             format_args!("block.{layer}.attn.v.head.{h}"),
             &[n_keys, d_head],
-            || columns(values, n_embd, cols.clone()),
+            values,
         );
 
-        // scores = q_h @ k_h^T / sqrt(d_head): [n_new, d_head] @ [d_head, n_keys] -> [n_new, n_keys]
-        let mut scores = vec![0.0; n_new * n_keys];
+        // scores = q_h @ k_h^T / sqrt(d_head): [n_new, d_head] @ [d_head, n_keys] -> [n_new, n_keys].
+        // The future is only computed when a trace wants to show it before the mask.
         for (i, score_row) in scores.chunks_exact_mut(n_keys).enumerate() {
-            for (j, s) in score_row.iter_mut().enumerate() {
-                *s = dot(
-                    head_of_row(q, i, n_embd, h, d_head),
-                    head_of_row(keys, j, n_embd, h, d_head),
-                ) / scale;
+            let q_h = &q[i * n_embd + cols.start..i * n_embd + cols.end];
+            let visible = if trace.is_enabled() {
+                n_keys
+            } else {
+                pos0 + i + 1
+            };
+            for (s, k_j) in score_row[..visible]
+                .iter_mut()
+                .zip(keys.chunks_exact(d_head))
+            {
+                *s = dot_fast(q_h, k_j) / scale;
             }
         }
         trace.record(
             format_args!("block.{layer}.attn.scores.head.{h}"),
             &[n_new, n_keys],
-            &scores,
+            scores,
         );
-        causal_mask(&mut scores, n_keys, pos0);
+        causal_mask(scores, n_keys, pos0);
         trace.record(
             format_args!("block.{layer}.attn.masked.head.{h}"),
             &[n_new, n_keys],
-            &scores,
+            scores,
         );
         for score_row in scores.chunks_exact_mut(n_keys) {
             softmax_in_place(score_row); // scores become weights; masked ones exactly 0
         }
-        let weights = scores;
+        let weights = &scores[..];
         trace.record(
             format_args!("block.{layer}.attn.weights.head.{h}"),
             &[n_new, n_keys],
-            &weights,
+            weights,
         );
 
         // out_h = weights @ v_h: [n_new, n_keys] @ [n_keys, d_head] -> [n_new, d_head],
-        // written into this head's columns of `merged`. Only visible keys are visited.
+        // written into this head's columns of `heads`. Only visible keys are visited.
         for (i, weight_row) in weights.chunks_exact(n_keys).enumerate() {
-            let out = &mut merged[i * n_embd + cols.start..i * n_embd + cols.end];
-            for (j, &w_ij) in weight_row[..=pos0 + i].iter().enumerate() {
-                for (o, &v) in out
-                    .iter_mut()
-                    .zip(head_of_row(values, j, n_embd, h, d_head))
-                {
+            let out = &mut heads[i * n_embd + cols.start..i * n_embd + cols.end];
+            for (&w_ij, v_j) in weight_row[..=pos0 + i]
+                .iter()
+                .zip(values.chunks_exact(d_head))
+            {
+                for (o, &v) in out.iter_mut().zip(v_j) {
                     *o += w_ij * v;
                 }
             }
         }
     }
-    merged
-}
-
-/// Head `h`'s `d_head` values in row `row` of a `[rows, n_embd]` matrix.
-fn head_of_row(m: &[f32], row: usize, n_embd: usize, h: usize, d_head: usize) -> &[f32] {
-    let start = row * n_embd + h * d_head;
-    &m[start..start + d_head]
 }
 
 /// The causal mask, in place: in a `[n_new, n_keys]` score matrix whose query `i` sits at
@@ -198,6 +237,24 @@ pub fn causal_mask(scores: &mut [f32], n_keys: usize, pos0: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A layer cache holding these key and value rows (`[n_embd]` each), `n_head` heads.
+    fn cache_with<const E: usize>(
+        keys: &[[f32; E]],
+        values: &[[f32; E]],
+        n_head: usize,
+    ) -> LayerKv {
+        let mut kv = LayerKv {
+            keys: vec![0.0; keys.len() * E],
+            values: vec![0.0; keys.len() * E],
+            capacity: keys.len(),
+            d_head: E / n_head,
+        };
+        for (pos, (k, v)) in keys.iter().zip(values).enumerate() {
+            kv.store(pos, k, v);
+        }
+        kv
+    }
 
     #[test]
     fn causal_mask_hides_exactly_the_future() {
@@ -215,7 +272,19 @@ mod tests {
     fn first_position_copies_its_own_value() {
         // One key: softmax of a single score is 1, so the output is that value exactly.
         let v = [0.25, -3.0, 7.5, 1.0];
-        let out = causal_self_attention(&[1.0; 4], &[2.0; 4], &v, 4, 2, 0, &mut Trace::disabled());
+        let kv = cache_with(&[[2.0; 4]], &[v], 2);
+        let (mut scores, mut out) = (Vec::new(), Vec::new());
+        causal_self_attention(
+            &[1.0; 4],
+            &kv,
+            1,
+            4,
+            2,
+            &mut scores,
+            &mut out,
+            0,
+            &mut Trace::disabled(),
+        );
         assert_eq!(out, v.to_vec());
     }
 
@@ -224,9 +293,23 @@ mod tests {
         // Keys all zero -> equal scores; query at position 1 of 3 averages values 0 and 1
         // and ignores value 2 (the future).
         let q = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]; // [3, 2]
-        let keys = [0.0; 6];
-        let values = [1.0, 10.0, 3.0, 20.0, 100.0, 100.0]; // [3, 2]
-        let out = causal_self_attention(&q, &keys, &values, 2, 1, 0, &mut Trace::disabled());
+        let kv = cache_with(
+            &[[0.0; 2]; 3],
+            &[[1.0, 10.0], [3.0, 20.0], [100.0, 100.0]],
+            1,
+        );
+        let (mut scores, mut out) = (Vec::new(), Vec::new());
+        causal_self_attention(
+            &q,
+            &kv,
+            3,
+            2,
+            1,
+            &mut scores,
+            &mut out,
+            0,
+            &mut Trace::disabled(),
+        );
         assert_eq!(&out[2..4], &[2.0, 15.0]);
     }
 }

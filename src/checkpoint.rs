@@ -183,12 +183,9 @@ pub fn load_weights(path: &Path, hparams: &HParams) -> Result<Weights> {
         })
     };
     let linear = |name: &str, n_in: usize, n_out: usize| -> Result<Linear> {
-        Ok(Linear {
-            w: read(&format!("{name}.weight"), &[n_in, n_out])?, // Conv1D: stored [n_in, n_out]
-            b: read(&format!("{name}.bias"), &[n_out])?,
-            n_in,
-            n_out,
-        })
+        let w = read(&format!("{name}.weight"), &[n_in, n_out])?; // Conv1D: stored [n_in, n_out]
+        let b = read(&format!("{name}.bias"), &[n_out])?;
+        Ok(Linear::new(w, b, n_in, n_out))
     };
 
     let wte = read("wte.weight", &[n_vocab, n_embd])?;

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use crate::dummy::DEFAULT_WEIGHTS_SEED;
 use crate::generate::{DEFAULT_SAMPLING_SEED, Decoding};
+use crate::model::default_threads;
 use crate::sample::SamplingParams;
 
 /// `gpt2-edu --help`.
@@ -37,6 +38,7 @@ Options:
       --seed <S>            the sampler's seed: the same seed gives the same text [default: 42]
       --stop <STR>          stop when the text contains STR (repeatable; STR is not printed)
       --ignore-eot          keep generating after <|endoftext|> (GPT-2 stops there by default)
+      --threads <N>         threads for the matrix products [default: all available]
       --weights-seed <S>    xorshift seed of the dummy weights [default: 348]; not with --model
       --prompt-file <PATH>  read the prompt from a file ('-' for standard input)
   -h, --help                print this help
@@ -96,6 +98,8 @@ pub struct Options {
     pub stop_at_end_of_text: bool,
     /// Stop strings, in the order given.
     pub stop_strings: Vec<String>,
+    /// Threads for the matrix products (at least 1).
+    pub threads: usize,
 }
 
 /// A command line that cannot be understood; the message says why.
@@ -134,6 +138,7 @@ where
     let mut seed = None;
     let mut stop_strings = Vec::new();
     let mut ignore_eot = false;
+    let mut threads = None;
     let (mut no_cache, mut print_ids, mut trace) = (false, false, false);
 
     while let Some(arg) = args.next() {
@@ -186,6 +191,10 @@ where
                 stop_strings.push(stop);
             }
             "--ignore-eot" => ignore_eot = true,
+            "--threads" => match parse_number(name, &value()?)? {
+                0 => return Err(UsageError("option '--threads' must be at least 1".into())),
+                n => threads = Some(n as usize),
+            },
             "--prompt-file" => prompt_file = Some(value()?),
             "--model" => model_dir = Some(PathBuf::from(value()?)),
             "--no-cache" => no_cache = true,
@@ -241,6 +250,7 @@ where
         seed: seed.unwrap_or(DEFAULT_SAMPLING_SEED),
         stop_at_end_of_text: !ignore_eot,
         stop_strings,
+        threads: threads.unwrap_or_else(default_threads),
     }))
 }
 
@@ -260,7 +270,7 @@ const fn option(long: &'static str, short: Option<&'static str>, takes_value: bo
 }
 
 /// Every option the command line knows.
-const OPTIONS: [OptionSpec; 15] = [
+const OPTIONS: [OptionSpec; 16] = [
     option("--model", None, true),
     option("--tokens", Some("-n"), true),
     option("--no-cache", None, false),
@@ -272,6 +282,7 @@ const OPTIONS: [OptionSpec; 15] = [
     option("--seed", None, true),
     option("--stop", None, true),
     option("--ignore-eot", None, false),
+    option("--threads", None, true),
     option("--weights-seed", None, true),
     option("--prompt-file", None, true),
     option("--help", Some("-h"), false),
@@ -393,6 +404,8 @@ mod tests {
         );
         assert!(!options.stop_at_end_of_text);
         assert!(run(&["x"]).stop_at_end_of_text);
+        assert_eq!(run(&["x", "--threads", "3"]).threads, 3);
+        assert!(run(&["x"]).threads >= 1);
         assert_eq!(parse_args(["-V"]), Ok(Command::Version));
         assert_eq!(parse_args(["x", "-h"]), Ok(Command::Help));
     }
@@ -431,6 +444,7 @@ mod tests {
         assert!(usage_error(&["a", "--seed", "1", "--seed", "2"]).contains("more than once"));
         assert!(usage_error(&["a", "--stop", ""]).contains("non-empty"));
         assert!(usage_error(&["a", "--stop"]).contains("needs a value"));
+        assert!(usage_error(&["a", "--threads", "0"]).contains("at least 1"));
     }
 
     #[test]

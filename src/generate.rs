@@ -21,7 +21,7 @@
 
 use crate::error::{Error, Result};
 use crate::kv_cache::KvCache;
-use crate::model::Model;
+use crate::model::{Logits, Model, Workspace, default_threads};
 use crate::sample::{Sampler, SamplingParams};
 use crate::tokenizer::{TextStream, Tokenizer};
 use crate::trace::Trace;
@@ -70,10 +70,13 @@ pub struct GenerateConfig {
     pub stop_at_end_of_text: bool,
     /// Stop when the text contains one of these; the text before it is kept.
     pub stop_strings: Vec<String>,
+    /// Threads for the matrix products (results are the same for any number).
+    pub threads: usize,
 }
 
 impl Default for GenerateConfig {
-    /// 20 tokens, cached, greedy, stopping at end-of-text, no stop strings.
+    /// 20 tokens, cached, greedy, stopping at end-of-text, no stop strings, as many threads
+    /// as the machine offers.
     fn default() -> Self {
         Self {
             max_tokens: 20,
@@ -82,6 +85,7 @@ impl Default for GenerateConfig {
             seed: DEFAULT_SAMPLING_SEED,
             stop_at_end_of_text: true,
             stop_strings: Vec::new(),
+            threads: default_threads(),
         }
     }
 }
@@ -142,6 +146,7 @@ pub struct Generator<'m> {
     decoding: Decoding,
     tokens: Vec<u32>,
     cache: KvCache,
+    workspace: Workspace,
     sampler: Sampler,
     remaining: usize,
     end_of_text: Option<u32>,
@@ -171,15 +176,14 @@ impl<'m> Generator<'m> {
         }
         check_fits(model, prompt.len(), config.max_tokens)?;
         let sampler = Sampler::new(config.sampling, config.seed)?;
-        let cache = match config.decoding {
-            Decoding::Cached => KvCache::with_capacity(hp, prompt.len() + config.max_tokens),
-            Decoding::FullRecompute => KvCache::with_capacity(hp, 0),
-        };
+        // Full recomputation refills the cache from scratch at every step.
+        let cache = KvCache::with_capacity(hp, prompt.len() + config.max_tokens);
         Ok(Self {
             model,
             decoding: config.decoding,
             tokens: prompt.to_vec(),
             cache,
+            workspace: Workspace::new(model, config.threads),
             sampler,
             remaining: config.max_tokens,
             end_of_text: end_of_text.filter(|_| config.stop_at_end_of_text),
@@ -205,16 +209,16 @@ impl<'m> Generator<'m> {
     /// The logits for the next position, `[n_vocab]`, recording this step's tensors into
     /// `trace`. Cached: runs only the tokens the cache has not seen (the whole prompt the
     /// first time, then one). Full: reruns every token.
-    pub fn next_logits(&mut self, trace: &mut Trace) -> Result<Vec<f32>> {
-        let logits = match self.decoding {
-            Decoding::Cached => {
-                let unseen = &self.tokens[self.cache.len()..];
-                self.model.forward_traced(unseen, &mut self.cache, trace)?
-            }
-            Decoding::FullRecompute => self.model.forward_full_traced(&self.tokens, trace)?,
-        };
-        let n_vocab = self.model.hparams.n_vocab;
-        Ok(logits[logits.len() - n_vocab..].to_vec()) // last row: [n_vocab]
+    pub fn next_logits(&mut self, trace: &mut Trace) -> Result<&[f32]> {
+        let (model, decoding) = (self.model, self.decoding);
+        run_model(
+            model,
+            decoding,
+            &self.tokens,
+            &mut self.cache,
+            &mut self.workspace,
+            trace,
+        )
     }
 
     /// Generates one token, or returns `None` once a stop condition holds (then see
@@ -228,8 +232,16 @@ impl<'m> Generator<'m> {
             self.stopped = Some(StopReason::MaxTokens);
             return Ok(None);
         }
-        let logits = self.next_logits(trace)?;
-        let next = self.sampler.sample(&logits);
+        let (model, decoding) = (self.model, self.decoding);
+        let logits = run_model(
+            model,
+            decoding,
+            &self.tokens,
+            &mut self.cache,
+            &mut self.workspace,
+            trace,
+        )?;
+        let next = self.sampler.sample(logits);
         if Some(next) == self.end_of_text {
             self.stopped = Some(StopReason::EndOfText);
             return Ok(None);
@@ -243,6 +255,32 @@ impl<'m> Generator<'m> {
     fn stop(&mut self, reason: StopReason) {
         self.stopped = Some(reason);
     }
+}
+
+/// The logits for the position after `tokens`, `[n_vocab]`. Cached: runs only the tokens
+/// the cache has not seen. Full: empties the cache and reruns every token.
+fn run_model<'w>(
+    model: &Model,
+    decoding: Decoding,
+    tokens: &[u32],
+    cache: &mut KvCache,
+    workspace: &'w mut Workspace,
+    trace: &mut Trace,
+) -> Result<&'w [f32]> {
+    let unseen = match decoding {
+        Decoding::Cached => &tokens[cache.len()..],
+        Decoding::FullRecompute => {
+            cache.clear(); // start from nothing: every position is recomputed
+            tokens
+        }
+    };
+    let keep = if trace.is_enabled() {
+        Logits::All
+    } else {
+        Logits::Last
+    };
+    let logits = model.forward_with(unseen, cache, workspace, keep, trace)?;
+    Ok(&logits[logits.len() - model.hparams.n_vocab..]) // last row: [n_vocab]
 }
 
 impl Iterator for Generator<'_> {

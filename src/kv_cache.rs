@@ -5,10 +5,13 @@
 //! ones before it. Once computed they never change, so the decoder stores them:
 //!
 //! ```text
-//! keys[layer], values[layer]: [n_ctx, n_embd]   (rows 0..len filled; heads side by side,
-//!                                                head h in columns h*d_head..(h+1)*d_head)
+//! keys[layer], values[layer]: [n_head, n_ctx, d_head]   (positions 0..len filled)
 //! memory = 2 (k and v) * n_layer * n_ctx * n_embd * 4 bytes
 //! ```
+//!
+//! Head-major: one head's keys for every position are contiguous, because that is how
+//! attention reads them (one head at a time, every position in order), so a decode step
+//! streams memory instead of picking 64 floats out of every 768.
 //!
 //! The cache is allocated once for its full capacity and never grows, so a decode step
 //! allocates nothing for it. It is its own type, passed as `&mut` to the forward pass and
@@ -17,13 +20,41 @@
 
 use crate::model::HParams;
 
-/// The keys and values of one layer: two `[capacity, n_embd]` matrices.
+/// The keys and values of one layer: two `[n_head, capacity, d_head]` arrays.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LayerKv {
-    /// Keys, `[capacity, n_embd]`.
+    /// Keys, `[n_head, capacity, d_head]`.
     pub keys: Vec<f32>,
-    /// Values, `[capacity, n_embd]`.
+    /// Values, `[n_head, capacity, d_head]`.
     pub values: Vec<f32>,
+    /// Positions each head has room for.
+    pub capacity: usize,
+    /// Width of one head, `d_head`.
+    pub d_head: usize,
+}
+
+impl LayerKv {
+    /// Stores position `pos`'s key and value rows (`[n_embd]`, heads side by side).
+    pub fn store(&mut self, pos: usize, key: &[f32], value: &[f32]) {
+        let d = self.d_head;
+        for (h, (k, v)) in key.chunks_exact(d).zip(value.chunks_exact(d)).enumerate() {
+            let at = (h * self.capacity + pos) * d;
+            self.keys[at..at + d].copy_from_slice(k);
+            self.values[at..at + d].copy_from_slice(v);
+        }
+    }
+
+    /// Head `h`'s keys for positions `0..n`: `[n, d_head]`.
+    pub fn head_keys(&self, h: usize, n: usize) -> &[f32] {
+        let at = h * self.capacity * self.d_head;
+        &self.keys[at..at + n * self.d_head]
+    }
+
+    /// Head `h`'s values for positions `0..n`: `[n, d_head]`.
+    pub fn head_values(&self, h: usize, n: usize) -> &[f32] {
+        let at = h * self.capacity * self.d_head;
+        &self.values[at..at + n * self.d_head]
+    }
 }
 
 /// Keys and values for every layer, for positions `0..len()`.
@@ -43,10 +74,12 @@ impl KvCache {
 
     /// An empty cache with room for `capacity` positions (at most `n_ctx` are ever used).
     pub fn with_capacity(hparams: &HParams, capacity: usize) -> Self {
-        let size = capacity * hparams.n_embd; // [capacity, n_embd]
+        let size = capacity * hparams.n_embd; // [n_head, capacity, d_head]
         let layer = LayerKv {
             keys: vec![0.0; size],
             values: vec![0.0; size],
+            capacity,
+            d_head: hparams.d_head(),
         };
         Self {
             layers: vec![layer; hparams.n_layer],
@@ -76,14 +109,19 @@ impl KvCache {
         self.layers.len()
     }
 
-    /// The filled keys of `layer`: `[len, n_embd]`.
-    pub fn keys(&self, layer: usize) -> &[f32] {
-        &self.layers[layer].keys[..self.len * self.n_embd]
+    /// The filled keys of one head of `layer`: `[len, d_head]`.
+    pub fn keys(&self, layer: usize, head: usize) -> &[f32] {
+        self.layers[layer].head_keys(head, self.len)
     }
 
-    /// The filled values of `layer`: `[len, n_embd]`.
-    pub fn values(&self, layer: usize) -> &[f32] {
-        &self.layers[layer].values[..self.len * self.n_embd]
+    /// The filled values of one head of `layer`: `[len, d_head]`.
+    pub fn values(&self, layer: usize, head: usize) -> &[f32] {
+        self.layers[layer].head_values(head, self.len)
+    }
+
+    /// Heads per layer.
+    pub fn n_head(&self) -> usize {
+        self.n_embd / self.layers.first().map_or(1, |l| l.d_head.max(1))
     }
 
     /// Width of each stored key and value row, `n_embd`.
@@ -124,6 +162,7 @@ mod tests {
         // 2 * n_layer 2 * n_ctx 1024 * n_embd 10 * 4 bytes = 163_840
         assert_eq!(cache.memory_bytes(), 163_840);
         assert_eq!((cache.len(), cache.capacity()), (0, 1024));
-        assert!(cache.keys(1).is_empty());
+        assert!(cache.keys(1, 1).is_empty());
+        assert_eq!(cache.n_head(), 2);
     }
 }

@@ -35,14 +35,26 @@ impl LayerNorm {
     pub fn forward(&self, x: &[f32], eps: f32) -> Vec<f32> {
         layer_norm(x, &self.g, &self.b, eps)
     }
+
+    /// [`forward`](Self::forward) into a reused buffer.
+    pub fn forward_into(&self, x: &[f32], eps: f32, out: &mut Vec<f32>) {
+        layer_norm_into(x, &self.g, &self.b, eps, out);
+    }
 }
 
 /// Layer norm of every row of `x` (`[n_seq, n_embd]`, with `n_embd = g.len()`).
 pub fn layer_norm(x: &[f32], g: &[f32], b: &[f32], eps: f32) -> Vec<f32> {
+    let mut out = Vec::with_capacity(x.len());
+    layer_norm_into(x, g, b, eps, &mut out);
+    out
+}
+
+/// [`layer_norm`] into `out`, which is cleared first (its memory is kept).
+pub fn layer_norm_into(x: &[f32], g: &[f32], b: &[f32], eps: f32, out: &mut Vec<f32>) {
     let n_embd = g.len();
     debug_assert_eq!(b.len(), n_embd);
     debug_assert_eq!(x.len() % n_embd, 0, "x must be [n_seq, n_embd]");
-    let mut out = Vec::with_capacity(x.len()); // [n_seq, n_embd]
+    out.clear(); // becomes [n_seq, n_embd]
     for row in x.chunks_exact(n_embd) {
         let mean = row.iter().sum::<f32>() / n_embd as f32;
         let var = row.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / n_embd as f32;
@@ -53,7 +65,6 @@ pub fn layer_norm(x: &[f32], g: &[f32], b: &[f32], eps: f32) -> Vec<f32> {
                 .map(|(&v, (&g_i, &b_i))| (v - mean) * inv_std * g_i + b_i),
         );
     }
-    out
 }
 
 #[cfg(test)]

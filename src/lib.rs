@@ -46,6 +46,8 @@ pub mod block;
 // The state that makes decoding fast, then the whole model and the loop around it.
 pub mod kv_cache;
 
+pub mod threads;
+
 pub mod model;
 
 pub mod sample;

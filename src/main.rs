@@ -94,6 +94,7 @@ fn generate_and_print(
         seed: options.seed,
         stop_at_end_of_text: options.stop_at_end_of_text,
         stop_strings: options.stop_strings.clone(),
+        threads: options.threads,
     };
     let mut text = TextGenerator::new(model, tokenizer, prompt, &config)?;
     let mut out = io::stdout().lock();

@@ -44,13 +44,27 @@ pub fn exp_f64(x: f64) -> f64 {
     e_r * pow2(half) * pow2(k - half)
 }
 
-/// `(e^r - 1) / r` by its Taylor series, for |r| <= 0.5: `1 + r/2! + r^2/3! + ... + r^12/13!`.
+/// `1/n!` for `n = 0..=13`, computed at compile time: the factorials are exact integers in
+/// f64 (below 2^53) and each division is correctly rounded, so the table is exact to the last
+/// bit on every platform.
+const INV_FACTORIAL: [f64; 14] = {
+    let mut table = [1.0; 14];
+    let mut factorial = 1.0;
+    let mut n = 1;
+    while n < 14 {
+        factorial *= n as f64;
+        table[n] = 1.0 / factorial;
+        n += 1;
+    }
+    table
+};
+
+/// `(e^r - 1) / r` by its Taylor series, for |r| <= 0.5: `1 + r/2! + r^2/3! + ... + r^12/13!`,
+/// in Horner form.
 fn taylor_tail(r: f64) -> f64 {
-    let mut sum = 1.0 / 6_227_020_800.0; // 1/13!
-    let mut factorial = 6_227_020_800.0;
-    for n in (1..=12u32).rev() {
-        factorial /= (n + 1) as f64; // now n!
-        sum = sum * r + 1.0 / factorial;
+    let mut sum = INV_FACTORIAL[13];
+    for n in (1..=12).rev() {
+        sum = sum * r + INV_FACTORIAL[n];
     }
     sum
 }

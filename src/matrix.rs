@@ -18,11 +18,29 @@
 //! computed inside a batch, which is what lets the KV-cached decoder match full
 //! recomputation exactly (see `kv_cache`).
 
-/// A fully connected layer: weight `w` of shape `[n_in, n_out]` and bias `b` of shape
+/// Columns per weight panel: 16 floats, one 64-byte cache line per row.
+pub const PANEL: usize = 16;
+
+/// A fully connected layer: weight `W` of shape `[n_in, n_out]` and bias `b` of shape
 /// `[n_out]`. GPT-2 calls these `Conv1D`; they are plain affine maps.
+///
+/// **Layout, chosen for the matrix-vector product.** Decoding computes `x @ W` for one row
+/// `x`, which reads all of `W` once, so `W` is stored the way that product reads it: cut
+/// into *panels* of [`PANEL`] columns, each panel a contiguous `[n_in, PANEL]` row-major
+/// block (the last panel may be narrower):
+///
+/// ```text
+/// W [n_in, n_out]  ->  w = [panel 0: W[:, 0..16] | panel 1: W[:, 16..32] | ...]
+/// W[k][j] = w[(j / 16) * 16 * n_in + k * width + j % 16]      width = 16, or less for the last
+/// ```
+///
+/// A thread computing a range of output columns then reads one contiguous stretch of
+/// memory, 64 bytes per row of `W`, keeping its 16 partial sums in registers.
+/// [`Linear::new`] packs a checkpoint's row-major `[n_in, n_out]` matrix;
+/// [`Linear::to_row_major`] unpacks it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Linear {
-    /// Weight, row-major `[n_in, n_out]`.
+    /// Weight `[n_in, n_out]`, packed in column panels (see above).
     pub w: Vec<f32>,
     /// Bias, `[n_out]`.
     pub b: Vec<f32>,
@@ -33,10 +51,58 @@ pub struct Linear {
 }
 
 impl Linear {
+    /// A layer from a row-major `[n_in, n_out]` weight (as checkpoints store it) and a bias.
+    pub fn new(w_row_major: Vec<f32>, b: Vec<f32>, n_in: usize, n_out: usize) -> Self {
+        let w = if w_row_major.len() == n_in * n_out {
+            pack_panels(&w_row_major, n_in, n_out)
+        } else {
+            w_row_major // a wrong size is reported by Model::new's shape check
+        };
+        Self { w, b, n_in, n_out }
+    }
+
+    /// `W[k][j]`.
+    pub fn weight(&self, k: usize, j: usize) -> f32 {
+        let (panel, width) = self.panel(j / PANEL);
+        panel[k * width + j % PANEL]
+    }
+
+    /// The weight as a row-major `[n_in, n_out]` matrix.
+    pub fn to_row_major(&self) -> Vec<f32> {
+        let mut rows = Vec::with_capacity(self.n_in * self.n_out);
+        for k in 0..self.n_in {
+            rows.extend((0..self.n_out).map(|j| self.weight(k, j)));
+        }
+        rows
+    }
+
+    /// Panel `p` (`[n_in, width]`, row-major) and its width.
+    fn panel(&self, p: usize) -> (&[f32], usize) {
+        let start = p * PANEL;
+        let width = PANEL.min(self.n_out - start);
+        let begin = start * self.n_in;
+        (&self.w[begin..begin + self.n_in * width], width)
+    }
+
     /// Applies the layer to every row of `x`: `[n_seq, n_in] -> [n_seq, n_out]`.
     pub fn forward(&self, x: &[f32]) -> Vec<f32> {
-        linear(x, &self.w, &self.b, self.n_in, self.n_out)
+        let mut out = vec![0.0; x.len() / self.n_in * self.n_out];
+        linear_columns(x, self, 0..self.n_out, &mut out, self.n_out, 0);
+        out
     }
+}
+
+/// Row-major `[n_in, n_out]` to column panels (see [`Linear`]).
+fn pack_panels(w: &[f32], n_in: usize, n_out: usize) -> Vec<f32> {
+    debug_assert_eq!(w.len(), n_in * n_out);
+    let mut packed = Vec::with_capacity(w.len());
+    for start in (0..n_out).step_by(PANEL) {
+        let end = (start + PANEL).min(n_out);
+        for row in w.chunks_exact(n_out) {
+            packed.extend_from_slice(&row[start..end]);
+        }
+    }
+    packed
 }
 
 /// `x @ w + b`: `[n_seq, n_in] @ [n_in, n_out] + [n_out] -> [n_seq, n_out]`.
@@ -116,6 +182,194 @@ pub fn columns(m: &[f32], n_cols: usize, cols: std::ops::Range<usize>) -> Vec<f3
         .collect()
 }
 
+// ---------------------------------------------------------------------------------------
+// Fast kernels. Same results as the plain ones above (bit for bit for `linear_columns`, which
+// keeps `linear`'s summation order; `dot_fast` sums in a different, but fixed, order), made
+// fast by streaming memory in order, keeping partial sums in registers, and working on any
+// range of output columns so that threads can split a product without splitting any sum.
+// ---------------------------------------------------------------------------------------
+
+/// Columns `cols` of `x @ W + b` for every row of `x` (`[n_rows, n_in]`), written to
+/// `out[i * out_stride + (j - out_col0)]` for row `i` and column `j`. `cols` must start at a
+/// panel boundary (a multiple of [`PANEL`]).
+///
+/// Each element is summed exactly as [`linear`] sums it (over `k` ascending, starting from 0,
+/// bias last), whatever the range, the number of rows or the thread computing it, so results
+/// are bit-identical to the plain kernel. Rows go through each panel two at a time (prefill)
+/// or one at a time (decoding), with the panel's 16 partial sums per row in registers.
+pub fn linear_columns(
+    x: &[f32],
+    lin: &Linear,
+    cols: std::ops::Range<usize>,
+    out: &mut [f32],
+    out_stride: usize,
+    out_col0: usize,
+) {
+    debug_assert_eq!(x.len() % lin.n_in, 0, "x must be [n_rows, n_in]");
+    debug_assert!(cols.start % PANEL == 0 && cols.end <= lin.n_out && cols.start >= out_col0);
+    let n_in = lin.n_in;
+    let n_rows = x.len() / n_in;
+    let panels = cols.start / PANEL..cols.end.div_ceil(PANEL);
+    let out_at = |row: usize, p: usize| row * out_stride + p * PANEL - out_col0;
+    if n_rows == 1 {
+        // Decoding: four full panels per pass, so 64 partial sums are in flight at once (one
+        // panel's 16 sums would each wait for the previous addition of the same sum).
+        let mut p = panels.start;
+        while p + 4 <= panels.end && (p + 4) * PANEL <= lin.n_out {
+            let sums = panels_1x64(
+                x,
+                [
+                    lin.panel(p).0,
+                    lin.panel(p + 1).0,
+                    lin.panel(p + 2).0,
+                    lin.panel(p + 3).0,
+                ],
+            );
+            let dst = &mut out[out_at(0, p)..out_at(0, p) + 4 * PANEL];
+            for ((o, &s), &b) in dst
+                .iter_mut()
+                .zip(sums.iter().flatten())
+                .zip(&lin.b[p * PANEL..])
+            {
+                *o = s + b;
+            }
+            p += 4;
+        }
+        for p in p..panels.end {
+            single_row_panel(x, lin, p, &mut out[out_at(0, p)..]);
+        }
+        return;
+    }
+    for p in panels {
+        let (panel, width) = lin.panel(p);
+        let bias = &lin.b[p * PANEL..p * PANEL + width];
+        let mut row = 0;
+        if width == PANEL {
+            // Prefill: two rows per pass, each weight loaded once for both.
+            while row + 2 <= n_rows {
+                let sums = panel_2x16(&x[row * n_in..(row + 2) * n_in], panel);
+                for (r, row_sums) in sums.iter().enumerate() {
+                    let dst = &mut out[out_at(row + r, p)..out_at(row + r, p) + PANEL];
+                    for ((o, &s), &b) in dst.iter_mut().zip(row_sums).zip(bias) {
+                        *o = s + b;
+                    }
+                }
+                row += 2;
+            }
+        }
+        for r in row..n_rows {
+            single_row_panel(
+                &x[r * n_in..(r + 1) * n_in],
+                lin,
+                p,
+                &mut out[out_at(r, p)..],
+            );
+        }
+    }
+}
+
+/// One row through panel `p`, plus the bias, into the start of `out`.
+fn single_row_panel(x_row: &[f32], lin: &Linear, p: usize, out: &mut [f32]) {
+    let (panel, width) = lin.panel(p);
+    let dst = &mut out[..width];
+    panel_row(x_row, panel, width, dst);
+    for (o, &b) in dst.iter_mut().zip(&lin.b[p * PANEL..]) {
+        *o += b;
+    }
+}
+
+/// One row of `x` through four full panels at once: 64 partial sums.
+fn panels_1x64(x_row: &[f32], panels: [&[f32]; 4]) -> [[f32; PANEL]; 4] {
+    let mut sums = [[0.0f32; PANEL]; 4];
+    for (k, &x_k) in x_row.iter().enumerate() {
+        for (panel_sums, panel) in sums.iter_mut().zip(&panels) {
+            for (s, &w) in panel_sums
+                .iter_mut()
+                .zip(&panel[k * PANEL..(k + 1) * PANEL])
+            {
+                *s += x_k * w;
+            }
+        }
+    }
+    sums
+}
+
+/// One row of `x` through one panel (`[n_in, width]`): `out[c] = sum_k x[k] panel[k][c]`.
+fn panel_row(x_row: &[f32], panel: &[f32], width: usize, out: &mut [f32]) {
+    if width == PANEL {
+        let mut sums = [0.0f32; PANEL]; // four SSE registers
+        for (&x_k, w_k) in x_row.iter().zip(panel.chunks_exact(PANEL)) {
+            for (s, &w) in sums.iter_mut().zip(w_k) {
+                *s += x_k * w;
+            }
+        }
+        out.copy_from_slice(&sums);
+    } else {
+        out.fill(0.0);
+        for (&x_k, w_k) in x_row.iter().zip(panel.chunks_exact(width)) {
+            for (s, &w) in out.iter_mut().zip(w_k) {
+                *s += x_k * w;
+            }
+        }
+    }
+}
+
+/// Two rows of `x` (`[2, n_in]`) through one full panel: 32 partial sums in registers, each
+/// weight loaded once for both rows.
+fn panel_2x16(x_rows: &[f32], panel: &[f32]) -> [[f32; PANEL]; 2] {
+    let (x0, x1) = x_rows.split_at(x_rows.len() / 2);
+    let mut sums = [[0.0f32; PANEL]; 2];
+    for ((&a, &b), w_k) in x0.iter().zip(x1).zip(panel.chunks_exact(PANEL)) {
+        let [row_a, row_b] = &mut sums;
+        for ((sa, sb), &w) in row_a.iter_mut().zip(row_b.iter_mut()).zip(w_k) {
+            *sa += a * w;
+            *sb += b * w;
+        }
+    }
+    sums
+}
+
+/// Partial sums kept side by side by [`dot_fast`]: 16 lanes, four SSE registers.
+const LANES: usize = 16;
+
+/// The dot product, fast: 16 independent partial sums (so additions need not wait for each
+/// other), combined in a fixed order, then the leftover elements. Not bit-identical to
+/// [`dot`], but always the same for the same inputs.
+pub fn dot_fast(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let mut acc = [0.0f32; LANES];
+    let (chunks_a, chunks_b) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (rest_a, rest_b) = (chunks_a.remainder(), chunks_b.remainder());
+    for (ca, cb) in chunks_a.zip(chunks_b) {
+        for ((s, &x), &y) in acc.iter_mut().zip(ca).zip(cb) {
+            *s += x * y;
+        }
+    }
+    // Fold the 16 lanes pairwise: 16 -> 8 -> 4 -> 2 -> 1.
+    let mut width = LANES;
+    while width > 1 {
+        width /= 2;
+        for l in 0..width {
+            acc[l] += acc[l + width];
+        }
+    }
+    let mut sum = acc[0];
+    for (&x, &y) in rest_a.iter().zip(rest_b) {
+        sum += x * y;
+    }
+    sum
+}
+
+/// Rows `rows` of `x @ m^T` for a single input row `x` (`[n_in]`), with `m` `[n_out, n_in]`:
+/// `out[r - rows.start] = dot_fast(x, m[r])`. GPT-2's logits, split across threads by
+/// vocabulary rows.
+pub fn matvec_transposed_rows(x: &[f32], m: &[f32], rows: std::ops::Range<usize>, out: &mut [f32]) {
+    let n_in = x.len();
+    for (o, r) in out.iter_mut().zip(rows) {
+        *o = dot_fast(x, &m[r * n_in..(r + 1) * n_in]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +407,87 @@ mod tests {
         let x = [1.0, 2.0]; // [1, 2]
         let m = [1.0, 1.0, 2.0, -1.0, 0.0, 3.0]; // [3, 2]
         assert_eq!(matmul_transposed(&x, &m, 2, 3), vec![3.0, 0.0, 6.0]);
+    }
+
+    /// A random layer of the given shape, its weights in [-1, 1).
+    fn random_linear(n_in: usize, n_out: usize, seed: u64) -> Linear {
+        let mut rng = crate::rng::XorShift64::new(seed).unwrap();
+        let mut draw = |n: usize| {
+            (0..n)
+                .map(|_| rng.next_f32() * 2.0 - 1.0)
+                .collect::<Vec<f32>>()
+        };
+        Linear {
+            w: draw(n_in * n_out),
+            b: draw(n_out),
+            n_in,
+            n_out,
+        }
+    }
+
+    #[test]
+    fn fast_linear_equals_the_plain_kernel_bit_for_bit_on_odd_sizes() {
+        for (n_rows, n_in, n_out) in [
+            (1, 7, 1),
+            (3, 33, 7),
+            (4, 5, 33),
+            (9, 64, 33),
+            (1, 768, 768),
+            (6, 769, 50),
+            (5, 16, 50257),
+        ] {
+            let lin = random_linear(n_in, n_out, (n_rows * n_in + n_out) as u64);
+            let x: Vec<f32> = random_linear(n_rows, n_in, 99).w;
+            let plain = linear(&x, &lin.to_row_major(), &lin.b, n_in, n_out);
+            // All columns at once, then split into uneven ranges as threads would.
+            let mut fast = vec![f32::NAN; n_rows * n_out];
+            linear_columns(&x, &lin, 0..n_out, &mut fast, n_out, 0);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&fast), bits(&plain), "{n_rows}x{n_in}x{n_out}");
+            let cut = n_out / 3 / PANEL * PANEL;
+            let mut split = vec![f32::NAN; n_rows * n_out];
+            linear_columns(&x, &lin, cut..n_out, &mut split, n_out, 0);
+            let mut part = vec![f32::NAN; n_rows * cut];
+            linear_columns(&x, &lin, 0..cut, &mut part, cut, 0);
+            for r in 0..n_rows {
+                split[r * n_out..r * n_out + cut].copy_from_slice(&part[r * cut..(r + 1) * cut]);
+            }
+            assert_eq!(bits(&split), bits(&plain), "split {n_rows}x{n_in}x{n_out}");
+        }
+    }
+
+    #[test]
+    fn fast_dot_is_close_to_the_plain_dot_on_odd_sizes() {
+        for (n, seed) in [
+            (1, 1),
+            (7, 2),
+            (15, 3),
+            (16, 4),
+            (33, 5),
+            (768, 6),
+            (50257, 7),
+        ] {
+            let a = random_linear(1, n, seed).w;
+            let b = random_linear(1, n, seed + 100).w;
+            let exact: f64 = a.iter().zip(&b).map(|(&x, &y)| x as f64 * y as f64).sum();
+            let scale: f64 = a
+                .iter()
+                .zip(&b)
+                .map(|(&x, &y)| (x as f64 * y as f64).abs())
+                .sum();
+            for value in [dot(&a, &b), dot_fast(&a, &b)] {
+                // Both are within f32 rounding of the exact sum: n * eps * sum |a_i b_i|.
+                assert!(
+                    (value as f64 - exact).abs() <= n as f64 * 6e-8 * scale,
+                    "n = {n}"
+                );
+            }
+        }
+        let m = random_linear(7, 33, 8).w; // 33 rows of 7
+        let x = random_linear(1, 7, 9).w;
+        let mut out = vec![0.0; 10];
+        matvec_transposed_rows(&x, &m, 20..30, &mut out);
+        assert_eq!(out[3], dot_fast(&x, &m[23 * 7..24 * 7]));
     }
 
     #[test]

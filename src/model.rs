@@ -21,13 +21,16 @@
 //! Every kernel computes each row independently, in a fixed summation order, so both ways
 //! give bit-identical logits; `tests/kv_cache.rs` checks it on hundreds of random models.
 
+use std::sync::Arc;
+
 use crate::attention::Attention;
-use crate::block::{Block, Mlp};
+use crate::block::{Block, BlockScratch, Mlp};
 use crate::error::{Error, Result};
 use crate::kv_cache::KvCache;
 use crate::layer_norm::LayerNorm;
-use crate::matrix::{Linear, matmul_transposed};
+use crate::matrix::Linear;
 use crate::rng::XorShift64;
+use crate::threads::{Product, ThreadPool};
 use crate::trace::Trace;
 
 /// The hyper-parameters: every size in the model. Small and `Copy`.
@@ -149,11 +152,10 @@ impl Weights {
         } = *hparams;
         let wte = rng.uniform_vec(n_vocab * n_embd); // [n_vocab, n_embd]
         let wpe = rng.uniform_vec(n_ctx * n_embd); // [n_ctx, n_embd]
-        let mut linear = |n_in: usize, n_out: usize| Linear {
-            w: rng.uniform_vec(n_in * n_out), // [n_in, n_out]
-            b: rng.uniform_vec(n_out),        // [n_out]
-            n_in,
-            n_out,
+        let mut linear = |n_in: usize, n_out: usize| {
+            let w = rng.uniform_vec(n_in * n_out); // [n_in, n_out], drawn row-major
+            let b = rng.uniform_vec(n_out); // [n_out]
+            Linear::new(w, b, n_in, n_out)
         };
         let mut blocks = Vec::with_capacity(hparams.n_layer);
         for _ in 0..hparams.n_layer {
@@ -181,13 +183,64 @@ impl Weights {
     }
 }
 
-/// A model ready to run: hyper-parameters plus weights whose shapes were checked.
+/// A model ready to run: hyper-parameters plus weights whose shapes were checked. The weights
+/// sit behind an `Arc` so that worker threads can share them (see [`Workspace`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model {
     /// The sizes.
     pub hparams: HParams,
     /// The learned numbers.
-    pub weights: Weights,
+    pub weights: Arc<Weights>,
+}
+
+/// Which rows of logits a forward pass computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    /// Every new position's: `[n_new, n_vocab]` (what a trace or a test wants to see).
+    All,
+    /// Only the last position's: `[1, n_vocab]`, all generation needs. The logits cost
+    /// `n_vocab x n_embd` multiply-adds per row (38.6 M for GPT-2), so prefill skips them.
+    Last,
+}
+
+/// The forward pass's working state besides the KV cache (llama2.c's `RunState`): the
+/// thread pool and every intermediate buffer, reused from step to step so that a decode step
+/// allocates nothing. One workspace serves one model.
+#[derive(Debug)]
+pub struct Workspace {
+    pool: ThreadPool,
+    /// The residual stream, `[n_new, n_embd]`.
+    residual: Vec<f32>,
+    /// Every block's intermediate results.
+    block: BlockScratch,
+    /// `ln_f` of the rows whose logits are wanted, `[rows, n_embd]`.
+    final_normed: Vec<f32>,
+    /// `[rows, n_vocab]`.
+    logits: Vec<f32>,
+}
+
+impl Workspace {
+    /// A workspace for `model` whose matrix products use `n_threads` threads (the caller's
+    /// plus `n_threads - 1` workers).
+    pub fn new(model: &Model, n_threads: usize) -> Self {
+        Self {
+            pool: ThreadPool::new(Arc::clone(&model.weights), n_threads),
+            residual: Vec::new(),
+            block: BlockScratch::default(),
+            final_normed: Vec::new(),
+            logits: Vec::new(),
+        }
+    }
+
+    /// Threads used for the matrix products.
+    pub fn n_threads(&self) -> usize {
+        self.pool.n_threads()
+    }
+}
+
+/// The number of threads to use by default: what the operating system says is available.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 impl Model {
@@ -195,7 +248,10 @@ impl Model {
     pub fn new(hparams: HParams, weights: Weights) -> Result<Self> {
         hparams.validate()?;
         check_shapes(&hparams, &weights)?;
-        Ok(Self { hparams, weights })
+        Ok(Self {
+            hparams,
+            weights: Arc::new(weights),
+        })
     }
 
     /// **Full recomputation** (the reference): runs every position of `tokens` from
@@ -218,61 +274,90 @@ impl Model {
         self.forward_traced(tokens, cache, &mut Trace::disabled())
     }
 
-    /// The forward pass itself (see the module docs), recording every intermediate tensor
-    /// into `trace` when it is enabled.
+    /// [`forward_cached`](Self::forward_cached), recording every intermediate tensor into
+    /// `trace` when it is enabled. Single-threaded, with a workspace of its own; see
+    /// [`forward_with`](Self::forward_with) for the fast path.
     pub fn forward_traced(
         &self,
         tokens: &[u32],
         cache: &mut KvCache,
         trace: &mut Trace,
     ) -> Result<Vec<f32>> {
+        let mut workspace = Workspace::new(self, 1);
+        Ok(self
+            .forward_with(tokens, cache, &mut workspace, Logits::All, trace)?
+            .to_vec())
+    }
+
+    /// The forward pass itself (see the module docs): runs `tokens` at positions
+    /// `cache.len()..` using `workspace`'s threads and buffers, and returns the logits kept
+    /// by `keep` (`[n_new or 1, n_vocab]`), borrowed from the workspace.
+    pub fn forward_with<'w>(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        workspace: &'w mut Workspace,
+        keep: Logits,
+        trace: &mut Trace,
+    ) -> Result<&'w [f32]> {
         self.check_input(tokens, cache)?;
+        if !workspace.pool.serves(&self.weights) {
+            return Err(Error::InvalidHParams(
+                "this workspace was made for another model; make one with Workspace::new(&model, threads)".into(),
+            ));
+        }
         let HParams {
             n_vocab, n_embd, ..
         } = self.hparams;
         let pos0 = cache.len();
         let n_new = tokens.len();
+        let Workspace {
+            pool,
+            residual: x,
+            block: scratch,
+            final_normed,
+            logits,
+        } = workspace;
 
-        let mut x = self.embed(tokens, pos0, trace); // [n_new] -> [n_new, n_embd]
+        self.embed(tokens, pos0, x, trace); // [n_new] -> [n_new, n_embd]
         for (layer, block) in self.weights.blocks.iter().enumerate() {
-            block.forward(
-                &mut x,
-                &self.hparams,
-                cache.layer_mut(layer),
-                pos0,
-                layer,
-                trace,
-            );
+            let kv = cache.layer_mut(layer);
+            block.forward(x, &self.hparams, kv, pos0, layer, pool, scratch, trace);
         }
         cache.advance(n_new);
 
-        let x = self.weights.ln_f.forward(&x, self.hparams.layer_norm_eps);
-        trace.record(format_args!("ln_f"), &[n_new, n_embd], &x);
-        let logits = matmul_transposed(&x, &self.weights.wte, n_embd, n_vocab); // -> [n_new, n_vocab]
-        trace.record(format_args!("logits"), &[n_new, n_vocab], &logits);
+        let kept = match keep {
+            Logits::All => &x[..],
+            Logits::Last => &x[x.len().saturating_sub(n_embd)..],
+        };
+        self.weights
+            .ln_f
+            .forward_into(kept, self.hparams.layer_norm_eps, final_normed);
+        let n_rows = final_normed.len() / n_embd;
+        trace.record(format_args!("ln_f"), &[n_rows, n_embd], final_normed);
+        logits.resize(n_rows * n_vocab, 0.0);
+        pool.compute(Product::Logits, final_normed, logits); // x @ wte^T: [rows, n_embd] -> [rows, n_vocab]
+        trace.record(format_args!("logits"), &[n_rows, n_vocab], logits);
         Ok(logits)
     }
 
-    /// Token embedding plus position embedding for positions `pos0..pos0 + n_new`:
-    /// `[n_new] -> [n_new, n_embd]`.
-    fn embed(&self, tokens: &[u32], pos0: usize, trace: &mut Trace) -> Vec<f32> {
+    /// Token embedding plus position embedding for positions `pos0..pos0 + n_new`, into
+    /// `x`: `[n_new] -> [n_new, n_embd]`.
+    fn embed(&self, tokens: &[u32], pos0: usize, x: &mut Vec<f32>, trace: &mut Trace) {
         let n_embd = self.hparams.n_embd;
         let shape = [tokens.len(), n_embd];
-        let token_rows = || -> Vec<f32> {
-            let wte = &self.weights.wte;
-            tokens
-                .iter()
-                .flat_map(|&t| &wte[t as usize * n_embd..(t as usize + 1) * n_embd])
-                .copied()
-                .collect()
-        };
+        let wte_row = |t: u32| &self.weights.wte[t as usize * n_embd..(t as usize + 1) * n_embd];
         let wpe_rows = &self.weights.wpe[pos0 * n_embd..(pos0 + tokens.len()) * n_embd];
-        trace.record_with(format_args!("wte"), &shape, token_rows);
+        trace.record_with(format_args!("wte"), &shape, || {
+            tokens.iter().flat_map(|&t| wte_row(t)).copied().collect()
+        });
         trace.record(format_args!("wpe"), &shape, wpe_rows);
-        let mut x = token_rows(); // [n_new, n_embd]
-        crate::matrix::add_in_place(&mut x, wpe_rows);
-        trace.record(format_args!("embeddings"), &shape, &x);
-        x
+        x.clear();
+        for &t in tokens {
+            x.extend_from_slice(wte_row(t));
+        }
+        crate::matrix::add_in_place(x, wpe_rows);
+        trace.record(format_args!("embeddings"), &shape, x);
     }
 
     /// Every way the input can be wrong, reported before any work is done.

@@ -162,20 +162,18 @@ fn assert_cache_matches_full_pass(model: &Model, tokens: &[u32], cache: &KvCache
     let mut trace = Trace::new();
     model.forward_full_traced(tokens, &mut trace).unwrap();
     assert_eq!(cache.len(), tokens.len(), "{what}: cache length");
-    let d_head = hp.d_head();
     for layer in 0..hp.n_layer {
         for head in 0..hp.n_head {
-            for (name, stored) in [("k", cache.keys(layer)), ("v", cache.values(layer))] {
+            for (name, cached) in [
+                ("k", cache.keys(layer, head)),
+                ("v", cache.values(layer, head)),
+            ] {
                 let full = &trace
                     .get(&format!("block.{layer}.attn.{name}.head.{head}"))
                     .unwrap()
                     .data;
-                let cached: Vec<f32> = stored
-                    .chunks_exact(hp.n_embd)
-                    .flat_map(|row| row[head * d_head..(head + 1) * d_head].iter().copied())
-                    .collect();
                 assert_bits_eq(
-                    &cached,
+                    cached,
                     full,
                     &format!("{what}: layer {layer} head {head} {name}"),
                 );
@@ -224,5 +222,66 @@ fn one_token_decode_steps_equal_the_full_pass_on_the_dummy_model_for_a_long_sequ
     for (t, &token) in tokens.iter().enumerate() {
         let cached = model.forward_cached(&[token], &mut cache).unwrap();
         assert_bits_eq(&cached, &full[t * 4..(t + 1) * 4], &format!("position {t}"));
+    }
+}
+
+/// The fast path with 1, 2, 3 and 4 threads: bit-identical logits and caches, at prefill and
+/// at every decode step, and equal to the single-threaded reference path.
+#[test]
+fn one_to_four_threads_give_bit_identical_logits() {
+    use gpt2_edu::model::{Logits, Workspace};
+    let tiny = gpt2_edu::checkpoint::load_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-gpt2"),
+    )
+    .unwrap()
+    .1;
+    let mut models = vec![(
+        "tiny GPT-2".to_string(),
+        tiny,
+        (0..40).map(|i| (i * 37 % 513) as u32).collect::<Vec<u32>>(),
+    )];
+    for seed in [3, 8, 21] {
+        let (model, prompt, _, label) = random_case(seed);
+        models.push((label, model, prompt));
+    }
+    for (label, model, tokens) in models {
+        let split = tokens.len() / 2;
+        let reference = model.forward(&tokens).unwrap(); // single-threaded, every row
+        let n_vocab = model.hparams.n_vocab;
+        for threads in 1..=4 {
+            let mut workspace = Workspace::new(&model, threads);
+            let mut cache = KvCache::new(&model.hparams);
+            let mut trace = Trace::disabled();
+            let prefill = model
+                .forward_with(
+                    &tokens[..split],
+                    &mut cache,
+                    &mut workspace,
+                    Logits::All,
+                    &mut trace,
+                )
+                .unwrap();
+            assert_bits_eq(
+                prefill,
+                &reference[..split * n_vocab],
+                &format!("{label}: {threads} threads, prefill"),
+            );
+            for t in split..tokens.len() {
+                let step = model
+                    .forward_with(
+                        &tokens[t..t + 1],
+                        &mut cache,
+                        &mut workspace,
+                        Logits::Last,
+                        &mut trace,
+                    )
+                    .unwrap();
+                assert_bits_eq(
+                    step,
+                    &reference[t * n_vocab..(t + 1) * n_vocab],
+                    &format!("{label}: {threads} threads, step {t}"),
+                );
+            }
+        }
     }
 }

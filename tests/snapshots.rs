@@ -88,26 +88,31 @@ fn every_intermediate_tensor_of_hello_world() {
     });
 }
 
-/// The cache's keys and values, per layer, as a readable table.
+/// The cache's keys and values, per layer and head, as a readable table.
 fn cache_text(cache: &KvCache) -> String {
     let mut text = format!(
         "positions filled: {} of {}\n",
         cache.len(),
         cache.capacity()
     );
-    let width = cache.n_embd();
+    let d_head = cache.n_embd() / cache.n_head();
     for layer in 0..cache.n_layer() {
-        for (name, rows) in [("keys", cache.keys(layer)), ("values", cache.values(layer))] {
-            text.push_str(&format!(
-                "layer {layer} {name} [{}, {width}]\n",
-                cache.len()
-            ));
-            for row in rows.chunks_exact(width) {
-                let cells: Vec<String> = row
-                    .iter()
-                    .map(|&x| format!("{:>8}", format_fixed(x, PRINT_DECIMALS)))
-                    .collect();
-                text.push_str(&format!("  {}\n", cells.join(" ")));
+        for head in 0..cache.n_head() {
+            for (name, rows) in [
+                ("keys", cache.keys(layer, head)),
+                ("values", cache.values(layer, head)),
+            ] {
+                text.push_str(&format!(
+                    "layer {layer} head {head} {name} [{}, {d_head}]\n",
+                    cache.len()
+                ));
+                for row in rows.chunks_exact(d_head) {
+                    let cells: Vec<String> = row
+                        .iter()
+                        .map(|&x| format!("{:>8}", format_fixed(x, PRINT_DECIMALS)))
+                        .collect();
+                    text.push_str(&format!("  {}\n", cells.join(" ")));
+                }
             }
         }
     }

@@ -1,0 +1,356 @@
+//! How fast does gpt2-edu decode, against the machine's memory-bandwidth ceiling?
+//!
+//! ```text
+//! cargo run --release --example bench -- [--threads N] [--tokens N] [--prompt N] [--model DIR]
+//! ```
+//!
+//! At batch size 1 every generated token reads every weight once, so
+//! `ceiling (tokens/s) = read bandwidth (bytes/s) / weight bytes per token`. The benchmark
+//! measures that bandwidth itself, in the same run, then times the model and prints a table
+//! and one `key=value` line. Without `--model` it builds random weights of GPT-2 124M's shapes
+//! from the crate's xorshift (no files needed); the speed does not depend on the values.
+//!
+//! - **bandwidth**: two threads compare two 512 MiB buffers with `==` on byte slices, which
+//!   std hands to the C library's `memcmp`, vectorised with the widest instructions the CPU
+//!   has. This is the machine's read bandwidth, the honest ceiling. For comparison it also
+//!   reports what portable code (the default x86-64 target: SSE2) reads when it sums f32s.
+//! - **prefill**: one forward pass over a `--prompt`-token prompt (128), logits for the last
+//!   position only.
+//! - **decode**: `--tokens` (32) cached one-token steps after a prefill to context 128, and to
+//!   context 512.
+//! - **full recomputation**: one forward over 128 (and 512) tokens per generated token.
+//! - **peak memory**: the process's peak resident set after the bandwidth probe, against the
+//!   weights plus the KV cache.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use gpt2_edu::generate::argmax;
+use gpt2_edu::model::{Logits, Workspace, default_threads};
+use gpt2_edu::{HParams, KvCache, Model, Trace, Weights, XorShift64, checkpoint};
+
+struct Options {
+    threads: usize,
+    tokens: usize,
+    prompt: usize,
+    model: Option<std::path::PathBuf>,
+}
+
+fn parse_options() -> Result<Options, String> {
+    let mut options = Options {
+        threads: default_threads(),
+        tokens: 32,
+        prompt: 128,
+        model: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or(format!("{flag} needs a value"));
+        let number = |v: String| {
+            v.parse::<usize>().ok().filter(|&n| n > 0).ok_or(format!(
+                "{flag} expects a positive whole number, found '{v}'"
+            ))
+        };
+        match flag.as_str() {
+            "--threads" => options.threads = number(value()?)?,
+            "--tokens" => options.tokens = number(value()?)?,
+            "--prompt" => options.prompt = number(value()?)?,
+            "--model" => options.model = Some(value()?.into()),
+            other => {
+                return Err(format!(
+                    "unknown option '{other}' (options: --threads N --tokens N --prompt N --model DIR)"
+                ));
+            }
+        }
+    }
+    Ok(options)
+}
+
+fn main() -> ExitCode {
+    let options = match parse_options() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(options: &Options) -> Result<(), String> {
+    let threads = options.threads;
+    let (bandwidth, portable) = (
+        memcmp_read_bandwidth(threads),
+        portable_read_bandwidth(threads),
+    );
+    reset_peak_memory();
+
+    let model = match &options.model {
+        Some(dir) => checkpoint::load_dir(dir).map_err(|e| e.to_string())?.1,
+        None => random_gpt2_124m(),
+    };
+    let hp = model.hparams;
+    let needed = options.prompt.max(512) + options.tokens;
+    if needed > hp.n_ctx {
+        return Err(format!(
+            "the benchmark needs {needed} positions but n_ctx is {}",
+            hp.n_ctx
+        ));
+    }
+    let weight_bytes = weight_bytes_per_token(&hp);
+    let mut workspace = Workspace::new(&model, threads);
+    let mut cache = KvCache::new(&hp);
+    let tokens: Vec<u32> = (0..needed as u32)
+        .map(|i| (i * 7919 + 13) % hp.n_vocab as u32)
+        .collect();
+    let mut trace = Trace::disabled();
+    let mut forward = |tokens: &[u32], cache: &mut KvCache| -> f64 {
+        let start = Instant::now();
+        let logits = model
+            .forward_with(tokens, cache, &mut workspace, Logits::Last, &mut trace)
+            .expect("fits in n_ctx");
+        std::hint::black_box(argmax(logits));
+        start.elapsed().as_secs_f64()
+    };
+
+    // Prefill and full recomputation: a forward over n tokens from an empty cache.
+    let mut from_scratch = |n: usize, reps: usize| -> f64 {
+        median((0..reps).map(|_| {
+            cache.clear();
+            forward(&tokens[..n], &mut cache)
+        }))
+    };
+    from_scratch(8, 1); // warm-up: threads started, buffers grown, weights paged in
+    let prefill_s = from_scratch(options.prompt, 3);
+    let full128_s = from_scratch(128, 3);
+    let full512_s = from_scratch(512, 1);
+
+    // Cached decoding at a context: prefill to it (untimed), then time one-token steps.
+    let mut decode = |context: usize| -> f64 {
+        cache.clear();
+        forward(&tokens[..context - 1], &mut cache);
+        let start = Instant::now();
+        for t in context - 1..context - 1 + options.tokens {
+            forward(&tokens[t..t + 1], &mut cache);
+        }
+        options.tokens as f64 / start.elapsed().as_secs_f64()
+    };
+    let decode128 = decode(128);
+    let decode512 = decode(512);
+
+    let ceiling = bandwidth * 1e9 / weight_bytes as f64;
+    let weights_mb = model_bytes(&model) as f64 / 1e6;
+    let cache_mb = cache.memory_bytes() as f64 / 1e6;
+    let peak_mb = peak_memory_mb();
+    let rows = [
+        ("threads", format!("{threads}"), String::new()),
+        (
+            "read bandwidth (memcmp, widest vectors)",
+            format!("{bandwidth:.1} GB/s"),
+            "the ceiling's bandwidth".into(),
+        ),
+        (
+            "read bandwidth (portable SSE2 f32 sum)",
+            format!("{portable:.1} GB/s"),
+            "what safe default-target code reads".into(),
+        ),
+        (
+            "weight bytes per token",
+            format!("{:.1} MB", weight_bytes as f64 / 1e6),
+            "every weight read once".into(),
+        ),
+        (
+            "ceiling",
+            format!("{ceiling:.1} tok/s"),
+            "bandwidth / weight bytes".into(),
+        ),
+        (
+            "prefill",
+            format!("{:.1} tok/s", options.prompt as f64 / prefill_s),
+            format!("{} tokens in {:.0} ms", options.prompt, prefill_s * 1e3),
+        ),
+        (
+            "cached decode, context 128",
+            format!("{decode128:.1} tok/s"),
+            format!("{:.1} ms/token", 1e3 / decode128),
+        ),
+        (
+            "cached decode, context 512",
+            format!("{decode512:.1} tok/s"),
+            format!("{:.1} ms/token", 1e3 / decode512),
+        ),
+        (
+            "full recomputation, context 128",
+            format!("{:.2} tok/s", 1.0 / full128_s),
+            format!("{:.0} ms/token", full128_s * 1e3),
+        ),
+        (
+            "full recomputation, context 512",
+            format!("{:.2} tok/s", 1.0 / full512_s),
+            format!("{:.0} ms/token", full512_s * 1e3),
+        ),
+        (
+            "cache speedup at 512",
+            format!("{:.0}x", decode512 * full512_s),
+            "cached / full".into(),
+        ),
+        (
+            "weight reads achieved",
+            format!("{:.1} GB/s", weight_bytes as f64 * decode128 / 1e9),
+            "at context 128".into(),
+        ),
+        (
+            "fraction of ceiling",
+            format!("{:.0}%", 100.0 * decode128 / ceiling),
+            "cached decode at 128 / ceiling".into(),
+        ),
+        (
+            "peak memory",
+            format!("{peak_mb:.0} MB"),
+            format!(
+                "{:.2}x weights {weights_mb:.0} MB + KV cache {cache_mb:.0} MB",
+                peak_mb / (weights_mb + cache_mb)
+            ),
+        ),
+    ];
+    for (name, value, detail) in rows {
+        println!("{name:<42} {value:>12}  {detail}");
+    }
+    println!(
+        "prefill_tok_s={:.1} decode_tok_s_ctx128={decode128:.1} decode_tok_s_ctx512={decode512:.1} full_tok_s_ctx128={:.2} full_tok_s_ctx512={:.3} weight_gb_s={:.1} bandwidth_gb_s={bandwidth:.1} portable_read_gb_s={portable:.1} ceiling_tok_s={ceiling:.1} ceiling_fraction={:.3} peak_rss_mb={peak_mb:.0} weights_mb={weights_mb:.0} kv_cache_mb={cache_mb:.0} threads={threads}",
+        options.prompt as f64 / prefill_s,
+        1.0 / full128_s,
+        1.0 / full512_s,
+        weight_bytes as f64 * decode128 / 1e9,
+        decode128 / ceiling,
+    );
+    Ok(())
+}
+
+/// GPT-2 124M's shapes, weights from xorshift mapped to small centred values (as trained
+/// weights are; the values do not change the speed, only that no number overflows).
+fn random_gpt2_124m() -> Model {
+    let hparams = HParams::gpt2_124m();
+    let mut weights = Weights::random(&hparams, &mut XorShift64::new(1).expect("nonzero"));
+    let small = |v: &mut Vec<f32>| v.iter_mut().for_each(|u| *u = (*u - 0.5) * 0.04);
+    small(&mut weights.wte);
+    small(&mut weights.wpe);
+    for block in &mut weights.blocks {
+        for linear in [
+            &mut block.attn.c_attn,
+            &mut block.attn.c_proj,
+            &mut block.mlp.c_fc,
+            &mut block.mlp.c_proj,
+        ] {
+            small(&mut linear.w);
+            small(&mut linear.b);
+        }
+    }
+    Model::new(hparams, weights).expect("GPT-2's own shapes are valid")
+}
+
+/// Bytes of weights one decode step reads: every block, `ln_f`, `wte` (the logits) and one
+/// row each of `wte` and `wpe` (the embedding).
+fn weight_bytes_per_token(hp: &HParams) -> usize {
+    let e = hp.n_embd;
+    let per_block = 4 * e
+        + (e * 3 * e + 3 * e)
+        + (e * e + e)
+        + (e * hp.n_ffn() + hp.n_ffn())
+        + (hp.n_ffn() * e + e);
+    4 * (hp.n_layer * per_block + 2 * e + hp.n_vocab * e + 2 * e)
+}
+
+fn model_bytes(model: &Model) -> usize {
+    let w = &model.weights;
+    let blocks: usize = w
+        .blocks
+        .iter()
+        .map(|b| {
+            b.ln_1.g.len() * 2
+                + b.ln_2.g.len() * 2
+                + [&b.attn.c_attn, &b.attn.c_proj, &b.mlp.c_fc, &b.mlp.c_proj]
+                    .iter()
+                    .map(|l| l.w.len() + l.b.len())
+                    .sum::<usize>()
+        })
+        .sum();
+    4 * (w.wte.len() + w.wpe.len() + blocks + 2 * w.ln_f.g.len())
+}
+
+fn median(times: impl Iterator<Item = f64>) -> f64 {
+    let mut times: Vec<f64> = times.collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// Two 512 MiB buffers compared by `threads` threads: read bytes per second, best of three.
+fn memcmp_read_bandwidth(threads: usize) -> f64 {
+    let a: Vec<u8> = (0..512usize << 20).map(|i| (i % 251) as u8).collect();
+    let b = a.clone();
+    let chunk = a.len().div_ceil(threads);
+    let once = || {
+        let start = Instant::now();
+        let equal = std::thread::scope(|s| {
+            let handles: Vec<_> = a
+                .chunks(chunk)
+                .zip(b.chunks(chunk))
+                .map(|(x, y)| s.spawn(move || x == y))
+                .collect();
+            handles.into_iter().all(|h| h.join().unwrap_or(false))
+        });
+        assert!(equal);
+        2.0 * a.len() as f64 / start.elapsed().as_secs_f64() / 1e9
+    };
+    (0..3).map(|_| once()).fold(0.0, f64::max)
+}
+
+/// A 1 GiB f32 buffer summed by `threads` threads in portable code: best of three.
+fn portable_read_bandwidth(threads: usize) -> f64 {
+    let data: Vec<f32> = (0..1usize << 28).map(|i| (i % 7) as f32).collect();
+    let chunk = data.len().div_ceil(threads);
+    let sum = |part: &[f32]| {
+        let mut acc = [0.0f32; 16];
+        for c in part.chunks_exact(16) {
+            for (a, &x) in acc.iter_mut().zip(c) {
+                *a += x;
+            }
+        }
+        acc.iter().sum::<f32>()
+    };
+    let once = || {
+        let start = Instant::now();
+        let total: f32 = std::thread::scope(|s| {
+            let handles: Vec<_> = data
+                .chunks(chunk)
+                .map(|part| s.spawn(move || sum(part)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or(0.0)).sum()
+        });
+        std::hint::black_box(total);
+        4.0 * data.len() as f64 / start.elapsed().as_secs_f64() / 1e9
+    };
+    (0..3).map(|_| once()).fold(0.0, f64::max)
+}
+
+/// Linux: forget the peak resident set so far (the probe's buffers), so the reported peak is
+/// the model's. Elsewhere the peak is simply not reset.
+fn reset_peak_memory() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Linux: the peak resident set (`VmHWM`) in MB; 0 where unknown.
+fn peak_memory_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1e3)
+}

@@ -1,0 +1,312 @@
+//! A small, persistent pool of worker threads that split each matrix product by output
+//! columns.
+//!
+//! ```text
+//! out = x @ W + b      [n_rows, n_in] @ [n_in, n_out]
+//! thread 0 (the caller): columns 0..c1     thread 1: columns c1..c2     ...
+//! ```
+//!
+//! Every output element is computed whole by one thread, with the same kernel and the same
+//! summation order, so 1, 2, 3 or 4 threads give bit-identical results. Decoding one token
+//! reads every weight once; splitting the columns lets both cores read memory at once.
+//!
+//! Safe Rust cannot lend a worker a borrowed slice for an unknown time, so the workers own
+//! what they need: the weights, shared through an `Arc`; the input, copied into a shared
+//! buffer once per product (a few KB while decoding); and an output buffer each, copied back
+//! by the caller. Tasks are small `Copy` messages over bounded channels, and every buffer is
+//! reused, so a decode step allocates nothing. Waiting threads spin briefly before they
+//! sleep, because a product takes microseconds and waking a sleeping thread takes about as
+//! long.
+
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+
+use crate::gelu::gelu_in_place;
+use crate::matrix::{Linear, PANEL, linear_columns, matvec_transposed_rows};
+use crate::model::Weights;
+
+/// Which matrix of a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockMatrix {
+    /// `attn.c_attn`: `[n_embd, 3 n_embd]`.
+    AttnQkv,
+    /// `attn.c_proj`: `[n_embd, n_embd]`.
+    AttnProj,
+    /// `mlp.c_fc`: `[n_embd, 4 n_embd]`.
+    MlpFc,
+    /// `mlp.c_fc` followed by GELU on each result, so the threads share the GELUs too
+    /// (element-wise, so the values are the same as GELU applied afterwards).
+    MlpFcGelu,
+    /// `mlp.c_proj`: `[4 n_embd, n_embd]`.
+    MlpProj,
+}
+
+/// A product the pool can split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Product {
+    /// `x @ w + b` for one matrix of one block.
+    Linear {
+        /// The block.
+        layer: usize,
+        /// The matrix.
+        matrix: BlockMatrix,
+    },
+    /// `x @ wte^T`: the logits.
+    Logits,
+}
+
+impl Product {
+    fn linear(self, weights: &Weights) -> Option<&Linear> {
+        let Product::Linear { layer, matrix } = self else {
+            return None;
+        };
+        let block = &weights.blocks[layer];
+        Some(match matrix {
+            BlockMatrix::AttnQkv => &block.attn.c_attn,
+            BlockMatrix::AttnProj => &block.attn.c_proj,
+            BlockMatrix::MlpFc | BlockMatrix::MlpFcGelu => &block.mlp.c_fc,
+            BlockMatrix::MlpProj => &block.mlp.c_proj,
+        })
+    }
+
+    /// `(n_in, n_out)` of the product.
+    fn shape(self, weights: &Weights) -> (usize, usize) {
+        match self.linear(weights) {
+            Some(lin) => (lin.n_in, lin.n_out),
+            None => (
+                weights.ln_f.g.len(),
+                weights.wte.len() / weights.ln_f.g.len(),
+            ),
+        }
+    }
+
+    /// Columns `cols` for every row of `x`, into `out` (`[n_rows, out_stride]`, column `j`
+    /// at `j - out_col0`).
+    fn compute(
+        self,
+        weights: &Weights,
+        x: &[f32],
+        cols: (usize, usize),
+        out: &mut [f32],
+        out_stride: usize,
+        out_col0: usize,
+    ) {
+        match self.linear(weights) {
+            Some(lin) => {
+                linear_columns(x, lin, cols.0..cols.1, out, out_stride, out_col0);
+                if let Product::Linear {
+                    matrix: BlockMatrix::MlpFcGelu,
+                    ..
+                } = self
+                {
+                    for row in out.chunks_mut(out_stride) {
+                        gelu_in_place(&mut row[cols.0 - out_col0..cols.1 - out_col0]);
+                    }
+                }
+            }
+            None => {
+                let n_embd = weights.ln_f.g.len();
+                for (x_row, out_row) in x.chunks_exact(n_embd).zip(out.chunks_mut(out_stride)) {
+                    let dst = &mut out_row[cols.0 - out_col0..cols.1 - out_col0];
+                    matvec_transposed_rows(x_row, &weights.wte, cols.0..cols.1, dst);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Task {
+    Compute {
+        product: Product,
+        n_rows: usize,
+        cols: (usize, usize),
+    },
+    Quit,
+}
+
+#[derive(Debug)]
+struct Worker {
+    tasks: SyncSender<Task>,
+    done: Receiver<()>,
+    output: Arc<Mutex<Vec<f32>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The caller's thread plus `n_threads - 1` workers.
+#[derive(Debug)]
+pub struct ThreadPool {
+    weights: Arc<Weights>,
+    input: Arc<RwLock<Vec<f32>>>,
+    workers: Vec<Worker>,
+}
+
+/// How a waiting thread waits: it checks for news `SPINS` times in a tight loop, then
+/// `YIELDS` times giving its core to any other runnable thread, then sleeps. Products take
+/// microseconds, so the next task usually arrives while spinning; yielding keeps a busy
+/// machine (other programs, parallel tests) from losing a core to the wait.
+const SPINS: u32 = 200;
+const YIELDS: u32 = 2_000;
+
+impl ThreadPool {
+    /// A pool over `weights` with `n_threads` threads in all (at least 1: the caller).
+    pub fn new(weights: Arc<Weights>, n_threads: usize) -> Self {
+        let input = Arc::new(RwLock::new(Vec::new()));
+        let workers = (1..n_threads.max(1))
+            .map(|index| spawn_worker(index, Arc::clone(&weights), Arc::clone(&input)))
+            .collect();
+        Self {
+            weights,
+            input,
+            workers,
+        }
+    }
+
+    /// Threads in all, the caller's included.
+    pub fn n_threads(&self) -> usize {
+        self.workers.len() + 1
+    }
+
+    /// Whether this pool computes over exactly these weights.
+    pub fn serves(&self, weights: &Arc<Weights>) -> bool {
+        Arc::ptr_eq(&self.weights, weights)
+    }
+
+    /// `out = x @ W (+ b)` for `product`: `x` is `[n_rows, n_in]`, `out` `[n_rows, n_out]`.
+    /// The caller computes the first share of the columns while the workers compute theirs.
+    pub fn compute(&self, product: Product, x: &[f32], out: &mut [f32]) {
+        let (n_in, n_out) = product.shape(&self.weights);
+        let n_rows = x.len() / n_in;
+        debug_assert_eq!(out.len(), n_rows * n_out);
+        let shares = split_columns(n_out, self.n_threads());
+        if !self.workers.is_empty() {
+            let mut shared = self
+                .input
+                .write()
+                .expect("no thread panicked while holding the input");
+            shared.clear();
+            shared.extend_from_slice(x);
+        }
+        // Workers with an empty share (a tiny product) are left idle.
+        let busy = || {
+            self.workers
+                .iter()
+                .zip(&shares[1..])
+                .filter(|(_, (c0, c1))| c1 > c0)
+        };
+        for (worker, &cols) in busy() {
+            let task = Task::Compute {
+                product,
+                n_rows,
+                cols,
+            };
+            worker
+                .tasks
+                .send(task)
+                .expect("worker threads live as long as the pool");
+        }
+        product.compute(&self.weights, x, shares[0], out, n_out, 0);
+        for (worker, &(c0, c1)) in busy() {
+            wait(&worker.done).expect("worker threads live as long as the pool");
+            let part = worker.output.lock().expect("no worker panicked");
+            let width = c1 - c0;
+            for (out_row, part_row) in out.chunks_exact_mut(n_out).zip(part.chunks_exact(width)) {
+                out_row[c0..c1].copy_from_slice(part_row);
+            }
+        }
+    }
+}
+
+/// `n_out` columns in `n_parts` contiguous shares, cut at panel boundaries.
+fn split_columns(n_out: usize, n_parts: usize) -> Vec<(usize, usize)> {
+    let cut = |i: usize| {
+        if i == n_parts {
+            n_out
+        } else {
+            (n_out * i / n_parts) / PANEL * PANEL
+        }
+    };
+    (0..n_parts).map(|i| (cut(i), cut(i + 1))).collect()
+}
+
+/// Receives one message: spins, then yields, then sleeps (see [`SPINS`]).
+fn wait<T>(channel: &Receiver<T>) -> Option<T> {
+    for attempt in 0..SPINS + YIELDS {
+        match channel.try_recv() {
+            Ok(message) => return Some(message),
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) if attempt < SPINS => std::hint::spin_loop(),
+            Err(TryRecvError::Empty) => std::thread::yield_now(),
+        }
+    }
+    channel.recv().ok()
+}
+
+fn spawn_worker(index: usize, weights: Arc<Weights>, input: Arc<RwLock<Vec<f32>>>) -> Worker {
+    let (tasks, task_inbox) = sync_channel::<Task>(1);
+    let (done_outbox, done) = sync_channel::<()>(1);
+    let output = Arc::new(Mutex::new(Vec::new()));
+    let my_output = Arc::clone(&output);
+    let thread = std::thread::Builder::new()
+        .name(format!("gpt2-edu worker {index}"))
+        .spawn(move || {
+            while let Some(Task::Compute {
+                product,
+                n_rows,
+                cols,
+            }) = wait(&task_inbox)
+            {
+                {
+                    let x = input
+                        .read()
+                        .expect("the caller does not panic while writing");
+                    let mut out = my_output
+                        .lock()
+                        .expect("only this worker writes its output");
+                    let width = cols.1 - cols.0;
+                    out.resize(n_rows * width, 0.0); // grows once, then reused
+                    product.compute(&weights, &x, cols, &mut out, width, cols.0);
+                }
+                if done_outbox.send(()).is_err() {
+                    return;
+                }
+            }
+        })
+        .expect("the operating system can start a thread");
+    Worker {
+        tasks,
+        done,
+        output,
+        thread: Some(thread),
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        for worker in &mut self.workers {
+            let _ = worker.tasks.send(Task::Quit);
+            if let Some(thread) = worker.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_cover_every_column_once() {
+        for (n_out, parts) in [(10, 1), (10, 3), (2304, 2), (50257, 4), (7, 4)] {
+            let shares = split_columns(n_out, parts);
+            assert_eq!(shares.len(), parts);
+            assert_eq!(shares[0].0, 0);
+            assert_eq!(shares[parts - 1].1, n_out);
+            for pair in shares.windows(2) {
+                assert_eq!(pair[0].1, pair[1].0);
+            }
+        }
+    }
+}
