@@ -12,6 +12,7 @@ use crate::dummy::DEFAULT_WEIGHTS_SEED;
 use crate::generate::{DEFAULT_SAMPLING_SEED, Decoding};
 use crate::model::default_threads;
 use crate::sample::SamplingParams;
+use crate::viz::HeadId;
 
 /// `gpt2-edu --help`.
 pub const USAGE: &str = "\
@@ -39,6 +40,10 @@ Options:
       --stop <STR>          stop when the text contains STR (repeatable; STR is not printed)
       --ignore-eot          keep generating after <|endoftext|> (GPT-2 stops there by default)
       --threads <N>         threads for the matrix products [default: all available]
+      --explain             print each step's pictures: attention map, top candidates, cache
+      --attention[=L.H]     print each step's attention map of layer L, head H [default: 0.0]
+      --html <FILE>         write a self-contained HTML report of every layer's and head's
+                            attention, the probabilities and the cache
       --weights-seed <S>    xorshift seed of the dummy weights [default: 348]; not with --model
       --prompt-file <PATH>  read the prompt from a file ('-' for standard input)
   -h, --help                print this help
@@ -100,6 +105,12 @@ pub struct Options {
     pub stop_strings: Vec<String>,
     /// Threads for the matrix products (at least 1).
     pub threads: usize,
+    /// Print each step's pictures: attention map, candidates, cache (`--explain`).
+    pub explain: bool,
+    /// Print each step's attention map of this head (`--attention[=LAYER.HEAD]`).
+    pub attention: Option<HeadId>,
+    /// Write the HTML report here (`--html FILE`).
+    pub html: Option<PathBuf>,
 }
 
 /// A command line that cannot be understood; the message says why.
@@ -139,6 +150,7 @@ where
     let mut stop_strings = Vec::new();
     let mut ignore_eot = false;
     let mut threads = None;
+    let (mut explain, mut attention, mut html) = (false, None, None);
     let (mut no_cache, mut print_ids, mut trace) = (false, false, false);
 
     while let Some(arg) = args.next() {
@@ -163,6 +175,15 @@ where
         }
         seen.push(name);
         let takes_value = OPTIONS.iter().any(|o| o.long == name && o.takes_value);
+        if name == "--attention" {
+            // The one option whose value is optional: `--attention` or `--attention=1.3`.
+            let head = inline_value.as_deref().unwrap_or("0.0");
+            attention = Some(
+                head.parse::<HeadId>()
+                    .map_err(|e| UsageError(format!("option '--attention': {e}")))?,
+            );
+            continue;
+        }
         if !takes_value && inline_value.is_some() {
             return Err(UsageError(format!("option '{name}' takes no value")));
         }
@@ -191,6 +212,8 @@ where
                 stop_strings.push(stop);
             }
             "--ignore-eot" => ignore_eot = true,
+            "--explain" => explain = true,
+            "--html" => html = Some(PathBuf::from(value()?)),
             "--threads" => match parse_number(name, &value()?)? {
                 0 => return Err(UsageError("option '--threads' must be at least 1".into())),
                 n => threads = Some(n as usize),
@@ -251,6 +274,9 @@ where
         stop_at_end_of_text: !ignore_eot,
         stop_strings,
         threads: threads.unwrap_or_else(default_threads),
+        explain,
+        attention,
+        html,
     }))
 }
 
@@ -270,7 +296,7 @@ const fn option(long: &'static str, short: Option<&'static str>, takes_value: bo
 }
 
 /// Every option the command line knows.
-const OPTIONS: [OptionSpec; 16] = [
+const OPTIONS: [OptionSpec; 19] = [
     option("--model", None, true),
     option("--tokens", Some("-n"), true),
     option("--no-cache", None, false),
@@ -283,6 +309,9 @@ const OPTIONS: [OptionSpec; 16] = [
     option("--stop", None, true),
     option("--ignore-eot", None, false),
     option("--threads", None, true),
+    option("--explain", None, false),
+    option("--attention", None, false),
+    option("--html", None, true),
     option("--weights-seed", None, true),
     option("--prompt-file", None, true),
     option("--help", Some("-h"), false),
@@ -405,6 +434,19 @@ mod tests {
         assert!(!options.stop_at_end_of_text);
         assert!(run(&["x"]).stop_at_end_of_text);
         assert_eq!(run(&["x", "--threads", "3"]).threads, 3);
+        assert_eq!(
+            run(&["x", "--attention"]).attention,
+            Some(HeadId { layer: 0, head: 0 })
+        );
+        assert_eq!(
+            run(&["x", "--attention=1.3"]).attention,
+            Some(HeadId { layer: 1, head: 3 })
+        );
+        assert!(run(&["x", "--explain"]).explain);
+        assert_eq!(
+            run(&["x", "--html", "r.html"]).html,
+            Some(PathBuf::from("r.html"))
+        );
         assert!(run(&["x"]).threads >= 1);
         assert_eq!(parse_args(["-V"]), Ok(Command::Version));
         assert_eq!(parse_args(["x", "-h"]), Ok(Command::Help));
@@ -445,6 +487,8 @@ mod tests {
         assert!(usage_error(&["a", "--stop", ""]).contains("non-empty"));
         assert!(usage_error(&["a", "--stop"]).contains("needs a value"));
         assert!(usage_error(&["a", "--threads", "0"]).contains("at least 1"));
+        assert!(usage_error(&["a", "--attention=x"]).contains("option '--attention'"));
+        assert!(usage_error(&["a", "--html"]).contains("needs a value"));
     }
 
     #[test]

@@ -45,7 +45,9 @@ pub enum Error {
     },
     /// Sampling parameters out of range (a negative temperature, top-p outside (0, 1], ...).
     InvalidSampling(String),
-    /// A file could not be read (missing, unreadable).
+    /// A layer or attention head asked for (to be shown) that the model does not have.
+    NoSuchHead(String),
+    /// A file could not be read or written (missing, unreadable, unwritable).
     Io {
         /// The file.
         path: String,
@@ -118,7 +120,8 @@ impl fmt::Display for Error {
                 "tensor `{tensor}` has shape {found:?} but the hyper-parameters call for {expected:?}"
             ),
             Error::InvalidSampling(why) => write!(f, "invalid sampling parameters: {why}"),
-            Error::Io { path, message } => write!(f, "cannot read {path}: {message}"),
+            Error::NoSuchHead(what) => write!(f, "{what}"),
+            Error::Io { path, message } => write!(f, "{path}: {message}"),
             Error::InvalidFile { path, message } => write!(f, "{path}: {message}"),
             Error::MissingTensor { path, tensor } => write!(
                 f,
@@ -145,11 +148,11 @@ impl Error {
         }
     }
 
-    /// An [`Error::Io`] for `path`.
+    /// An [`Error::Io`] for a file at `path` that could not be read.
     pub fn io(path: &std::path::Path, error: &std::io::Error) -> Self {
         Error::Io {
             path: path.display().to_string(),
-            message: error.to_string(),
+            message: format!("cannot read it: {error}"),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use gpt2_edu::cli::{self, Command, Options, PromptSource};
 use gpt2_edu::generate::{GenerateConfig, StopReason, TextGenerator};
+use gpt2_edu::viz::{self, ExplainOptions, HeadId, Heads, Recorder};
 use gpt2_edu::{Model, Tokenizer, Trace, checkpoint, dummy};
 
 fn main() -> ExitCode {
@@ -79,8 +80,9 @@ fn run(options: &Options) -> Result<(), Failure> {
     }
 }
 
-/// Generates and prints, as the options ask: streamed text (the default), token ids, or
-/// every step's tensors followed by the text.
+/// Generates and prints, as the options ask: streamed text (the default), token ids, every
+/// step's tensors (--trace) or pictures (--explain, --attention) followed by the text; and
+/// the HTML report (--html FILE).
 fn generate_and_print(
     tokenizer: &dyn Tokenizer,
     model: &Model,
@@ -96,17 +98,44 @@ fn generate_and_print(
         stop_strings: options.stop_strings.clone(),
         threads: options.threads,
     };
+    // Per-step pictures replace the streamed text, as --trace does; the text comes at the end.
+    let draws_steps = options.explain || options.attention.is_some();
+    let shown_head = options.attention.unwrap_or(HeadId { layer: 0, head: 0 });
+    let mut recorder = if draws_steps || options.html.is_some() {
+        shown_head.check(&model.hparams)?; // "layer 12 does not exist: ..." before any work
+        let heads = match options.html {
+            Some(_) => Heads::All,
+            None => Heads::Only(vec![shown_head]),
+        };
+        let explain = ExplainOptions {
+            heads,
+            ..ExplainOptions::default()
+        };
+        Some(Recorder::new(model, tokenizer, &config, &explain)?)
+    } else {
+        None
+    };
     let mut text = TextGenerator::new(model, tokenizer, prompt, &config)?;
+    if let Some(path) = &options.html {
+        // Fail before any work if the report cannot be written, not after the output.
+        std::fs::File::create(path).map_err(|e| {
+            Failure::Message(format!(
+                "cannot write the HTML report to {}: {e}",
+                path.display()
+            ))
+        })?;
+    }
     let mut out = io::stdout().lock();
-    let mut trace = if options.trace {
+    let mut trace = if options.trace || recorder.is_some() {
         Trace::new()
     } else {
         Trace::disabled()
     };
+    let text_at_the_end = options.trace || draws_steps;
     if options.print_ids {
         let ids: Vec<String> = text.tokens().tokens().iter().map(u32::to_string).collect();
         write!(out, "{}", ids.join(" "))?;
-    } else if !options.trace {
+    } else if !text_at_the_end {
         write!(out, "{}", text.prompt_text())?;
     }
     out.flush()?;
@@ -114,12 +143,20 @@ fn generate_and_print(
     let mut step = 0;
     loop {
         let before = text.tokens().tokens().len();
-        let Some(piece) = text.next_text(&mut trace)? else {
-            break;
-        };
+        // May run a step and still return None: the step that chose <|endoftext|>.
+        let piece = text.next_text(&mut trace)?;
+        if let Some(recorder) = recorder.as_mut() {
+            if let Some(view) = recorder.record_step(&trace, text.tokens())? {
+                if options.explain {
+                    writeln!(out, "{}", viz::step_pictures(view, shown_head, 10))?;
+                } else if let Some(map) = view.attention_map(shown_head).filter(|_| draws_steps) {
+                    writeln!(out, "{}", viz::attention_heatmap(map, &view.seen))?;
+                }
+            }
+        }
         let tokens = text.tokens().tokens();
         let new_ids = &tokens[before..];
-        if options.trace && (!new_ids.is_empty() || !trace.tensors().is_empty()) {
+        if options.trace && !trace.tensors().is_empty() {
             step += 1;
             let seen = tokenizer.decode(&tokens[..before])?;
             let chosen = match new_ids.first() {
@@ -128,9 +165,13 @@ fn generate_and_print(
             };
             writeln!(out, "=== step {step}: input {seen:?} -> {chosen}")?;
             write!(out, "{trace}")?;
-            trace.clear();
-        } else if options.trace {
-            // Nothing was computed (text held back for a stop string, now released).
+        }
+        trace.clear();
+        let Some(piece) = piece else {
+            break;
+        };
+        if text_at_the_end {
+            // Printed once generation ends.
         } else if options.print_ids {
             for id in new_ids {
                 write!(out, " {id}")?;
@@ -140,12 +181,16 @@ fn generate_and_print(
         }
         out.flush()?; // one token at a time, as it is generated
     }
-    if options.trace {
+    if text_at_the_end {
         writeln!(out, "{}", tokenizer.decode(text.tokens().tokens())?)?;
     } else {
         writeln!(out)?;
     }
     out.flush()?;
+    if let (Some(recorder), Some(path)) = (recorder, &options.html) {
+        viz::write_html_report(&recorder.finish(text.tokens())?, path)?;
+        eprintln!("(wrote the HTML report to {})", path.display());
+    }
     match text.stop_reason() {
         Some(StopReason::MaxTokens) | None => {}
         Some(reason) => eprintln!("(stopped: {reason})"),

@@ -283,3 +283,56 @@ fn stop_strings_end_the_text_and_say_so() {
         "(stopped: reached the stop string \"<UNK>\")\n"
     );
 }
+
+#[test]
+fn pictures_on_the_command_line() {
+    let output = gpt2_edu(&["hello", "-n", "2", "--explain"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("attention weights, layer 0, head 0"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("hello world world\n"),
+        "the text comes once, at the end"
+    );
+
+    let output = gpt2_edu(&["hello", "-n", "2", "--attention=1.1"]);
+    assert!(stdout(&output).contains("layer 1, head 1, step 2"));
+
+    let path = std::env::temp_dir().join(format!("gpt2-edu-report-{}.html", std::process::id()));
+    let output = gpt2_edu(&["hello", "-n", "3", "--html", path.to_str().unwrap()]);
+    assert_eq!(
+        stdout(&output),
+        "hello world world world\n",
+        "generation output is unaffected"
+    );
+    let html = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"), "{}", &html[..40]);
+    assert!(html.trim_end().ends_with("</html>"));
+    assert!(html.contains("world"));
+}
+
+#[test]
+fn bad_picture_requests_fail_before_any_output() {
+    let output = gpt2_edu(&["hello", "-n", "2", "--attention=2.0"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("layer 2 does not exist: the model has 2 layers (0-1)"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(stdout(&output).is_empty());
+
+    let output = gpt2_edu(&["hello", "-n", "2", "--html", "/nonexistent-dir/report.html"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("cannot write the HTML report to /nonexistent-dir/report.html")
+    );
+    assert!(stdout(&output).is_empty());
+
+    let output = gpt2_edu(&["hello", "--attention=one"]);
+    assert_eq!(output.status.code(), Some(2));
+}
