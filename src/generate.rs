@@ -196,7 +196,7 @@ impl<'m> Generator<'m> {
         &self.tokens
     }
 
-    /// The KV cache (empty when decoding by full recomputation).
+    /// The KV cache (under full recomputation, refilled from scratch at every step).
     pub fn cache(&self) -> &KvCache {
         &self.cache
     }
