@@ -241,16 +241,9 @@ fn random_gpt2_124m() -> Model {
     let small = |v: &mut Vec<f32>| v.iter_mut().for_each(|u| *u = (*u - 0.5) * 0.04);
     small(&mut weights.wte);
     small(&mut weights.wpe);
-    for block in &mut weights.blocks {
-        for linear in [
-            &mut block.attn.c_attn,
-            &mut block.attn.c_proj,
-            &mut block.mlp.c_fc,
-            &mut block.mlp.c_proj,
-        ] {
-            small(&mut linear.w);
-            small(&mut linear.b);
-        }
+    for linear in weights.linears_mut() {
+        small(&mut linear.w);
+        small(&mut linear.b);
     }
     Model::new(hparams, weights).expect("GPT-2's own shapes are valid")
 }

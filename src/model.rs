@@ -183,6 +183,21 @@ impl Weights {
     }
 }
 
+impl Weights {
+    /// Every fully connected layer, block by block: `attn.c_attn`, `attn.c_proj`,
+    /// `mlp.c_fc`, `mlp.c_proj`. For changing the weights in place (tests, experiments).
+    pub fn linears_mut(&mut self) -> impl Iterator<Item = &mut Linear> {
+        self.blocks.iter_mut().flat_map(|block| {
+            [
+                &mut block.attn.c_attn,
+                &mut block.attn.c_proj,
+                &mut block.mlp.c_fc,
+                &mut block.mlp.c_proj,
+            ]
+        })
+    }
+}
+
 /// A model ready to run: hyper-parameters plus weights whose shapes were checked. The weights
 /// sit behind an `Arc` so that worker threads can share them (see [`Workspace`]).
 #[derive(Debug, Clone, PartialEq)]

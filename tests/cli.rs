@@ -18,6 +18,15 @@ fn stderr(output: &Output) -> String {
     String::from_utf8(output.stderr.clone()).unwrap()
 }
 
+/// The binary refuses `args` with exit code 2, says `message` on stderr and prints nothing.
+fn assert_usage_error(args: &[&str], message: &str) {
+    let output = gpt2_edu(args);
+    assert_eq!(output.status.code(), Some(2), "{args:?}");
+    let said = stderr(&output);
+    assert!(said.contains(message), "{args:?}: {said}");
+    assert!(stdout(&output).is_empty());
+}
+
 #[test]
 fn worked_examples_with_and_without_the_cache() {
     for cache_flag in [None, Some("--no-cache")] {
@@ -98,14 +107,7 @@ fn usage_errors_exit_2_with_a_message() {
         (vec![], "missing prompt"),
         (vec!["hello", "-n", "1", "-n", "2"], "more than once"),
     ] {
-        let output = gpt2_edu(&args);
-        assert_eq!(output.status.code(), Some(2), "{args:?}");
-        assert!(
-            stderr(&output).contains(message),
-            "{args:?}: {}",
-            stderr(&output)
-        );
-        assert!(stdout(&output).is_empty());
+        assert_usage_error(&args, message);
     }
 }
 
@@ -262,14 +264,7 @@ fn sampling_options_are_seeded_and_validated() {
             "more than once",
         ),
     ] {
-        let output = gpt2_edu(&args);
-        assert_eq!(output.status.code(), Some(2), "{args:?}");
-        assert!(
-            stderr(&output).contains(message),
-            "{args:?}: {}",
-            stderr(&output)
-        );
-        assert!(stdout(&output).is_empty());
+        assert_usage_error(&args, message);
     }
 }
 

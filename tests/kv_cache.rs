@@ -55,20 +55,12 @@ fn random_case(seed: u64) -> (Model, Vec<u32>, usize, String) {
 /// Maps every weight `u` in `[0, 1)` to `2u - 1` and gives the layer norms random gains
 /// and biases.
 fn centre(weights: &mut Weights, rng: &mut XorShift64) {
-    let mut tensors: Vec<&mut Vec<f32>> = vec![&mut weights.wte, &mut weights.wpe];
-    for block in &mut weights.blocks {
-        for linear in [
-            &mut block.attn.c_attn,
-            &mut block.attn.c_proj,
-            &mut block.mlp.c_fc,
-            &mut block.mlp.c_proj,
-        ] {
-            tensors.push(&mut linear.w);
-            tensors.push(&mut linear.b);
-        }
-    }
-    for tensor in tensors {
-        tensor.iter_mut().for_each(|u| *u = 2.0 * *u - 1.0);
+    let centre_all = |v: &mut Vec<f32>| v.iter_mut().for_each(|u| *u = 2.0 * *u - 1.0);
+    centre_all(&mut weights.wte);
+    centre_all(&mut weights.wpe);
+    for linear in weights.linears_mut() {
+        centre_all(&mut linear.w);
+        centre_all(&mut linear.b);
     }
     let mut norms = vec![&mut weights.ln_f];
     for block in &mut weights.blocks {
