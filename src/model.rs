@@ -317,9 +317,7 @@ impl Model {
     ) -> Result<&'w [f32]> {
         self.check_input(tokens, cache)?;
         if !workspace.pool.serves(&self.weights) {
-            return Err(Error::InvalidHParams(
-                "this workspace was made for another model; make one with Workspace::new(&model, threads)".into(),
-            ));
+            return Err(Error::WorkspaceMismatch);
         }
         let HParams {
             n_vocab, n_embd, ..

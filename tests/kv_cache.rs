@@ -277,3 +277,20 @@ fn one_to_four_threads_give_bit_identical_logits() {
         }
     }
 }
+
+#[test]
+fn a_workspace_serves_only_its_own_model() {
+    use gpt2_edu::model::{Logits, Workspace};
+    let (model_a, prompt, _, _) = random_case(5);
+    let (model_b, _, _, _) = random_case(5); // same values, but another model
+    let mut workspace = Workspace::new(&model_a, 2);
+    let mut cache = KvCache::new(&model_b.hparams);
+    let result = model_b.forward_with(
+        &prompt,
+        &mut cache,
+        &mut workspace,
+        Logits::Last,
+        &mut Trace::disabled(),
+    );
+    assert_eq!(result.unwrap_err(), gpt2_edu::Error::WorkspaceMismatch);
+}
