@@ -142,11 +142,7 @@ pub fn check_fits(model: &Model, prompt_tokens: usize, n_tokens: usize) -> Resul
 /// ```
 #[derive(Debug)]
 pub struct Generator<'m> {
-    model: &'m Model,
-    decoding: Decoding,
-    tokens: Vec<u32>,
-    cache: KvCache,
-    workspace: Workspace,
+    sequence: Sequence<'m>,
     sampler: Sampler,
     remaining: usize,
     end_of_text: Option<u32>,
@@ -179,11 +175,13 @@ impl<'m> Generator<'m> {
         // Full recomputation refills the cache from scratch at every step.
         let cache = KvCache::with_capacity(hp, prompt.len() + config.max_tokens);
         Ok(Self {
-            model,
-            decoding: config.decoding,
-            tokens: prompt.to_vec(),
-            cache,
-            workspace: Workspace::new(model, config.threads),
+            sequence: Sequence {
+                model,
+                decoding: config.decoding,
+                tokens: prompt.to_vec(),
+                cache,
+                workspace: Workspace::new(model, config.threads),
+            },
             sampler,
             remaining: config.max_tokens,
             end_of_text: end_of_text.filter(|_| config.stop_at_end_of_text),
@@ -193,12 +191,12 @@ impl<'m> Generator<'m> {
 
     /// The prompt and every token generated so far.
     pub fn tokens(&self) -> &[u32] {
-        &self.tokens
+        &self.sequence.tokens
     }
 
     /// The KV cache (under full recomputation, refilled from scratch at every step).
     pub fn cache(&self) -> &KvCache {
-        &self.cache
+        &self.sequence.cache
     }
 
     /// Why generation ended, once it has.
@@ -210,15 +208,7 @@ impl<'m> Generator<'m> {
     /// `trace`. Cached: runs only the tokens the cache has not seen (the whole prompt the
     /// first time, then one). Full: reruns every token.
     pub fn next_logits(&mut self, trace: &mut Trace) -> Result<&[f32]> {
-        let (model, decoding) = (self.model, self.decoding);
-        run_model(
-            model,
-            decoding,
-            &self.tokens,
-            &mut self.cache,
-            &mut self.workspace,
-            trace,
-        )
+        self.sequence.next_logits(trace)
     }
 
     /// Generates one token, or returns `None` once a stop condition holds (then see
@@ -232,21 +222,13 @@ impl<'m> Generator<'m> {
             self.stopped = Some(StopReason::MaxTokens);
             return Ok(None);
         }
-        let (model, decoding) = (self.model, self.decoding);
-        let logits = run_model(
-            model,
-            decoding,
-            &self.tokens,
-            &mut self.cache,
-            &mut self.workspace,
-            trace,
-        )?;
+        let logits = self.sequence.next_logits(trace)?; // borrows `sequence` only
         let next = self.sampler.sample(logits);
         if Some(next) == self.end_of_text {
             self.stopped = Some(StopReason::EndOfText);
             return Ok(None);
         }
-        self.tokens.push(next);
+        self.sequence.tokens.push(next);
         self.remaining -= 1;
         Ok(Some(next))
     }
@@ -257,30 +239,38 @@ impl<'m> Generator<'m> {
     }
 }
 
-/// The logits for the position after `tokens`, `[n_vocab]`. Cached: runs only the tokens
-/// the cache has not seen. Full: empties the cache and reruns every token.
-fn run_model<'w>(
-    model: &Model,
+/// What running the model needs, apart from choosing tokens: the tokens so far, the cache and
+/// the workspace. Kept apart from the sampler so both can be borrowed at once.
+#[derive(Debug)]
+struct Sequence<'m> {
+    model: &'m Model,
     decoding: Decoding,
-    tokens: &[u32],
-    cache: &mut KvCache,
-    workspace: &'w mut Workspace,
-    trace: &mut Trace,
-) -> Result<&'w [f32]> {
-    let unseen = match decoding {
-        Decoding::Cached => &tokens[cache.len()..],
-        Decoding::FullRecompute => {
-            cache.clear(); // start from nothing: every position is recomputed
-            tokens
-        }
-    };
-    let keep = if trace.is_enabled() {
-        Logits::All
-    } else {
-        Logits::Last
-    };
-    let logits = model.forward_with(unseen, cache, workspace, keep, trace)?;
-    Ok(&logits[logits.len() - model.hparams.n_vocab..]) // last row: [n_vocab]
+    tokens: Vec<u32>,
+    cache: KvCache,
+    workspace: Workspace,
+}
+
+impl Sequence<'_> {
+    /// The logits for the position after `tokens`, `[n_vocab]`. Cached: runs only the tokens
+    /// the cache has not seen. Full: empties the cache and reruns every token.
+    fn next_logits(&mut self, trace: &mut Trace) -> Result<&[f32]> {
+        let unseen = match self.decoding {
+            Decoding::Cached => &self.tokens[self.cache.len()..],
+            Decoding::FullRecompute => {
+                self.cache.clear(); // start from nothing: every position is recomputed
+                &self.tokens[..]
+            }
+        };
+        let keep = if trace.is_enabled() {
+            Logits::All
+        } else {
+            Logits::Last
+        };
+        let logits =
+            self.model
+                .forward_with(unseen, &mut self.cache, &mut self.workspace, keep, trace)?;
+        Ok(&logits[logits.len() - self.model.hparams.n_vocab..]) // last row: [n_vocab]
+    }
 }
 
 impl Iterator for Generator<'_> {
