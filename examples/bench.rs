@@ -239,7 +239,7 @@ fn random_gpt2_124m() -> Model {
     let hparams = HParams::gpt2_124m();
     let mut weights = Weights::random(&hparams, &mut XorShift64::new(1).expect("nonzero"));
     let small = |v: &mut Vec<f32>| v.iter_mut().for_each(|u| *u = (*u - 0.5) * 0.04);
-    small(&mut weights.wte);
+    small(&mut weights.wte.w);
     small(&mut weights.wpe);
     for linear in weights.linears_mut() {
         small(&mut linear.w);
@@ -274,7 +274,7 @@ fn model_bytes(model: &Model) -> usize {
                     .sum::<usize>()
         })
         .sum();
-    4 * (w.wte.len() + w.wpe.len() + blocks + 2 * w.ln_f.g.len())
+    4 * (w.wte.w.len() + w.wpe.len() + blocks + 2 * w.ln_f.g.len())
 }
 
 fn median(times: impl Iterator<Item = f64>) -> f64 {

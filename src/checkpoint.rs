@@ -21,7 +21,7 @@ use crate::bpe::Bpe;
 use crate::error::{Error, Result};
 use crate::json::{self, Json};
 use crate::layer_norm::LayerNorm;
-use crate::matrix::Linear;
+use crate::matrix::{Linear, TokenEmbedding};
 use crate::model::{HParams, Model, Weights};
 use crate::safetensors::SafeTensors;
 use crate::tokenizer::Tokenizer;
@@ -216,7 +216,7 @@ pub fn load_weights(path: &Path, hparams: &HParams) -> Result<Weights> {
         }
     }
     Ok(Weights {
-        wte,
+        wte: TokenEmbedding::new(wte, n_vocab, n_embd),
         wpe,
         blocks,
         ln_f,

@@ -78,10 +78,16 @@ impl Linear {
 
     /// Panel `p` (`[n_in, width]`, row-major) and its width.
     fn panel(&self, p: usize) -> (&[f32], usize) {
-        let start = p * PANEL;
-        let width = PANEL.min(self.n_out - start);
-        let begin = start * self.n_in;
-        (&self.w[begin..begin + self.n_in * width], width)
+        self.panels().panel(p)
+    }
+
+    /// The packed weight, as the fast kernel reads it.
+    fn panels(&self) -> Panels<'_> {
+        Panels {
+            w: &self.w,
+            n_in: self.n_in,
+            n_out: self.n_out,
+        }
     }
 
     /// Applies the layer to every row of `x`: `[n_seq, n_in] -> [n_seq, n_out]`.
@@ -89,6 +95,135 @@ impl Linear {
         let mut out = vec![0.0; x.len() / self.n_in * self.n_out];
         linear_columns(x, self, 0..self.n_out, &mut out, self.n_out, 0);
         out
+    }
+}
+
+/// A `[n_in, n_out]` matrix packed in column panels (see [`Linear`]), borrowed: what the fast
+/// kernel reads, whether the matrix is a layer's weight or the transposed token embedding.
+#[derive(Clone, Copy)]
+struct Panels<'a> {
+    w: &'a [f32],
+    n_in: usize,
+    n_out: usize,
+}
+
+impl<'a> Panels<'a> {
+    /// Panel `p` (`[n_in, width]`, row-major) and its width.
+    fn panel(self, p: usize) -> (&'a [f32], usize) {
+        let start = p * PANEL;
+        let width = PANEL.min(self.n_out - start);
+        let begin = start * self.n_in;
+        (&self.w[begin..begin + self.n_in * width], width)
+    }
+}
+
+/// The token-embedding matrix `wte` (`[n_vocab, n_embd]`), which GPT-2 uses twice: its row
+/// `t` is token `t`'s embedding, and `x @ wte^T` gives the logits (the output layer is "tied"
+/// to the input embedding).
+///
+/// **Layout, chosen for the logits.** The logits read all of `wte` once per token, the
+/// largest single read of a decode step (31% of GPT-2 124M's bytes). So `wte` is stored as
+/// `wte^T` (`[n_embd, n_vocab]`) packed in [`PANEL`]-column panels, exactly like a
+/// [`Linear`] weight, and the logits run through the same fast kernel as every other matrix:
+///
+/// ```text
+/// panel p = wte^T[:, 16p .. 16p + 16] = (wte[16p .. 16p + 16, :])^T     [n_embd, 16]
+/// wte[t][k] = w[(t / 16) * 16 * n_embd + k * width + t % 16]         width = 16, or less for the last
+/// ```
+///
+/// Panel `p` is the transpose of 16 consecutive rows of `wte`, so packing transposes each
+/// block of 16 rows where it lies, without a second copy of the matrix. An embedding lookup
+/// gathers one column of a panel ([`TokenEmbedding::row_into`]).
+///
+/// ```
+/// use gpt2_edu::matrix::TokenEmbedding;
+/// // wte = [[1, 2], [3, 4], [5, 6]]: 3 tokens, n_embd = 2
+/// let wte = TokenEmbedding::new(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3, 2);
+/// assert_eq!(wte.row(1), vec![3.0, 4.0]);
+/// assert_eq!(wte.logits(&[1.0, 10.0]), vec![21.0, 43.0, 65.0]); // x @ wte^T
+/// assert_eq!(wte.to_row_major(), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenEmbedding {
+    /// `wte^T`, `[n_embd, n_vocab]`, packed in column panels (see above).
+    pub w: Vec<f32>,
+    /// Vocabulary size: rows of `wte`.
+    pub n_vocab: usize,
+    /// Embedding width: columns of `wte`.
+    pub n_embd: usize,
+}
+
+impl TokenEmbedding {
+    /// The embedding from a row-major `[n_vocab, n_embd]` matrix, as checkpoints store it.
+    /// Packs in place, one block of [`PANEL`] rows at a time.
+    pub fn new(wte_row_major: Vec<f32>, n_vocab: usize, n_embd: usize) -> Self {
+        let mut w = wte_row_major;
+        if w.len() == n_vocab * n_embd {
+            let mut block = Vec::with_capacity(PANEL * n_embd);
+            for rows in w.chunks_mut(PANEL * n_embd) {
+                // rows: [width, n_embd] -> its transpose [n_embd, width], in the same place.
+                let width = rows.len() / n_embd;
+                block.clear();
+                block.extend_from_slice(rows);
+                for (t, row) in block.chunks_exact(n_embd).enumerate() {
+                    for (k, &value) in row.iter().enumerate() {
+                        rows[k * width + t] = value;
+                    }
+                }
+            }
+        } // a wrong size is reported by Model::new's shape check
+        Self { w, n_vocab, n_embd }
+    }
+
+    /// The product's view of `wte^T`.
+    fn panels(&self) -> Panels<'_> {
+        Panels {
+            w: &self.w,
+            n_in: self.n_embd,
+            n_out: self.n_vocab,
+        }
+    }
+
+    /// Appends token `t`'s embedding (row `t` of `wte`, `[n_embd]`) to `out`.
+    pub fn row_into(&self, t: usize, out: &mut Vec<f32>) {
+        let (panel, width) = self.panels().panel(t / PANEL);
+        out.extend(panel.iter().skip(t % PANEL).step_by(width));
+    }
+
+    /// Token `t`'s embedding, `[n_embd]`.
+    pub fn row(&self, t: usize) -> Vec<f32> {
+        let mut row = Vec::with_capacity(self.n_embd);
+        self.row_into(t, &mut row);
+        row
+    }
+
+    /// `wte` as a row-major `[n_vocab, n_embd]` matrix.
+    pub fn to_row_major(&self) -> Vec<f32> {
+        let mut rows = Vec::with_capacity(self.w.len());
+        for t in 0..self.n_vocab {
+            self.row_into(t, &mut rows);
+        }
+        rows
+    }
+
+    /// The logits `x @ wte^T`: `[n_rows, n_embd] -> [n_rows, n_vocab]`, bit-identical to
+    /// [`matmul_transposed`] with the row-major `wte`.
+    pub fn logits(&self, x: &[f32]) -> Vec<f32> {
+        let mut out = vec![0.0; x.len() / self.n_embd * self.n_vocab];
+        self.logits_columns(x, 0..self.n_vocab, &mut out, self.n_vocab, 0);
+        out
+    }
+
+    /// Columns `cols` of the logits, laid out as [`linear_columns`] lays out its result.
+    pub fn logits_columns(
+        &self,
+        x: &[f32],
+        cols: std::ops::Range<usize>,
+        out: &mut [f32],
+        out_stride: usize,
+        out_col0: usize,
+    ) {
+        panel_columns(x, self.panels(), None, cols, out, out_stride, out_col0);
     }
 }
 
@@ -183,10 +318,11 @@ pub fn columns(m: &[f32], n_cols: usize, cols: std::ops::Range<usize>) -> Vec<f3
 }
 
 // ---------------------------------------------------------------------------------------
-// Fast kernels. Same results as the plain ones above (bit for bit for `linear_columns`, which
-// keeps `linear`'s summation order; `dot_fast` sums in a different, but fixed, order), made
-// fast by streaming memory in order, keeping partial sums in registers, and working on any
-// range of output columns so that threads can split a product without splitting any sum.
+// Fast kernels. Same results as the plain ones above (bit for bit for `linear_columns` and
+// `TokenEmbedding::logits_columns`, which keep the plain summation order; `dot_fast` sums in
+// a different, but fixed, order), made fast by streaming memory in order, keeping partial
+// sums in registers, and working on any range of output columns so that threads can split a
+// product without splitting any sum.
 // ---------------------------------------------------------------------------------------
 
 /// Columns `cols` of `x @ W + b` for every row of `x` (`[n_rows, n_in]`), written to
@@ -205,76 +341,78 @@ pub fn linear_columns(
     out_stride: usize,
     out_col0: usize,
 ) {
+    let bias = Some(&lin.b[..]);
+    panel_columns(x, lin.panels(), bias, cols, out, out_stride, out_col0);
+}
+
+/// [`linear_columns`] for any panel-packed matrix, with or without a bias.
+fn panel_columns(
+    x: &[f32],
+    lin: Panels,
+    bias: Option<&[f32]>,
+    cols: std::ops::Range<usize>,
+    out: &mut [f32],
+    out_stride: usize,
+    out_col0: usize,
+) {
     debug_assert_eq!(x.len() % lin.n_in, 0, "x must be [n_rows, n_in]");
     debug_assert!(cols.start % PANEL == 0 && cols.end <= lin.n_out && cols.start >= out_col0);
     let n_in = lin.n_in;
     let n_rows = x.len() / n_in;
     let panels = cols.start / PANEL..cols.end.div_ceil(PANEL);
     let out_at = |row: usize, p: usize| row * out_stride + p * PANEL - out_col0;
-    if n_rows == 1 {
-        // Decoding: four full panels per pass, so 64 partial sums are in flight at once (one
-        // panel's 16 sums would each wait for the previous addition of the same sum).
-        let mut p = panels.start;
-        while p + 4 <= panels.end && (p + 4) * PANEL <= lin.n_out {
-            let sums = panels_1x64(
-                x,
-                [
-                    lin.panel(p).0,
-                    lin.panel(p + 1).0,
-                    lin.panel(p + 2).0,
-                    lin.panel(p + 3).0,
-                ],
-            );
-            let dst = &mut out[out_at(0, p)..out_at(0, p) + 4 * PANEL];
-            for ((o, &s), &b) in dst
-                .iter_mut()
-                .zip(sums.iter().flatten())
-                .zip(&lin.b[p * PANEL..])
-            {
+    // Sums for columns `j0..` into `dst`, the bias added last as `linear` adds it (without a
+    // bias the sums are kept as they are: adding 0.0 would turn -0.0 into +0.0).
+    let store = |dst: &mut [f32], sums: &[f32], j0: usize| match bias {
+        Some(b) => {
+            for ((o, &s), &b) in dst.iter_mut().zip(sums).zip(&b[j0..]) {
                 *o = s + b;
             }
+        }
+        None => dst.copy_from_slice(&sums[..dst.len()]),
+    };
+    if n_rows == 1 {
+        // Decoding: four full panels per pass, so 64 partial sums are in flight at once (one
+        // panel's 16 sums would each wait for the previous addition of the same sum), and
+        // four streams of memory are read side by side.
+        let mut p = panels.start;
+        while p + 4 <= panels.end && (p + 4) * PANEL <= lin.n_out {
+            let sums = panels_1x64(x, std::array::from_fn(|i| lin.panel(p + i).0));
+            let dst = &mut out[out_at(0, p)..out_at(0, p) + 4 * PANEL];
+            store(dst, sums.as_flattened(), p * PANEL);
             p += 4;
         }
         for p in p..panels.end {
-            single_row_panel(x, lin, p, &mut out[out_at(0, p)..]);
+            let (panel, width) = lin.panel(p);
+            let mut sums = [0.0; PANEL];
+            panel_row(x, panel, width, &mut sums[..width]);
+            store(&mut out[out_at(0, p)..][..width], &sums, p * PANEL);
         }
         return;
     }
     for p in panels {
         let (panel, width) = lin.panel(p);
-        let bias = &lin.b[p * PANEL..p * PANEL + width];
         let mut row = 0;
         if width == PANEL {
             // Prefill: two rows per pass, each weight loaded once for both.
             while row + 2 <= n_rows {
                 let sums = panel_2x16(&x[row * n_in..(row + 2) * n_in], panel);
                 for (r, row_sums) in sums.iter().enumerate() {
-                    let dst = &mut out[out_at(row + r, p)..out_at(row + r, p) + PANEL];
-                    for ((o, &s), &b) in dst.iter_mut().zip(row_sums).zip(bias) {
-                        *o = s + b;
-                    }
+                    store(&mut out[out_at(row + r, p)..][..PANEL], row_sums, p * PANEL);
                 }
                 row += 2;
             }
         }
         for r in row..n_rows {
-            single_row_panel(
+            let mut sums = [0.0; PANEL];
+            panel_row(
                 &x[r * n_in..(r + 1) * n_in],
-                lin,
-                p,
-                &mut out[out_at(r, p)..],
+                panel,
+                width,
+                &mut sums[..width],
             );
+            store(&mut out[out_at(r, p)..][..width], &sums, p * PANEL);
         }
-    }
-}
-
-/// One row through panel `p`, plus the bias, into the start of `out`.
-fn single_row_panel(x_row: &[f32], lin: &Linear, p: usize, out: &mut [f32]) {
-    let (panel, width) = lin.panel(p);
-    let dst = &mut out[..width];
-    panel_row(x_row, panel, width, dst);
-    for (o, &b) in dst.iter_mut().zip(&lin.b[p * PANEL..]) {
-        *o += b;
     }
 }
 
@@ -358,16 +496,6 @@ pub fn dot_fast(a: &[f32], b: &[f32]) -> f32 {
         sum += x * y;
     }
     sum
-}
-
-/// Rows `rows` of `x @ m^T` for a single input row `x` (`[n_in]`), with `m` `[n_out, n_in]`:
-/// `out[r - rows.start] = dot_fast(x, m[r])`. GPT-2's logits, split across threads by
-/// vocabulary rows.
-pub fn matvec_transposed_rows(x: &[f32], m: &[f32], rows: std::ops::Range<usize>, out: &mut [f32]) {
-    let n_in = x.len();
-    for (o, r) in out.iter_mut().zip(rows) {
-        *o = dot_fast(x, &m[r * n_in..(r + 1) * n_in]);
-    }
 }
 
 #[cfg(test)]
@@ -483,11 +611,38 @@ mod tests {
                 );
             }
         }
-        let m = random_linear(7, 33, 8).w; // 33 rows of 7
-        let x = random_linear(1, 7, 9).w;
-        let mut out = vec![0.0; 10];
-        matvec_transposed_rows(&x, &m, 20..30, &mut out);
-        assert_eq!(out[3], dot_fast(&x, &m[23 * 7..24 * 7]));
+    }
+
+    #[test]
+    fn packed_embedding_rows_and_logits_equal_the_plain_ones_bit_for_bit() {
+        for (n_rows, n_vocab, n_embd) in [
+            (1, 1, 7),
+            (2, 7, 1),
+            (1, 33, 16),
+            (3, 50, 33),
+            (1, 768, 64),
+            (1, 50257, 8),
+        ] {
+            let wte_rows = random_linear(n_vocab, n_embd, (n_vocab + n_embd) as u64).w;
+            let wte = TokenEmbedding::new(wte_rows.clone(), n_vocab, n_embd);
+            assert_eq!(wte.to_row_major(), wte_rows, "{n_vocab}x{n_embd}");
+            let last = n_vocab - 1;
+            assert_eq!(wte.row(last), wte_rows[last * n_embd..].to_vec());
+            let x = random_linear(n_rows, n_embd, 7).w;
+            let plain = matmul_transposed(&x, &wte_rows, n_embd, n_vocab);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&wte.logits(&x)), bits(&plain), "{n_vocab}x{n_embd}");
+            // A share of the columns, as a thread computes it.
+            let cut = n_vocab / 2 / PANEL * PANEL;
+            let mut part = vec![f32::NAN; n_rows * (n_vocab - cut)];
+            wte.logits_columns(&x, cut..n_vocab, &mut part, n_vocab - cut, cut);
+            for (r, part_row) in part.chunks_exact(n_vocab - cut).enumerate() {
+                assert_eq!(
+                    bits(part_row),
+                    bits(&plain[r * n_vocab + cut..(r + 1) * n_vocab])
+                );
+            }
+        }
     }
 
     #[test]

@@ -28,7 +28,7 @@ use crate::block::{Block, BlockScratch, Mlp};
 use crate::error::{Error, Result};
 use crate::kv_cache::KvCache;
 use crate::layer_norm::LayerNorm;
-use crate::matrix::Linear;
+use crate::matrix::{Linear, TokenEmbedding};
 use crate::rng::XorShift64;
 use crate::threads::{Product, ThreadPool};
 use crate::trace::Trace;
@@ -126,8 +126,9 @@ impl HParams {
 /// Every learned number of the model, named after the GPT-2 checkpoint keys.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Weights {
-    /// Token embeddings, `[n_vocab, n_embd]`; also the output layer (tied).
-    pub wte: Vec<f32>,
+    /// Token embeddings, `[n_vocab, n_embd]`; also the output layer (tied). Stored in the
+    /// logits' layout (see [`TokenEmbedding`]).
+    pub wte: TokenEmbedding,
     /// Learned position embeddings, `[n_ctx, n_embd]`.
     pub wpe: Vec<f32>,
     /// The `n_layer` blocks (`h.0`, `h.1`, ...).
@@ -175,7 +176,7 @@ impl Weights {
             });
         }
         Weights {
-            wte,
+            wte: TokenEmbedding::new(wte, n_vocab, n_embd),
             wpe,
             blocks,
             ln_f: LayerNorm::identity(n_embd),
@@ -359,16 +360,13 @@ impl Model {
     fn embed(&self, tokens: &[u32], pos0: usize, x: &mut Vec<f32>, trace: &mut Trace) {
         let n_embd = self.hparams.n_embd;
         let shape = [tokens.len(), n_embd];
-        let wte_row = |t: u32| &self.weights.wte[t as usize * n_embd..(t as usize + 1) * n_embd];
         let wpe_rows = &self.weights.wpe[pos0 * n_embd..(pos0 + tokens.len()) * n_embd];
-        trace.record_with(format_args!("wte"), &shape, || {
-            tokens.iter().flat_map(|&t| wte_row(t)).copied().collect()
-        });
-        trace.record(format_args!("wpe"), &shape, wpe_rows);
         x.clear();
         for &t in tokens {
-            x.extend_from_slice(wte_row(t));
+            self.weights.wte.row_into(t as usize, x); // row t of wte
         }
+        trace.record(format_args!("wte"), &shape, x);
+        trace.record(format_args!("wpe"), &shape, wpe_rows);
         crate::matrix::add_in_place(x, wpe_rows);
         trace.record(format_args!("embeddings"), &shape, x);
     }
@@ -446,10 +444,16 @@ fn check_shapes(hparams: &HParams, weights: &Weights) -> Result<()> {
         check(format!("{name}.bias"), &[n_embd], vec![ln.b.len()])
     };
 
+    let wte = &weights.wte;
     check(
         "wte.weight".into(),
         &[n_vocab, n_embd],
-        flat(weights.wte.len(), &[n_vocab, n_embd]),
+        vec![wte.n_vocab, wte.n_embd],
+    )?;
+    check(
+        "wte.weight".into(),
+        &[n_vocab, n_embd],
+        flat(wte.w.len(), &[n_vocab, n_embd]),
     )?;
     check(
         "wpe.weight".into(),

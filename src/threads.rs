@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use crate::gelu::gelu_in_place;
-use crate::matrix::{Linear, PANEL, linear_columns, matvec_transposed_rows};
+use crate::matrix::{Linear, PANEL, linear_columns};
 use crate::model::Weights;
 
 /// Which matrix of a block.
@@ -74,10 +74,7 @@ impl Product {
     fn shape(self, weights: &Weights) -> (usize, usize) {
         match self.linear(weights) {
             Some(lin) => (lin.n_in, lin.n_out),
-            None => (
-                weights.ln_f.g.len(),
-                weights.wte.len() / weights.ln_f.g.len(),
-            ),
+            None => (weights.wte.n_embd, weights.wte.n_vocab),
         }
     }
 
@@ -106,11 +103,8 @@ impl Product {
                 }
             }
             None => {
-                let n_embd = weights.ln_f.g.len();
-                for (x_row, out_row) in x.chunks_exact(n_embd).zip(out.chunks_mut(out_stride)) {
-                    let dst = &mut out_row[cols.0 - out_col0..cols.1 - out_col0];
-                    matvec_transposed_rows(x_row, &weights.wte, cols.0..cols.1, dst);
-                }
+                let logits = &weights.wte;
+                logits.logits_columns(x, cols.0..cols.1, out, out_stride, out_col0);
             }
         }
     }

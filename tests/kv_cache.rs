@@ -56,7 +56,7 @@ fn random_case(seed: u64) -> (Model, Vec<u32>, usize, String) {
 /// and biases.
 fn centre(weights: &mut Weights, rng: &mut XorShift64) {
     let centre_all = |v: &mut Vec<f32>| v.iter_mut().for_each(|u| *u = 2.0 * *u - 1.0);
-    centre_all(&mut weights.wte);
+    centre_all(&mut weights.wte.w);
     centre_all(&mut weights.wpe);
     for linear in weights.linears_mut() {
         centre_all(&mut linear.w);
