@@ -96,9 +96,16 @@ pub fn attention(
         queries.extend_from_slice(q_row);
         kv.store(pos0 + i, k_row, v_row); // cache position pos0 + i
     }
-    causal_self_attention(
-        queries, kv, n_keys, n_embd, n_head, scores, heads, layer, trace,
-    );
+    if trace.is_enabled() {
+        // One thread, every step recorded.
+        causal_self_attention(
+            queries, kv, n_keys, n_embd, n_head, scores, heads, layer, trace,
+        );
+    } else {
+        // The heads shared out between the threads, each head whole in one thread.
+        heads.resize(n_new * n_embd, 0.0);
+        pool.attend(queries, kv, n_keys, heads);
+    }
     trace.record(
         format_args!("block.{layer}.attn.merged"),
         &[n_new, n_embd],
@@ -127,7 +134,8 @@ pub fn attention(
 /// `q`: `[n_new, n_embd]`; `kv` holds each head's keys and values for positions `0..n_keys`
 /// (`[n_keys, d_head]` per head). Query `i` is at position `pos0 + i` where
 /// `pos0 = n_keys - n_new`, and attends to keys `0..=pos0 + i`. `scores` is scratch space;
-/// `heads` becomes the merged heads, `[n_new, n_embd]`.
+/// `heads` becomes the merged heads, `[n_new, n_embd]`. This is the one-thread version that
+/// can record every step; [`ThreadPool::attend`] shares the heads out between threads.
 #[allow(clippy::too_many_arguments)]
 pub fn causal_self_attention(
     q: &[f32],
@@ -140,18 +148,51 @@ pub fn causal_self_attention(
     layer: usize,
     trace: &mut Trace,
 ) {
+    heads.clear();
+    heads.resize(q.len(), 0.0); // [n_new, n_embd]
+    let out = HeadsOut {
+        heads,
+        stride: n_embd,
+        col0: 0,
+    };
+    attend_heads(q, kv, n_keys, n_head, 0..n_head, scores, out, layer, trace);
+}
+
+/// Where [`attend_heads`] writes: head `h`'s output for query `i` goes to
+/// `heads[i * stride + h * d_head - col0..][..d_head]`.
+pub struct HeadsOut<'a> {
+    /// The merged heads, or the columns of them that one thread computes.
+    pub heads: &'a mut [f32],
+    /// Floats per query row in `heads`.
+    pub stride: usize,
+    /// The column of the merged heads that `heads` starts at.
+    pub col0: usize,
+}
+
+/// Heads `head_range` of [`causal_self_attention`], each head computed start to finish by
+/// the calling thread, in the same order whichever thread that is.
+#[allow(clippy::too_many_arguments)]
+pub fn attend_heads(
+    q: &[f32],
+    kv: &LayerKv,
+    n_keys: usize,
+    n_head: usize,
+    head_range: std::ops::Range<usize>,
+    scores: &mut Vec<f32>,
+    out: HeadsOut,
+    layer: usize,
+    trace: &mut Trace,
+) {
+    let d_head = kv.d_head;
+    let n_embd = n_head * d_head;
     debug_assert_eq!(q.len() % n_embd, 0, "q must be [n_new, n_embd]");
-    debug_assert_eq!(n_embd % n_head, 0, "n_head must divide n_embd");
-    let d_head = n_embd / n_head;
     let n_new = q.len() / n_embd;
     debug_assert!(n_keys >= n_new, "the new positions are the last keys");
     let pos0 = n_keys - n_new;
     let scale = (d_head as f32).sqrt();
-    heads.clear();
-    heads.resize(n_new * n_embd, 0.0); // [n_new, n_embd]
     scores.resize(n_new * n_keys, 0.0); // [n_new, n_keys]
 
-    for h in 0..n_head {
+    for h in head_range {
         let cols = h * d_head..(h + 1) * d_head; // this head's columns of q
         let keys = kv.head_keys(h, n_keys); // [n_keys, d_head]
         let values = kv.head_values(h, n_keys); // [n_keys, d_head]
@@ -209,14 +250,16 @@ pub fn causal_self_attention(
         );
 
         // out_h = weights @ v_h: [n_new, n_keys] @ [n_keys, d_head] -> [n_new, d_head],
-        // written into this head's columns of `heads`. Only visible keys are visited.
+        // written into this head's columns of the output. Only visible keys are visited.
         for (i, weight_row) in weights.chunks_exact(n_keys).enumerate() {
-            let out = &mut heads[i * n_embd + cols.start..i * n_embd + cols.end];
+            let at = i * out.stride + cols.start - out.col0;
+            let out_h = &mut out.heads[at..at + d_head];
+            out_h.fill(0.0);
             for (&w_ij, v_j) in weight_row[..=pos0 + i]
                 .iter()
                 .zip(values.chunks_exact(d_head))
             {
-                for (o, &v) in out.iter_mut().zip(v_j) {
+                for (o, &v) in out_h.iter_mut().zip(v_j) {
                     *o += w_ij * v;
                 }
             }

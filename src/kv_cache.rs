@@ -21,7 +21,7 @@
 use crate::model::HParams;
 
 /// The keys and values of one layer: two `[n_head, capacity, d_head]` arrays.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct LayerKv {
     /// Keys, `[n_head, capacity, d_head]`.
     pub keys: Vec<f32>,

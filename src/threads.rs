@@ -13,7 +13,10 @@
 //! Safe Rust cannot lend a worker a borrowed slice for an unknown time, so the workers own
 //! what they need: the weights, shared through an `Arc`; the input, copied into a shared
 //! buffer once per product (a few KB while decoding); and an output buffer each, copied back
-//! by the caller. Tasks are small `Copy` messages over bounded channels, and every buffer is
+//! by the caller. Attention is split the same way, by heads (each head's columns of the
+//! merged output): the caller lends the layer's KV cache to the pool by *moving* it into a
+//! shared slot for the duration ([`ThreadPool::attend`]), which moves three pointers, not
+//! the cache. Tasks are small `Copy` messages over bounded channels, and every buffer is
 //! reused, so a decode step allocates nothing. Waiting threads spin briefly before they
 //! sleep, because a product takes microseconds and waking a sleeping thread takes about as
 //! long.
@@ -22,9 +25,12 @@ use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
+use crate::attention::{HeadsOut, attend_heads};
 use crate::gelu::gelu_in_place;
+use crate::kv_cache::LayerKv;
 use crate::matrix::{Linear, PANEL, linear_columns};
 use crate::model::Weights;
+use crate::trace::Trace;
 
 /// Which matrix of a block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,9 +62,22 @@ pub enum Product {
     Logits,
 }
 
-impl Product {
+/// What the pool splits by output columns: a product, or attention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Job {
+    Product(Product),
+    /// Causal self-attention of the queries `x` (`[n_rows, n_embd]`) over the first
+    /// `n_keys` positions of the KV cache lent by [`ThreadPool::attend`]; the output is the
+    /// merged heads, split between threads by whole heads.
+    Attention {
+        n_keys: usize,
+        n_head: usize,
+    },
+}
+
+impl Job {
     fn linear(self, weights: &Weights) -> Option<&Linear> {
-        let Product::Linear { layer, matrix } = self else {
+        let Job::Product(Product::Linear { layer, matrix }) = self else {
             return None;
         };
         let block = &weights.blocks[layer];
@@ -72,30 +91,54 @@ impl Product {
 
     /// `(n_in, n_out)` of the product.
     fn shape(self, weights: &Weights) -> (usize, usize) {
-        match self.linear(weights) {
-            Some(lin) => (lin.n_in, lin.n_out),
-            None => (weights.wte.n_embd, weights.wte.n_vocab),
+        match (self, self.linear(weights)) {
+            (_, Some(lin)) => (lin.n_in, lin.n_out),
+            (Job::Attention { .. }, None) => (weights.wte.n_embd, weights.wte.n_embd),
+            _ => (weights.wte.n_embd, weights.wte.n_vocab),
+        }
+    }
+
+    /// The columns a thread's share must be a multiple of: a panel, or a head.
+    fn column_unit(self, weights: &Weights) -> usize {
+        match self {
+            Job::Attention { n_head, .. } => weights.wte.n_embd / n_head,
+            _ => PANEL,
         }
     }
 
     /// Columns `cols` for every row of `x`, into `out` (`[n_rows, out_stride]`, column `j`
-    /// at `j - out_col0`).
+    /// at `j - out_col0`). Attention reads the lent cache `kv` and uses `scores` as scratch.
+    #[allow(clippy::too_many_arguments)]
     fn compute(
         self,
         weights: &Weights,
+        kv: &LayerKv,
+        scores: &mut Vec<f32>,
         x: &[f32],
         cols: (usize, usize),
         out: &mut [f32],
         out_stride: usize,
         out_col0: usize,
     ) {
+        if let Job::Attention { n_keys, n_head } = self {
+            let d_head = kv.d_head;
+            let heads = cols.0 / d_head..cols.1 / d_head;
+            let out = HeadsOut {
+                heads: out,
+                stride: out_stride,
+                col0: out_col0,
+            };
+            let mut no_trace = Trace::disabled();
+            attend_heads(x, kv, n_keys, n_head, heads, scores, out, 0, &mut no_trace);
+            return;
+        }
         match self.linear(weights) {
             Some(lin) => {
                 linear_columns(x, lin, cols.0..cols.1, out, out_stride, out_col0);
-                if let Product::Linear {
+                if let Job::Product(Product::Linear {
                     matrix: BlockMatrix::MlpFcGelu,
                     ..
-                } = self
+                }) = self
                 {
                     for row in out.chunks_mut(out_stride) {
                         gelu_in_place(&mut row[cols.0 - out_col0..cols.1 - out_col0]);
@@ -113,7 +156,7 @@ impl Product {
 #[derive(Debug, Clone, Copy)]
 enum Task {
     Compute {
-        product: Product,
+        job: Job,
         n_rows: usize,
         cols: (usize, usize),
     },
@@ -133,6 +176,10 @@ struct Worker {
 pub struct ThreadPool {
     weights: Arc<Weights>,
     input: Arc<RwLock<Vec<f32>>>,
+    /// A layer's KV cache while it is lent to the pool for attention; empty otherwise.
+    kv: Arc<RwLock<LayerKv>>,
+    /// The caller's attention scores.
+    scores: Mutex<Vec<f32>>,
     workers: Vec<Worker>,
 }
 
@@ -147,12 +194,18 @@ impl ThreadPool {
     /// A pool over `weights` with `n_threads` threads in all (at least 1: the caller).
     pub fn new(weights: Arc<Weights>, n_threads: usize) -> Self {
         let input = Arc::new(RwLock::new(Vec::new()));
+        let kv = Arc::new(RwLock::new(LayerKv::default()));
         let workers = (1..n_threads.max(1))
-            .map(|index| spawn_worker(index, Arc::clone(&weights), Arc::clone(&input)))
+            .map(|index| {
+                let shared = (Arc::clone(&weights), Arc::clone(&input), Arc::clone(&kv));
+                spawn_worker(index, shared)
+            })
             .collect();
         Self {
             weights,
             input,
+            kv,
+            scores: Mutex::new(Vec::new()),
             workers,
         }
     }
@@ -170,10 +223,35 @@ impl ThreadPool {
     /// `out = x @ W (+ b)` for `product`: `x` is `[n_rows, n_in]`, `out` `[n_rows, n_out]`.
     /// The caller computes the first share of the columns while the workers compute theirs.
     pub fn compute(&self, product: Product, x: &[f32], out: &mut [f32]) {
-        let (n_in, n_out) = product.shape(&self.weights);
+        self.run(Job::Product(product), x, out);
+    }
+
+    /// Causal self-attention (see [`crate::attention::causal_self_attention`]) of the queries
+    /// `q` (`[n_rows, n_embd]`) over the first `n_keys` positions of one layer's cache, into
+    /// the merged heads `heads` (`[n_rows, n_embd]`), each thread computing whole heads.
+    ///
+    /// The workers cannot borrow `kv`, so it is moved into the pool for the call (a swap of
+    /// its three pointers, not a copy) and moved back before returning.
+    pub fn attend(&self, q: &[f32], kv: &mut LayerKv, n_keys: usize, heads: &mut [f32]) {
+        let n_head = self.weights.wte.n_embd / kv.d_head;
+        let lend = |kv: &mut LayerKv| {
+            let mut slot = self
+                .kv
+                .write()
+                .expect("no thread panicked holding the cache");
+            std::mem::swap(&mut *slot, kv);
+        };
+        lend(kv); // the cache into the pool
+        self.run(Job::Attention { n_keys, n_head }, q, heads);
+        lend(kv); // and back
+    }
+
+    /// Splits `job` by output columns between the caller and the workers.
+    fn run(&self, job: Job, x: &[f32], out: &mut [f32]) {
+        let (n_in, n_out) = job.shape(&self.weights);
         let n_rows = x.len() / n_in;
         debug_assert_eq!(out.len(), n_rows * n_out);
-        let shares = split_columns(n_out, self.n_threads());
+        let shares = split_columns(n_out, self.n_threads(), job.column_unit(&self.weights));
         if !self.workers.is_empty() {
             let mut shared = self
                 .input
@@ -190,17 +268,20 @@ impl ThreadPool {
                 .filter(|(_, (c0, c1))| c1 > c0)
         };
         for (worker, &cols) in busy() {
-            let task = Task::Compute {
-                product,
-                n_rows,
-                cols,
-            };
+            let task = Task::Compute { job, n_rows, cols };
             worker
                 .tasks
                 .send(task)
                 .expect("worker threads live as long as the pool");
         }
-        product.compute(&self.weights, x, shares[0], out, n_out, 0);
+        {
+            let kv = self
+                .kv
+                .read()
+                .expect("no thread panicked while lending the cache");
+            let mut scores = self.scores.lock().expect("only the caller uses its scores");
+            job.compute(&self.weights, &kv, &mut scores, x, shares[0], out, n_out, 0);
+        }
         for (worker, &(c0, c1)) in busy() {
             wait(&worker.done).expect("worker threads live as long as the pool");
             let part = worker.output.lock().expect("no worker panicked");
@@ -212,13 +293,13 @@ impl ThreadPool {
     }
 }
 
-/// `n_out` columns in `n_parts` contiguous shares, cut at panel boundaries.
-fn split_columns(n_out: usize, n_parts: usize) -> Vec<(usize, usize)> {
+/// `n_out` columns in `n_parts` contiguous shares, cut at multiples of `unit`.
+fn split_columns(n_out: usize, n_parts: usize, unit: usize) -> Vec<(usize, usize)> {
     let cut = |i: usize| {
         if i == n_parts {
             n_out
         } else {
-            (n_out * i / n_parts) / PANEL * PANEL
+            (n_out * i / n_parts) / unit * unit
         }
     };
     (0..n_parts).map(|i| (cut(i), cut(i + 1))).collect()
@@ -237,7 +318,10 @@ fn wait<T>(channel: &Receiver<T>) -> Option<T> {
     channel.recv().ok()
 }
 
-fn spawn_worker(index: usize, weights: Arc<Weights>, input: Arc<RwLock<Vec<f32>>>) -> Worker {
+/// What a worker shares with the caller: the weights, the input, and the lent KV cache.
+type Shared = (Arc<Weights>, Arc<RwLock<Vec<f32>>>, Arc<RwLock<LayerKv>>);
+
+fn spawn_worker(index: usize, (weights, input, kv): Shared) -> Worker {
     let (tasks, task_inbox) = sync_channel::<Task>(1);
     let (done_outbox, done) = sync_channel::<()>(1);
     let output = Arc::new(Mutex::new(Vec::new()));
@@ -245,22 +329,20 @@ fn spawn_worker(index: usize, weights: Arc<Weights>, input: Arc<RwLock<Vec<f32>>
     let thread = std::thread::Builder::new()
         .name(format!("gpt2-edu worker {index}"))
         .spawn(move || {
-            while let Some(Task::Compute {
-                product,
-                n_rows,
-                cols,
-            }) = wait(&task_inbox)
-            {
+            let mut scores = Vec::new(); // this worker's attention scores
+            while let Some(Task::Compute { job, n_rows, cols }) = wait(&task_inbox) {
                 {
                     let x = input
                         .read()
                         .expect("the caller does not panic while writing");
+                    let kv = kv.read().expect("the caller does not panic while lending");
                     let mut out = my_output
                         .lock()
                         .expect("only this worker writes its output");
                     let width = cols.1 - cols.0;
                     out.resize(n_rows * width, 0.0); // grows once, then reused
-                    product.compute(&weights, &x, cols, &mut out, width, cols.0);
+                    let (scores, out) = (&mut scores, &mut out);
+                    job.compute(&weights, &kv, scores, &x, cols, out, width, cols.0);
                 }
                 if done_outbox.send(()).is_err() {
                     return;
@@ -294,7 +376,7 @@ mod tests {
     #[test]
     fn shares_cover_every_column_once() {
         for (n_out, parts) in [(10, 1), (10, 3), (2304, 2), (50257, 4), (7, 4)] {
-            let shares = split_columns(n_out, parts);
+            let shares = split_columns(n_out, parts, PANEL);
             assert_eq!(shares.len(), parts);
             assert_eq!(shares[0].0, 0);
             assert_eq!(shares[parts - 1].1, n_out);

@@ -240,6 +240,11 @@ fn one_to_four_threads_give_bit_identical_logits() {
         let split = tokens.len() / 2;
         let reference = model.forward(&tokens).unwrap(); // single-threaded, every row
         let n_vocab = model.hparams.n_vocab;
+        // A trace takes attention's one-thread path, head by head, recording each step.
+        let traced = model
+            .forward_full_traced(&tokens, &mut Trace::new())
+            .unwrap();
+        assert_bits_eq(&traced, &reference, &format!("{label}: traced"));
         for threads in 1..=4 {
             let mut workspace = Workspace::new(&model, threads);
             let mut cache = KvCache::new(&model.hparams);
