@@ -25,12 +25,19 @@
 //! - **full recomputation**: one forward over 128 (and 512) tokens per generated token.
 //! - **peak memory**: the process's peak resident set after the bandwidth probe, against the
 //!   weights plus the KV cache.
+//! - **where a step goes**: the parts of a cached step timed alone on the same thread pool,
+//!   in the same order and over the same memory as a real step: the 48 block products
+//!   (every layer's weights), the logits, and attention over a filled cache of context 128
+//!   and 512. The whole step also holds layer norms, residual additions and the embedding,
+//!   and was timed a few seconds earlier, on a machine whose speed drifts.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 use gpt2_edu::generate::argmax;
+use gpt2_edu::kv_cache::LayerKv;
 use gpt2_edu::model::{Logits, Workspace, default_threads};
+use gpt2_edu::threads::{BlockMatrix, Product, ThreadPool};
 use gpt2_edu::{HParams, KvCache, Model, Trace, Weights, XorShift64, checkpoint};
 
 struct Options {
@@ -152,6 +159,7 @@ fn run(options: &Options) -> Result<(), String> {
     // The machine's bandwidth drifts (other tenants, clocks): the ceiling is the best of the
     // probes before and after the timings, so the fraction never flatters the model.
     let bandwidth = bandwidth.max(memcmp_read_bandwidth(threads));
+    let parts = step_parts(&model, threads, options.tokens);
 
     let ceiling = bandwidth * 1e9 / weight_bytes as f64;
     let weights_mb = model_bytes(&model) as f64 / 1e6;
@@ -235,15 +243,118 @@ fn run(options: &Options) -> Result<(), String> {
     for (name, value, detail) in rows {
         println!("{name:<42} {value:>12}  {detail}");
     }
+    println!("where a cached step goes (each part timed alone, ms per token):");
+    let step128 = 1e3 / decode128;
+    let parts_rows = [
+        (
+            "block products (48)",
+            parts.products_ms,
+            parts.products_gb_s,
+        ),
+        ("logits", parts.logits_ms, parts.logits_gb_s),
+    ];
+    for (name, ms, gb_s) in parts_rows {
+        println!("  {name:<40} {ms:>9.2} ms  {gb_s:.1} GB/s");
+    }
     println!(
-        "prefill_tok_s={:.1} decode_tok_s_ctx128={decode128:.1} decode_tok_s_ctx512={decode512:.1} full_tok_s_ctx128={:.2} full_tok_s_ctx512={:.3} weight_gb_s={:.1} bandwidth_gb_s={bandwidth:.1} portable_read_gb_s={portable:.1} portable_read4_gb_s={portable4:.1} ceiling_tok_s={ceiling:.1} ceiling_fraction={:.3} peak_rss_mb={peak_mb:.0} weights_mb={weights_mb:.0} kv_cache_mb={cache_mb:.0} threads={threads}",
+        "  {:<40} {:>9.2} ms",
+        "attention, context 128", parts.attention_ms[0]
+    );
+    println!(
+        "  {:<40} {:>9.2} ms",
+        "attention, context 512", parts.attention_ms[1]
+    );
+    let sum = parts.products_ms + parts.logits_ms + parts.attention_ms[0];
+    let label = "parts at 128 together";
+    println!("  {label:<40} {sum:>9.2} ms  the whole step above: {step128:.2} ms");
+    println!(
+        "prefill_tok_s={:.1} decode_tok_s_ctx128={decode128:.1} decode_tok_s_ctx512={decode512:.1} full_tok_s_ctx128={:.2} full_tok_s_ctx512={:.3} weight_gb_s={:.1} bandwidth_gb_s={bandwidth:.1} portable_read_gb_s={portable:.1} portable_read4_gb_s={portable4:.1} ceiling_tok_s={ceiling:.1} ceiling_fraction={:.3} peak_rss_mb={peak_mb:.0} weights_mb={weights_mb:.0} kv_cache_mb={cache_mb:.0} products_ms={:.2} logits_ms={:.2} attention_ms_ctx128={:.2} attention_ms_ctx512={:.2} threads={threads}",
         options.prompt as f64 / prefill_s,
         1.0 / full128_s,
         1.0 / full512_s,
         weight_bytes as f64 * decode128 / 1e9,
         decode128 / ceiling,
+        parts.products_ms,
+        parts.logits_ms,
+        parts.attention_ms[0],
+        parts.attention_ms[1],
     );
     Ok(())
+}
+
+/// The parts of one cached step, each timed alone (see the module docs).
+struct StepParts {
+    products_ms: f64,
+    products_gb_s: f64,
+    logits_ms: f64,
+    logits_gb_s: f64,
+    /// At context 128 and 512.
+    attention_ms: [f64; 2],
+}
+
+/// Times the parts of a cached step `reps` times each on a pool of `threads`: best run.
+fn step_parts(model: &Model, threads: usize, reps: usize) -> StepParts {
+    let hp = model.hparams;
+    let (e, f) = (hp.n_embd, hp.n_ffn());
+    let pool = ThreadPool::new(std::sync::Arc::clone(&model.weights), threads);
+    let x: Vec<f32> = (0..f).map(|i| (i % 13) as f32 * 0.01 - 0.06).collect();
+    let best_ms = |work: &mut dyn FnMut()| -> f64 {
+        (0..reps.max(1))
+            .map(|_| {
+                let start = Instant::now();
+                work();
+                start.elapsed().as_secs_f64() * 1e3
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let matrices = [
+        (BlockMatrix::AttnQkv, e, 3 * e),
+        (BlockMatrix::AttnProj, e, e),
+        (BlockMatrix::MlpFcGelu, e, f),
+        (BlockMatrix::MlpProj, f, e),
+    ];
+    let mut out = vec![0.0; hp.n_vocab.max(f)];
+    let products_ms = best_ms(&mut || {
+        for layer in 0..hp.n_layer {
+            for (matrix, n_in, n_out) in matrices {
+                let product = Product::Linear { layer, matrix };
+                pool.compute(product, &x[..n_in], &mut out[..n_out]);
+            }
+        }
+    });
+    let logits_ms = best_ms(&mut || pool.compute(Product::Logits, &x[..e], &mut out[..hp.n_vocab]));
+    // One query over a full cache per layer, every layer's cache its own memory.
+    let mut layers: Vec<LayerKv> = (0..hp.n_layer)
+        .map(|_| LayerKv {
+            keys: x.iter().cycle().take(512 * e).copied().collect(),
+            values: x.iter().rev().cycle().take(512 * e).copied().collect(),
+            capacity: 512,
+            d_head: hp.d_head(),
+        })
+        .collect();
+    let mut heads = vec![0.0; e];
+    let mut attention = |n_keys: usize| {
+        best_ms(&mut || {
+            for kv in &mut layers {
+                pool.attend(&x[..e], kv, n_keys, &mut heads);
+            }
+        })
+    };
+    let attention_ms = [attention(128), attention(512)];
+    let per_product_bytes = |n_in: usize, n_out: usize| 4.0 * ((n_in + 1) * n_out) as f64;
+    let block_bytes: f64 = matrices
+        .iter()
+        .map(|&(_, i, o)| per_product_bytes(i, o))
+        .sum();
+    let products_bytes = hp.n_layer as f64 * block_bytes;
+    let logits_bytes = 4.0 * (hp.n_vocab * e) as f64;
+    StepParts {
+        products_ms,
+        products_gb_s: products_bytes / products_ms / 1e6,
+        logits_ms,
+        logits_gb_s: logits_bytes / logits_ms / 1e6,
+        attention_ms,
+    }
 }
 
 /// GPT-2 124M's shapes, weights from xorshift mapped to small centred values (as trained
