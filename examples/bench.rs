@@ -323,12 +323,13 @@ fn step_parts(model: &Model, threads: usize, reps: usize) -> StepParts {
         }
     });
     let logits_ms = best_ms(&mut || pool.compute(Product::Logits, &x[..e], &mut out[..hp.n_vocab]));
-    // One query over a full cache per layer, every layer's cache its own memory.
+    // One query over a filled cache per layer, every layer's cache its own memory, laid out
+    // as `KvCache::new` lays it out (room for n_ctx positions per head).
     let mut layers: Vec<LayerKv> = (0..hp.n_layer)
         .map(|_| LayerKv {
-            keys: x.iter().cycle().take(512 * e).copied().collect(),
-            values: x.iter().rev().cycle().take(512 * e).copied().collect(),
-            capacity: 512,
+            keys: x.iter().cycle().take(hp.n_ctx * e).copied().collect(),
+            values: x.iter().rev().cycle().take(hp.n_ctx * e).copied().collect(),
+            capacity: hp.n_ctx,
             d_head: hp.d_head(),
         })
         .collect();
