@@ -333,11 +333,11 @@ fn step_parts(model: &Model, threads: usize, reps: usize) -> StepParts {
             d_head: hp.d_head(),
         })
         .collect();
-    let mut heads = vec![0.0; e];
+    let (mut scores, mut heads) = (Vec::new(), vec![0.0; e]);
     let mut attention = |n_keys: usize| {
         best_ms(&mut || {
             for kv in &mut layers {
-                pool.attend(&x[..e], kv, n_keys, &mut heads);
+                pool.attend(&x[..e], kv, n_keys, &mut scores, &mut heads);
             }
         })
     };

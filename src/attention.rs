@@ -104,7 +104,7 @@ pub fn attention(
     } else {
         // The heads shared out between the threads, each head whole in one thread.
         heads.resize(n_new * n_embd, 0.0);
-        pool.attend(queries, kv, n_keys, heads);
+        pool.attend(queries, kv, n_keys, scores, heads);
     }
     trace.record(
         format_args!("block.{layer}.attn.merged"),

@@ -75,26 +75,30 @@ enum Job {
     },
 }
 
-impl Job {
-    fn linear(self, weights: &Weights) -> Option<&Linear> {
-        let Job::Product(Product::Linear { layer, matrix }) = self else {
-            return None;
-        };
+impl BlockMatrix {
+    /// This matrix of block `layer`.
+    fn of(self, weights: &Weights, layer: usize) -> &Linear {
         let block = &weights.blocks[layer];
-        Some(match matrix {
+        match self {
             BlockMatrix::AttnQkv => &block.attn.c_attn,
             BlockMatrix::AttnProj => &block.attn.c_proj,
             BlockMatrix::MlpFc | BlockMatrix::MlpFcGelu => &block.mlp.c_fc,
             BlockMatrix::MlpProj => &block.mlp.c_proj,
-        })
+        }
     }
+}
 
-    /// `(n_in, n_out)` of the product.
+impl Job {
+    /// `(n_in, n_out)`: the width of a row of `x` and of a row of the output.
     fn shape(self, weights: &Weights) -> (usize, usize) {
-        match (self, self.linear(weights)) {
-            (_, Some(lin)) => (lin.n_in, lin.n_out),
-            (Job::Attention { .. }, None) => (weights.wte.n_embd, weights.wte.n_embd),
-            _ => (weights.wte.n_embd, weights.wte.n_vocab),
+        let n_embd = weights.wte.n_embd;
+        match self {
+            Job::Product(Product::Logits) => (n_embd, weights.wte.n_vocab),
+            Job::Product(Product::Linear { layer, matrix }) => {
+                let lin = matrix.of(weights, layer);
+                (lin.n_in, lin.n_out)
+            }
+            Job::Attention { .. } => (n_embd, n_embd), // queries in, merged heads out
         }
     }
 
@@ -120,34 +124,29 @@ impl Job {
         out_stride: usize,
         out_col0: usize,
     ) {
-        if let Job::Attention { n_keys, n_head } = self {
-            let d_head = kv.d_head;
-            let heads = cols.0 / d_head..cols.1 / d_head;
-            let out = HeadsOut {
-                heads: out,
-                stride: out_stride,
-                col0: out_col0,
-            };
-            let mut no_trace = Trace::disabled();
-            attend_heads(x, kv, n_keys, n_head, heads, scores, out, 0, &mut no_trace);
-            return;
-        }
-        match self.linear(weights) {
-            Some(lin) => {
+        match self {
+            Job::Product(Product::Logits) => {
+                let wte = &weights.wte;
+                wte.logits_columns(x, cols.0..cols.1, out, out_stride, out_col0);
+            }
+            Job::Product(Product::Linear { layer, matrix }) => {
+                let lin = matrix.of(weights, layer);
                 linear_columns(x, lin, cols.0..cols.1, out, out_stride, out_col0);
-                if let Job::Product(Product::Linear {
-                    matrix: BlockMatrix::MlpFcGelu,
-                    ..
-                }) = self
-                {
+                if matrix == BlockMatrix::MlpFcGelu {
                     for row in out.chunks_mut(out_stride) {
                         gelu_in_place(&mut row[cols.0 - out_col0..cols.1 - out_col0]);
                     }
                 }
             }
-            None => {
-                let logits = &weights.wte;
-                logits.logits_columns(x, cols.0..cols.1, out, out_stride, out_col0);
+            Job::Attention { n_keys, n_head } => {
+                let heads = cols.0 / kv.d_head..cols.1 / kv.d_head;
+                let out = HeadsOut {
+                    heads: out,
+                    stride: out_stride,
+                    col0: out_col0,
+                };
+                let mut no_trace = Trace::disabled();
+                attend_heads(x, kv, n_keys, n_head, heads, scores, out, 0, &mut no_trace);
             }
         }
     }
@@ -178,8 +177,6 @@ pub struct ThreadPool {
     input: Arc<RwLock<Vec<f32>>>,
     /// A layer's KV cache while it is lent to the pool for attention; empty otherwise.
     kv: Arc<RwLock<LayerKv>>,
-    /// The caller's attention scores.
-    scores: Mutex<Vec<f32>>,
     workers: Vec<Worker>,
 }
 
@@ -205,7 +202,6 @@ impl ThreadPool {
             weights,
             input,
             kv,
-            scores: Mutex::new(Vec::new()),
             workers,
         }
     }
@@ -223,16 +219,26 @@ impl ThreadPool {
     /// `out = x @ W (+ b)` for `product`: `x` is `[n_rows, n_in]`, `out` `[n_rows, n_out]`.
     /// The caller computes the first share of the columns while the workers compute theirs.
     pub fn compute(&self, product: Product, x: &[f32], out: &mut [f32]) {
-        self.run(Job::Product(product), x, out);
+        let no_scores = &mut Vec::new(); // products need no scratch; this never allocates
+        self.run(Job::Product(product), x, out, no_scores);
     }
 
     /// Causal self-attention (see [`crate::attention::causal_self_attention`]) of the queries
     /// `q` (`[n_rows, n_embd]`) over the first `n_keys` positions of one layer's cache, into
     /// the merged heads `heads` (`[n_rows, n_embd]`), each thread computing whole heads.
+    /// `scores` is the caller's scratch for its own heads (`[n_rows, n_keys]`); each worker
+    /// keeps its own.
     ///
     /// The workers cannot borrow `kv`, so it is moved into the pool for the call (a swap of
     /// its three pointers, not a copy) and moved back before returning.
-    pub fn attend(&self, q: &[f32], kv: &mut LayerKv, n_keys: usize, heads: &mut [f32]) {
+    pub fn attend(
+        &self,
+        q: &[f32],
+        kv: &mut LayerKv,
+        n_keys: usize,
+        scores: &mut Vec<f32>,
+        heads: &mut [f32],
+    ) {
         let n_head = self.weights.wte.n_embd / kv.d_head;
         let lend = |kv: &mut LayerKv| {
             let mut slot = self
@@ -242,12 +248,12 @@ impl ThreadPool {
             std::mem::swap(&mut *slot, kv);
         };
         lend(kv); // the cache into the pool
-        self.run(Job::Attention { n_keys, n_head }, q, heads);
+        self.run(Job::Attention { n_keys, n_head }, q, heads, scores);
         lend(kv); // and back
     }
 
     /// Splits `job` by output columns between the caller and the workers.
-    fn run(&self, job: Job, x: &[f32], out: &mut [f32]) {
+    fn run(&self, job: Job, x: &[f32], out: &mut [f32], scores: &mut Vec<f32>) {
         let (n_in, n_out) = job.shape(&self.weights);
         let n_rows = x.len() / n_in;
         debug_assert_eq!(out.len(), n_rows * n_out);
@@ -279,8 +285,7 @@ impl ThreadPool {
                 .kv
                 .read()
                 .expect("no thread panicked while lending the cache");
-            let mut scores = self.scores.lock().expect("only the caller uses its scores");
-            job.compute(&self.weights, &kv, &mut scores, x, shares[0], out, n_out, 0);
+            job.compute(&self.weights, &kv, scores, x, shares[0], out, n_out, 0);
         }
         for (worker, &(c0, c1)) in busy() {
             wait(&worker.done).expect("worker threads live as long as the pool");
@@ -383,6 +388,41 @@ mod tests {
             for pair in shares.windows(2) {
                 assert_eq!(pair[0].1, pair[1].0);
             }
+        }
+        // Attention's shares are whole heads: cuts at multiples of d_head = 64.
+        for (c0, c1) in split_columns(768, 5, 64) {
+            assert_eq!((c0 % 64, c1 % 64), (0, 0));
+        }
+    }
+
+    #[test]
+    fn attention_shared_out_equals_one_thread_and_gives_the_cache_back() {
+        use crate::attention::causal_self_attention;
+        // The dummy model: n_embd 10, 2 heads of 5; a cache with room for 8 positions.
+        let (_, hparams, weights) = crate::dummy::load_encoder_hparams_and_params();
+        let mut rng = crate::rng::XorShift64::new(11).unwrap();
+        let capacity = 8;
+        let mut kv = LayerKv {
+            keys: rng.uniform_vec(capacity * hparams.n_embd),
+            values: rng.uniform_vec(capacity * hparams.n_embd),
+            capacity,
+            d_head: hparams.d_head(),
+        };
+        let before = kv.clone();
+        let queries = rng.uniform_vec(3 * hparams.n_embd); // 3 new positions, keys 0..6
+        let (mut scores, mut one_thread) = (Vec::new(), Vec::new());
+        let n = (hparams.n_embd, hparams.n_head);
+        let mut no_trace = Trace::disabled();
+        let (kv_ref, s, o) = (&kv, &mut scores, &mut one_thread);
+        causal_self_attention(&queries, kv_ref, 6, n.0, n.1, s, o, 0, &mut no_trace);
+        let pool_weights = Arc::new(weights);
+        for threads in 1..=3 {
+            let pool = ThreadPool::new(Arc::clone(&pool_weights), threads);
+            let mut shared = vec![f32::NAN; queries.len()];
+            pool.attend(&queries, &mut kv, 6, &mut scores, &mut shared);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&shared), bits(&one_thread), "{threads} threads");
+            assert_eq!(kv, before, "the cache is back with the caller, unchanged");
         }
     }
 }
