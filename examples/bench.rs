@@ -34,11 +34,14 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use gpt2_edu::generate::argmax;
+use std::sync::Arc;
+
+use gpt2_edu::fast::internals::{Activation, HeadScratch, PackedLinear, ThreadPool};
+use gpt2_edu::fast::{Engine, Logits, Workspace, default_threads};
 use gpt2_edu::kv_cache::LayerKv;
-use gpt2_edu::model::{Logits, Workspace, default_threads};
-use gpt2_edu::threads::{BlockMatrix, Product, ThreadPool};
-use gpt2_edu::{HParams, KvCache, Model, Trace, Weights, XorShift64, checkpoint};
+use gpt2_edu::model::Role;
+use gpt2_edu::sample::argmax;
+use gpt2_edu::{HParams, KvCache, Model, Weights, XorShift64, checkpoint};
 
 struct Options {
     threads: usize,
@@ -107,7 +110,9 @@ fn run(options: &Options) -> Result<(), String> {
         Some(dir) => checkpoint::load_dir(dir).map_err(|e| e.to_string())?.1,
         None => random_gpt2_124m(),
     };
-    let hp = model.hparams;
+    let weights_mb = model_bytes(&model) as f64 / 1e6;
+    let engine = Engine::new(model);
+    let hp = *engine.hparams();
     let needed = options.prompt.max(512) + options.tokens;
     if needed > hp.n_ctx {
         return Err(format!(
@@ -116,16 +121,15 @@ fn run(options: &Options) -> Result<(), String> {
         ));
     }
     let weight_bytes = weight_bytes_per_token(&hp);
-    let mut workspace = Workspace::new(&model, threads);
+    let mut workspace = Workspace::new(threads);
     let mut cache = KvCache::new(&hp);
     let tokens: Vec<u32> = (0..needed as u32)
         .map(|i| (i * 7919 + 13) % hp.n_vocab as u32)
         .collect();
-    let mut trace = Trace::disabled();
     let mut forward = |tokens: &[u32], cache: &mut KvCache| -> f64 {
         let start = Instant::now();
-        let logits = model
-            .forward_with(tokens, cache, &mut workspace, Logits::Last, &mut trace)
+        let logits = engine
+            .forward(tokens, cache, &mut workspace, Logits::Last)
             .expect("fits in n_ctx");
         std::hint::black_box(argmax(logits));
         start.elapsed().as_secs_f64()
@@ -159,10 +163,9 @@ fn run(options: &Options) -> Result<(), String> {
     // The machine's bandwidth drifts (other tenants, clocks): the ceiling is the best of the
     // probes before and after the timings, so the fraction never flatters the model.
     let bandwidth = bandwidth.max(memcmp_read_bandwidth(threads));
-    let parts = step_parts(&model, threads, options.tokens);
+    let parts = step_parts(&engine, threads, options.tokens);
 
     let ceiling = bandwidth * 1e9 / weight_bytes as f64;
-    let weights_mb = model_bytes(&model) as f64 / 1e6;
     let cache_mb = cache.memory_bytes() as f64 / 1e6;
     let rows = [
         ("threads", format!("{threads}"), String::new()),
@@ -293,10 +296,10 @@ struct StepParts {
 }
 
 /// Times the parts of a cached step `reps` times each on a pool of `threads`: best run.
-fn step_parts(model: &Model, threads: usize, reps: usize) -> StepParts {
-    let hp = model.hparams;
+fn step_parts(engine: &Engine, threads: usize, reps: usize) -> StepParts {
+    let hp = *engine.hparams();
     let (e, f) = (hp.n_embd, hp.n_ffn());
-    let pool = ThreadPool::new(std::sync::Arc::clone(&model.weights), threads);
+    let pool = ThreadPool::new(threads);
     let x: Vec<f32> = (0..f).map(|i| (i % 13) as f32 * 0.01 - 0.06).collect();
     let best_ms = |work: &mut dyn FnMut()| -> f64 {
         (0..reps.max(1))
@@ -307,22 +310,27 @@ fn step_parts(model: &Model, threads: usize, reps: usize) -> StepParts {
             })
             .fold(f64::INFINITY, f64::min)
     };
-    let matrices = [
-        (BlockMatrix::AttnQkv, e, 3 * e),
-        (BlockMatrix::AttnProj, e, e),
-        (BlockMatrix::MlpFcGelu, e, f),
-        (BlockMatrix::MlpProj, f, e),
-    ];
-    let mut out = vec![0.0; hp.n_vocab.max(f)];
+    // Each block's four products, in a step's order, GELU fused as the engine fuses it.
+    let products: Vec<(&Arc<PackedLinear>, Activation)> = engine
+        .blocks()
+        .iter()
+        .flat_map(|b| {
+            [
+                (&b.attn_c_attn, Activation::None),
+                (&b.attn_c_proj, Activation::None),
+                (&b.mlp_c_fc, Activation::Gelu),
+                (&b.mlp_c_proj, Activation::None),
+            ]
+        })
+        .collect();
+    let mut out = Vec::with_capacity(hp.n_vocab.max(f));
     let products_ms = best_ms(&mut || {
-        for layer in 0..hp.n_layer {
-            for (matrix, n_in, n_out) in matrices {
-                let product = Product::Linear { layer, matrix };
-                pool.compute(product, &x[..n_in], &mut out[..n_out]);
-            }
+        for &(matrix, activation) in &products {
+            pool.compute(matrix, activation, &x[..matrix.n_in()], &mut out);
         }
     });
-    let logits_ms = best_ms(&mut || pool.compute(Product::Logits, &x[..e], &mut out[..hp.n_vocab]));
+    let logits_ms =
+        best_ms(&mut || pool.compute(engine.wte(), Activation::None, &x[..e], &mut out));
     // One query over a filled cache per layer, every layer's cache its own memory, laid out
     // as `KvCache::new` lays it out (room for n_ctx positions per head).
     let mut layers: Vec<LayerKv> = (0..hp.n_layer)
@@ -333,21 +341,17 @@ fn step_parts(model: &Model, threads: usize, reps: usize) -> StepParts {
             d_head: hp.d_head(),
         })
         .collect();
-    let (mut scores, mut heads) = (Vec::new(), vec![0.0; e]);
+    let (mut scratch, mut heads) = (HeadScratch::default(), vec![0.0; e]);
     let mut attention = |n_keys: usize| {
         best_ms(&mut || {
             for kv in &mut layers {
-                pool.attend(&x[..e], kv, n_keys, &mut scores, &mut heads);
+                pool.attend(&x[..e], kv, n_keys, &mut scratch, &mut heads);
             }
         })
     };
     let attention_ms = [attention(128), attention(512)];
-    let per_product_bytes = |n_in: usize, n_out: usize| 4.0 * ((n_in + 1) * n_out) as f64;
-    let block_bytes: f64 = matrices
-        .iter()
-        .map(|&(_, i, o)| per_product_bytes(i, o))
-        .sum();
-    let products_bytes = hp.n_layer as f64 * block_bytes;
+    let bytes = |m: &PackedLinear| 4.0 * ((m.n_in() + 1) * m.n_out()) as f64;
+    let products_bytes: f64 = products.iter().map(|(m, _)| bytes(m)).sum();
     let logits_bytes = 4.0 * (hp.n_vocab * e) as f64;
     StepParts {
         products_ms,
@@ -359,17 +363,18 @@ fn step_parts(model: &Model, threads: usize, reps: usize) -> StepParts {
 }
 
 /// GPT-2 124M's shapes, weights from xorshift mapped to small centred values (as trained
-/// weights are; the values do not change the speed, only that no number overflows).
+/// weights are; the values do not change the speed, only that no number overflows). Layer
+/// norms stay the identity.
 fn random_gpt2_124m() -> Model {
     let hparams = HParams::gpt2_124m();
     let mut weights = Weights::random(&hparams, &mut XorShift64::new(1).expect("nonzero"));
     let small = |v: &mut Vec<f32>| v.iter_mut().for_each(|u| *u = (*u - 0.5) * 0.04);
-    small(&mut weights.wte.w);
-    small(&mut weights.wpe);
-    for linear in weights.linears_mut() {
-        small(&mut linear.w);
-        small(&mut linear.b);
-    }
+    let Ok(()) = weights.visit_mut(&hparams, |spec, data| {
+        if !matches!(spec.role, Role::NormGain | Role::NormBias) {
+            small(data);
+        }
+        Ok::<(), std::convert::Infallible>(())
+    });
     Model::new(hparams, weights).expect("GPT-2's own shapes are valid")
 }
 
@@ -385,21 +390,12 @@ fn weight_bytes_per_token(hp: &HParams) -> usize {
     4 * (hp.n_layer * per_block + 2 * e + hp.n_vocab * e + 2 * e)
 }
 
+/// Bytes of every weight of `model`.
 fn model_bytes(model: &Model) -> usize {
-    let w = &model.weights;
-    let blocks: usize = w
-        .blocks
+    4 * Weights::specs(&model.hparams)
         .iter()
-        .map(|b| {
-            b.ln_1.g.len() * 2
-                + b.ln_2.g.len() * 2
-                + [&b.attn.c_attn, &b.attn.c_proj, &b.mlp.c_fc, &b.mlp.c_proj]
-                    .iter()
-                    .map(|l| l.w.len() + l.b.len())
-                    .sum::<usize>()
-        })
-        .sum();
-    4 * (w.wte.w.len() + w.wpe.len() + blocks + 2 * w.ln_f.g.len())
+        .map(|spec| spec.len())
+        .sum::<usize>()
 }
 
 fn median(times: impl Iterator<Item = f64>) -> f64 {

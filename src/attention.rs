@@ -2,33 +2,36 @@
 //! positions and takes a weighted average of what it finds there.
 //!
 //! ```text
-//! q, k, v  = split(x @ c_attn + b)                 [n_seq, n_embd] -> 3 x [n_seq, n_embd]
-//! per head h (columns h*d_head..(h+1)*d_head of q, k, v):
-//!   scores = q_h @ k_h^T / sqrt(d_head)            [n_seq, n_keys]
+//! qkv     = x @ c_attn.w + c_attn.b                [n_new, n_embd] -> [n_new, 3 n_embd]
+//! q, k, v = split(qkv)                             3 x [n_new, n_embd]
+//! per head h (columns h*d_head .. (h+1)*d_head of q, and of the cached k and v):
+//!   scores  = q_h @ k_h^T / sqrt(d_head)           [n_new, n_keys]
 //!   scores[i, j] = -inf where key j is in query i's future       (the causal mask)
-//!   weights = softmax(scores)  (row by row)        [n_seq, n_keys]
-//!   out_h  = weights @ v_h                         [n_seq, d_head]
-//! merged  = [out_0 | out_1 | ... ]                 [n_seq, n_embd]
-//! out     = merged @ c_proj + b                    [n_seq, n_embd]
+//!   weights = softmax(scores)  (row by row)        [n_new, n_keys]
+//!   out_h   = weights @ v_h                        [n_new, d_head]
+//! merged  = [out_0 | out_1 | ... ]                 [n_new, n_embd]
+//! out     = merged @ c_proj.w + c_proj.b           [n_new, n_embd]
 //! ```
 //!
-//! With a KV cache, the keys and values of earlier positions come from the cache, and only
-//! the `n_new` newest positions are computed: query `i` sits at position `pos0 + i` and sees
-//! keys `0..=pos0 + i`. A full recomputation is the special case `pos0 = 0`.
+//! This is picoGPT's `mha`, with a KV cache: the new positions' keys and values are
+//! appended to the cache, and the heads read every key and value from it. Query `i` sits
+//! at position `pos0 + i` and sees keys `0..=pos0 + i`; a full recomputation is the special
+//! case `pos0 = 0`, an empty cache.
 //!
 //! Numerical care: dividing by `sqrt(d_head)` keeps the scores' spread independent of the
 //! head size (otherwise softmax saturates); masked scores are `-inf`, which softmax turns
-//! into weights of exactly `0.0`. The weighted sum then visits only the visible keys, in
-//! ascending order, so a query computes bit-for-bit the same thing whether its keys came
-//! from a cache or from the same pass.
+//! into weights of exactly `0.0`, and adding `0.0 * v` to a sum changes nothing. So a query
+//! computes bit-for-bit the same thing whether its keys came from a cache or from the same
+//! pass. The kernels [`attention_scores`] and [`causal_mask`] are shared with the fast
+//! engine, which runs the heads on several threads.
 
 use crate::kv_cache::LayerKv;
-use crate::matrix::{Linear, columns, dot_fast};
-use crate::softmax::softmax_in_place;
-use crate::threads::{BlockMatrix, Product, ThreadPool};
+use crate::matrix::{Linear, columns, dot_fast, matmul, set_columns};
+use crate::softmax::softmax_rows;
 use crate::trace::Trace;
 
-/// The attention weights of one block, named as in GPT-2 checkpoints.
+/// The attention weights of one block, named as in GPT-2 checkpoints (`h.0.attn.c_attn`,
+/// `h.0.attn.c_proj`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attention {
     /// Query, key and value projections side by side: `[n_embd, 3 * n_embd]`.
@@ -37,232 +40,125 @@ pub struct Attention {
     pub c_proj: Linear,
 }
 
-/// Buffers attention writes into, reused from step to step (named after what they hold).
-#[derive(Debug, Default)]
-pub struct AttentionScratch {
-    /// `q | k | v` of the new positions, `[n_new, 3 n_embd]`.
-    pub qkv: Vec<f32>,
-    /// The queries alone, `[n_new, n_embd]`.
-    pub queries: Vec<f32>,
-    /// One head's scores, then weights, `[n_new, n_keys]`.
-    pub scores: Vec<f32>,
-    /// The heads' outputs side by side, `[n_new, n_embd]`.
-    pub heads: Vec<f32>,
+impl Attention {
+    /// Self-attention of the `n_new` positions of `x` (`[n_new, n_embd]`, the block's `ln_1`
+    /// output) starting at position `pos0`. `kv` holds this layer's keys and values for
+    /// positions `0..pos0`; the new positions' are appended to it. Returns `[n_new, n_embd]`.
+    /// Every step is recorded into `trace` as `block.{layer}.attn.*`.
+    pub fn forward(
+        &self,
+        x: &[f32],
+        n_head: usize,
+        kv: &mut LayerKv,
+        pos0: usize,
+        layer: usize,
+        trace: &mut Trace,
+    ) -> Vec<f32> {
+        let n_embd = self.c_proj.n_out();
+        let d_head = n_embd / n_head;
+        let n_new = x.len() / n_embd;
+        let n_keys = pos0 + n_new;
+
+        let qkv = self.c_attn.forward(x); // [n_new, n_embd] -> [n_new, 3 n_embd]
+        let q = columns(&qkv, 3 * n_embd, 0..n_embd); // [n_new, n_embd]
+        let k = columns(&qkv, 3 * n_embd, n_embd..2 * n_embd); // [n_new, n_embd]
+        let v = columns(&qkv, 3 * n_embd, 2 * n_embd..3 * n_embd); // [n_new, n_embd]
+        kv.store(pos0, &k, &v); // the cache now holds positions 0..n_keys
+
+        let mut merged = vec![0.0; n_new * n_embd]; // [n_new, n_embd]
+        for h in 0..n_head {
+            let cols = h * d_head..(h + 1) * d_head;
+            let q_h = columns(&q, n_embd, cols.clone()); // [n_new, d_head]
+            let k_h = kv.head_keys(h, n_keys); // [n_keys, d_head]
+            let v_h = kv.head_values(h, n_keys); // [n_keys, d_head]
+            let out_h = head(&q_h, k_h, v_h, d_head, pos0, (layer, h), trace); // [n_new, d_head]
+            set_columns(&mut merged, n_embd, cols.start, &out_h);
+        }
+        trace.record(
+            format_args!("block.{layer}.attn.merged"),
+            &[n_new, n_embd],
+            &merged,
+        );
+
+        let out = self.c_proj.forward(&merged); // [n_new, n_embd] -> [n_new, n_embd]
+        trace.record(
+            format_args!("block.{layer}.attn.c_proj"),
+            &[n_new, n_embd],
+            &out,
+        );
+        out
+    }
 }
 
-/// Self-attention of `n_new` new positions over the cache plus themselves, into `out`.
-///
-/// `normed` is the block's `ln_1` output for the new positions, `[n_new, n_embd]`; `kv` holds
-/// this layer's keys and values for positions `0..pos0`. The new positions' keys and values
-/// are written into `kv` at `pos0..pos0 + n_new`. `out` becomes `[n_new, n_embd]`.
-#[allow(clippy::too_many_arguments)]
-pub fn attention(
-    normed: &[f32],
-    n_embd: usize,
-    n_head: usize,
-    kv: &mut LayerKv,
+/// One head, `(layer, h)`: `softmax(mask(q_h @ k_h^T / sqrt(d_head))) @ v_h`, for queries at
+/// positions `pos0..` over keys `0..n_keys`: `[n_new, d_head] -> [n_new, d_head]`.
+fn head(
+    q_h: &[f32],
+    k_h: &[f32],
+    v_h: &[f32],
+    d_head: usize,
     pos0: usize,
-    layer: usize,
-    pool: &ThreadPool,
-    scratch: &mut AttentionScratch,
-    out: &mut Vec<f32>,
+    (layer, h): (usize, usize),
     trace: &mut Trace,
-) {
-    debug_assert_eq!(normed.len() % n_embd, 0, "normed must be [n_new, n_embd]");
-    let n_new = normed.len() / n_embd;
-    let n_keys = pos0 + n_new;
-    debug_assert!(kv.capacity >= n_keys, "cache too small");
-    let AttentionScratch {
-        qkv,
-        queries,
-        scores,
-        heads,
-    } = scratch;
-
-    // qkv = normed @ attn.c_attn.w + attn.c_attn.b: [n_new, n_embd] -> [n_new, 3 * n_embd]
-    qkv.resize(n_new * 3 * n_embd, 0.0);
-    pool.compute(
-        Product::Linear {
-            layer,
-            matrix: BlockMatrix::AttnQkv,
-        },
-        normed,
-        qkv,
-    );
-    queries.clear();
-    for (i, row) in qkv.chunks_exact(3 * n_embd).enumerate() {
-        let (q_row, k_and_v) = row.split_at(n_embd);
-        let (k_row, v_row) = k_and_v.split_at(n_embd);
-        queries.extend_from_slice(q_row);
-        kv.store(pos0 + i, k_row, v_row); // cache position pos0 + i
-    }
-    if trace.is_enabled() {
-        // One thread, every step recorded.
-        causal_self_attention(
-            queries, kv, n_keys, n_embd, n_head, scores, heads, layer, trace,
-        );
-    } else {
-        // The heads shared out between the threads, each head whole in one thread.
-        heads.resize(n_new * n_embd, 0.0);
-        pool.attend(queries, kv, n_keys, scores, heads);
-    }
+) -> Vec<f32> {
+    let (n_new, n_keys) = (q_h.len() / d_head, k_h.len() / d_head);
     trace.record(
-        format_args!("block.{layer}.attn.merged"),
-        &[n_new, n_embd],
-        heads,
-    );
-    // out = heads @ attn.c_proj.w + attn.c_proj.b: [n_new, n_embd] -> [n_new, n_embd]
-    out.resize(n_new * n_embd, 0.0);
-    pool.compute(
-        Product::Linear {
-            layer,
-            matrix: BlockMatrix::AttnProj,
-        },
-        heads,
-        out,
+        format_args!("block.{layer}.attn.q.head.{h}"),
+        &[n_new, d_head],
+        q_h,
     );
     trace.record(
-        format_args!("block.{layer}.attn.c_proj"),
-        &[n_new, n_embd],
-        out,
+        format_args!("block.{layer}.attn.k.head.{h}"),
+        &[n_keys, d_head],
+        k_h,
     );
+    trace.record(
+        format_args!("block.{layer}.attn.v.head.{h}"),
+        &[n_keys, d_head],
+        v_h,
+    );
+    let shape = [n_new, n_keys];
+
+    let mut scores = vec![0.0; n_new * n_keys];
+    attention_scores(q_h, k_h, d_head, &mut scores); // q_h @ k_h^T / sqrt(d_head)
+    trace.record(
+        format_args!("block.{layer}.attn.scores.head.{h}"),
+        &shape,
+        &scores,
+    );
+    causal_mask(&mut scores, n_keys, pos0);
+    trace.record(
+        format_args!("block.{layer}.attn.masked.head.{h}"),
+        &shape,
+        &scores,
+    );
+    softmax_rows(&mut scores, n_keys); // the weights: each row sums to 1, the future is 0
+    trace.record(
+        format_args!("block.{layer}.attn.weights.head.{h}"),
+        &shape,
+        &scores,
+    );
+
+    matmul(&scores, v_h, n_keys, d_head) // weights @ v_h: [n_new, n_keys] @ [n_keys, d_head]
 }
 
-/// The heart of attention, for queries at the *last* `n_new` positions of the `n_keys`
-/// positions in `kv`.
-///
-/// `q`: `[n_new, n_embd]`; `kv` holds each head's keys and values for positions `0..n_keys`
-/// (`[n_keys, d_head]` per head). Query `i` is at position `pos0 + i` where
-/// `pos0 = n_keys - n_new`, and attends to keys `0..=pos0 + i`. `scores` is scratch space;
-/// `heads` becomes the merged heads, `[n_new, n_embd]`. This is the one-thread version that
-/// can record every step; [`ThreadPool::attend`] shares the heads out between threads.
-#[allow(clippy::too_many_arguments)]
-pub fn causal_self_attention(
-    q: &[f32],
-    kv: &LayerKv,
-    n_keys: usize,
-    n_embd: usize,
-    n_head: usize,
-    scores: &mut Vec<f32>,
-    heads: &mut Vec<f32>,
-    layer: usize,
-    trace: &mut Trace,
-) {
-    heads.clear();
-    heads.resize(q.len(), 0.0); // [n_new, n_embd]
-    let out = HeadsOut {
-        heads,
-        stride: n_embd,
-        col0: 0,
-    };
-    attend_heads(q, kv, n_keys, n_head, 0..n_head, scores, out, layer, trace);
-}
-
-/// Where [`attend_heads`] writes: head `h`'s output for query `i` goes to
-/// `heads[i * stride + h * d_head - col0..][..d_head]`.
-pub struct HeadsOut<'a> {
-    /// The merged heads, or the columns of them that one thread computes.
-    pub heads: &'a mut [f32],
-    /// Floats per query row in `heads`.
-    pub stride: usize,
-    /// The column of the merged heads that `heads` starts at.
-    pub col0: usize,
-}
-
-/// Heads `head_range` of [`causal_self_attention`], each head computed start to finish by
-/// the calling thread, in the same order whichever thread that is.
-#[allow(clippy::too_many_arguments)]
-pub fn attend_heads(
-    q: &[f32],
-    kv: &LayerKv,
-    n_keys: usize,
-    n_head: usize,
-    head_range: std::ops::Range<usize>,
-    scores: &mut Vec<f32>,
-    out: HeadsOut,
-    layer: usize,
-    trace: &mut Trace,
-) {
-    let d_head = kv.d_head;
-    let n_embd = n_head * d_head;
-    debug_assert_eq!(q.len() % n_embd, 0, "q must be [n_new, n_embd]");
-    let n_new = q.len() / n_embd;
-    debug_assert!(n_keys >= n_new, "the new positions are the last keys");
-    let pos0 = n_keys - n_new;
+/// The scores of one head: `scores[i, j] = q_h[i] . k_h[j] / sqrt(d_head)` for every query
+/// row `i` of `q_h` (`[n_new, d_head]`) and key row `j` of `k_h` (`[n_keys, d_head]`), into
+/// `scores` (`[n_new, n_keys]`).
+pub fn attention_scores(q_h: &[f32], k_h: &[f32], d_head: usize, scores: &mut [f32]) {
+    let n_keys = k_h.len() / d_head;
+    debug_assert_eq!(
+        scores.len(),
+        q_h.len() / d_head * n_keys,
+        "scores: [n_new, n_keys]"
+    );
     let scale = (d_head as f32).sqrt();
-    scores.resize(n_new * n_keys, 0.0); // [n_new, n_keys]
-
-    for h in head_range {
-        let cols = h * d_head..(h + 1) * d_head; // this head's columns of q
-        let keys = kv.head_keys(h, n_keys); // [n_keys, d_head]
-        let values = kv.head_values(h, n_keys); // [n_keys, d_head]
-        trace.record_with(
-            format_args!("block.{layer}.attn.q.head.{h}"),
-            &[n_new, d_head],
-            || columns(q, n_embd, cols.clone()),
-        );
-        trace.record(
-            format_args!("block.{layer}.attn.k.head.{h}"),
-            &[n_keys, d_head],
-            keys,
-        );
-        trace.record(
-            format_args!("block.{layer}.attn.v.head.{h}"),
-            &[n_keys, d_head],
-            values,
-        );
-
-        // scores = q_h @ k_h^T / sqrt(d_head): [n_new, d_head] @ [d_head, n_keys] -> [n_new, n_keys].
-        // The future is only computed when a trace wants to show it before the mask.
-        for (i, score_row) in scores.chunks_exact_mut(n_keys).enumerate() {
-            let q_h = &q[i * n_embd + cols.start..i * n_embd + cols.end];
-            let visible = if trace.is_enabled() {
-                n_keys
-            } else {
-                pos0 + i + 1
-            };
-            for (s, k_j) in score_row[..visible]
-                .iter_mut()
-                .zip(keys.chunks_exact(d_head))
-            {
-                *s = dot_fast(q_h, k_j) / scale;
-            }
-        }
-        trace.record(
-            format_args!("block.{layer}.attn.scores.head.{h}"),
-            &[n_new, n_keys],
-            scores,
-        );
-        causal_mask(scores, n_keys, pos0);
-        trace.record(
-            format_args!("block.{layer}.attn.masked.head.{h}"),
-            &[n_new, n_keys],
-            scores,
-        );
-        for score_row in scores.chunks_exact_mut(n_keys) {
-            softmax_in_place(score_row); // scores become weights; masked ones exactly 0
-        }
-        let weights = &scores[..];
-        trace.record(
-            format_args!("block.{layer}.attn.weights.head.{h}"),
-            &[n_new, n_keys],
-            weights,
-        );
-
-        // out_h = weights @ v_h: [n_new, n_keys] @ [n_keys, d_head] -> [n_new, d_head],
-        // written into this head's columns of the output. Only visible keys are visited.
-        for (i, weight_row) in weights.chunks_exact(n_keys).enumerate() {
-            let at = i * out.stride + cols.start - out.col0;
-            let out_h = &mut out.heads[at..at + d_head];
-            out_h.fill(0.0);
-            for (&w_ij, v_j) in weight_row[..=pos0 + i]
-                .iter()
-                .zip(values.chunks_exact(d_head))
-            {
-                for (o, &v) in out_h.iter_mut().zip(v_j) {
-                    *o += w_ij * v;
-                }
-            }
+    for (q_i, score_row) in q_h
+        .chunks_exact(d_head)
+        .zip(scores.chunks_exact_mut(n_keys))
+    {
+        for (s, k_j) in score_row.iter_mut().zip(k_h.chunks_exact(d_head)) {
+            *s = dot_fast(q_i, k_j) / scale;
         }
     }
 }
@@ -293,10 +189,17 @@ mod tests {
             capacity: keys.len(),
             d_head: E / n_head,
         };
-        for (pos, (k, v)) in keys.iter().zip(values).enumerate() {
-            kv.store(pos, k, v);
-        }
+        kv.store(0, keys.as_flattened(), values.as_flattened());
         kv
+    }
+
+    /// The identity layer `[n, n]` with a zero bias.
+    fn identity(n: usize) -> Linear {
+        let mut w = vec![0.0; n * n];
+        for i in 0..n {
+            w[i * n + i] = 1.0;
+        }
+        Linear { w, b: vec![0.0; n] }
     }
 
     #[test]
@@ -312,45 +215,63 @@ mod tests {
     }
 
     #[test]
-    fn first_position_copies_its_own_value() {
-        // One key: softmax of a single score is 1, so the output is that value exactly.
-        let v = [0.25, -3.0, 7.5, 1.0];
-        let kv = cache_with(&[[2.0; 4]], &[v], 2);
-        let (mut scores, mut out) = (Vec::new(), Vec::new());
-        causal_self_attention(
-            &[1.0; 4],
-            &kv,
-            1,
+    fn scores_are_scaled_dot_products() {
+        // d_head 4: sqrt = 2. q = [1, 2, 0, 0]; keys [1, 1, 1, 1] and [0, 0, 0, 2].
+        let mut scores = [0.0; 2];
+        attention_scores(
+            &[1.0, 2.0, 0.0, 0.0],
+            &[1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 2.0],
             4,
-            2,
             &mut scores,
-            &mut out,
-            0,
-            &mut Trace::disabled(),
         );
-        assert_eq!(out, v.to_vec());
+        assert_eq!(scores, [1.5, 0.0]);
+    }
+
+    #[test]
+    fn first_position_copies_its_own_value() {
+        // One key: softmax of a single score is 1, so each head outputs that value exactly.
+        // With c_attn = [I | I | I] (q = k = v = x) and c_proj = I, the output is x itself.
+        let x = [0.25, -3.0, 7.5, 1.0];
+        let mut w = vec![0.0; 4 * 12]; // [4, 12]
+        for k in 0..4 {
+            for part in 0..3 {
+                w[k * 12 + part * 4 + k] = 1.0;
+            }
+        }
+        let attn = Attention {
+            c_attn: Linear {
+                w,
+                b: vec![0.0; 12],
+            },
+            c_proj: identity(4),
+        };
+        let mut kv = cache_with::<4>(&[[0.0; 4]], &[[0.0; 4]], 2);
+        let out = attn.forward(&x, 2, &mut kv, 0, 0, &mut Trace::disabled());
+        assert_eq!(out, x.to_vec());
+        assert_eq!(
+            kv.head_values(1, 1),
+            &x[2..],
+            "the new value was cached, head-major"
+        );
     }
 
     #[test]
     fn equal_scores_average_the_visible_values() {
         // Keys all zero -> equal scores; query at position 1 of 3 averages values 0 and 1
-        // and ignores value 2 (the future).
-        let q = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]; // [3, 2]
+        // and gives value 2 (the future) weight 0.
         let kv = cache_with(
             &[[0.0; 2]; 3],
             &[[1.0, 10.0], [3.0, 20.0], [100.0, 100.0]],
             1,
         );
-        let (mut scores, mut out) = (Vec::new(), Vec::new());
-        causal_self_attention(
+        let q = [1.0; 6]; // [3, 2]
+        let out = head(
             &q,
-            &kv,
-            3,
+            kv.head_keys(0, 3),
+            kv.head_values(0, 3),
             2,
-            1,
-            &mut scores,
-            &mut out,
             0,
+            (0, 0),
             &mut Trace::disabled(),
         );
         assert_eq!(&out[2..4], &[2.0, 15.0]);

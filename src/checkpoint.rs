@@ -15,14 +15,11 @@
 
 use std::path::Path;
 
-use crate::attention::Attention;
-use crate::block::{Block, Mlp};
 use crate::bpe::Bpe;
 use crate::error::{Error, Result};
+use crate::hparams::HParams;
 use crate::json::{self, Json};
-use crate::layer_norm::LayerNorm;
-use crate::matrix::{Linear, TokenEmbedding};
-use crate::model::{HParams, Model, Weights};
+use crate::model::{Model, Weights};
 use crate::safetensors::SafeTensors;
 use crate::tokenizer::Tokenizer;
 
@@ -157,91 +154,42 @@ fn check_supported(config: &Json, hparams: &HParams) -> std::result::Result<(), 
 }
 
 /// Reads every weight from a GPT-2 `model.safetensors`, checking names, shapes and dtypes.
+/// The tensors are the ones [`Weights::visit_mut`] lists, each read straight into its
+/// place, row-major as stored (GPT-2's `Conv1D` keeps its weights `[n_in, n_out]`, the
+/// layout `linear` uses, so nothing is transposed).
 pub fn load_weights(path: &Path, hparams: &HParams) -> Result<Weights> {
     let file = SafeTensors::open(path)?;
-    let prefix = if file
+    let has_prefix = file
         .tensors()
         .iter()
-        .any(|t| t.name.starts_with("transformer."))
-    {
-        "transformer."
-    } else {
-        ""
-    };
+        .any(|t| t.name.starts_with("transformer."));
+    let prefix = if has_prefix { "transformer." } else { "" };
     check_no_unexpected_tensors(&file, prefix, hparams)?;
-    let HParams {
-        n_vocab,
-        n_ctx,
-        n_embd,
-        ..
-    } = *hparams;
-    let read = |name: &str, shape: &[usize]| file.read_f32(&format!("{prefix}{name}"), shape);
-    let layer_norm = |name: &str| -> Result<LayerNorm> {
-        Ok(LayerNorm {
-            g: read(&format!("{name}.weight"), &[n_embd])?,
-            b: read(&format!("{name}.bias"), &[n_embd])?,
-        })
-    };
-    let linear = |name: &str, n_in: usize, n_out: usize| -> Result<Linear> {
-        let w = read(&format!("{name}.weight"), &[n_in, n_out])?; // Conv1D: stored [n_in, n_out]
-        let b = read(&format!("{name}.bias"), &[n_out])?;
-        Ok(Linear::new(w, b, n_in, n_out))
-    };
-
-    let wte = read("wte.weight", &[n_vocab, n_embd])?;
-    let wpe = read("wpe.weight", &[n_ctx, n_embd])?;
-    let mut blocks = Vec::with_capacity(hparams.n_layer);
-    for i in 0..hparams.n_layer {
-        blocks.push(Block {
-            ln_1: layer_norm(&format!("h.{i}.ln_1"))?,
-            attn: Attention {
-                c_attn: linear(&format!("h.{i}.attn.c_attn"), n_embd, 3 * n_embd)?,
-                c_proj: linear(&format!("h.{i}.attn.c_proj"), n_embd, n_embd)?,
-            },
-            ln_2: layer_norm(&format!("h.{i}.ln_2"))?,
-            mlp: Mlp {
-                c_fc: linear(&format!("h.{i}.mlp.c_fc"), n_embd, hparams.n_ffn())?,
-                c_proj: linear(&format!("h.{i}.mlp.c_proj"), hparams.n_ffn(), n_embd)?,
-            },
-        });
-    }
-    let ln_f = layer_norm("ln_f")?;
+    let mut weights = Weights::empty(hparams.n_layer);
+    weights.visit_mut(hparams, |spec, data| {
+        *data = file.read_f32(&format!("{prefix}{}", spec.name), &spec.shape)?;
+        Ok::<(), Error>(())
+    })?;
     if file.get("lm_head.weight").is_some() {
-        let lm_head = file.read_f32("lm_head.weight", &[n_vocab, n_embd])?;
-        if lm_head != wte {
+        let lm_head = file.read_f32("lm_head.weight", &[hparams.n_vocab, hparams.n_embd])?;
+        if lm_head != weights.wte {
             return Err(Error::invalid_file(
                 path,
                 "lm_head.weight differs from wte.weight; GPT-2 ties them and this crate computes logits with wte",
             ));
         }
     }
-    Ok(Weights {
-        wte: TokenEmbedding::new(wte, n_vocab, n_embd),
-        wpe,
-        blocks,
-        ln_f,
-    })
+    Ok(weights)
 }
 
 /// Every tensor in the file must be a GPT-2 weight or one of the buffers known to be
 /// harmless; anything else means this is not the model we are about to compute.
 fn check_no_unexpected_tensors(file: &SafeTensors, prefix: &str, hparams: &HParams) -> Result<()> {
-    let mut known: Vec<String> = ["wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias"]
-        .map(|name| format!("{prefix}{name}"))
-        .to_vec();
+    let mut known: Vec<String> = Weights::specs(hparams)
+        .into_iter()
+        .map(|spec| format!("{prefix}{}", spec.name))
+        .collect();
     for i in 0..hparams.n_layer {
-        for part in [
-            "ln_1",
-            "ln_2",
-            "attn.c_attn",
-            "attn.c_proj",
-            "mlp.c_fc",
-            "mlp.c_proj",
-        ] {
-            for kind in ["weight", "bias"] {
-                known.push(format!("{prefix}h.{i}.{part}.{kind}"));
-            }
-        }
         for buffer in ["attn.bias", "attn.masked_bias"] {
             known.push(format!("{prefix}h.{i}.{buffer}"));
         }

@@ -45,9 +45,6 @@ pub enum Error {
     },
     /// Sampling parameters out of range (a negative temperature, top-p outside (0, 1], ...).
     InvalidSampling(String),
-    /// A [`Workspace`](crate::model::Workspace) used with another model than the one it
-    /// was made for (its threads hold that other model's weights).
-    WorkspaceMismatch,
     /// A layer or attention head asked for (to be shown) that the model does not have.
     NoSuchHead(String),
     /// A file could not be read or written (missing, unreadable, unwritable).
@@ -123,10 +120,6 @@ impl fmt::Display for Error {
                 "tensor `{tensor}` has shape {found:?} but the hyper-parameters call for {expected:?}"
             ),
             Error::InvalidSampling(why) => write!(f, "invalid sampling parameters: {why}"),
-            Error::WorkspaceMismatch => write!(
-                f,
-                "this workspace was made for another model; make one with Workspace::new(&model, threads)"
-            ),
             Error::NoSuchHead(what) => write!(f, "{what}"),
             Error::Io { path, message } => write!(f, "{path}: {message}"),
             Error::InvalidFile { path, message } => write!(f, "{path}: {message}"),

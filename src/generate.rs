@@ -14,17 +14,28 @@
 //! pieces that never split a UTF-8 character, and stops at stop strings. [`generate`],
 //! [`gen_text`](crate::gen_text) and the command line are all built on them.
 //!
+//! Both run on anything that implements [`Forward`]: the fast [`Engine`] (what generation
+//! normally runs on) or the reference [`Model`] (whose steps can be traced, see
+//! [`Generator::next_token_traced`]). The two give the same logits bit for bit, so the
+//! same tokens.
+//!
 //! With [`Decoding::Cached`] the model sees the prompt once (prefill) and then only the one
 //! newest token per step, reading everything earlier from the [`KvCache`]. With
 //! [`Decoding::FullRecompute`] every step reruns the whole sequence, as the exercise's
 //! reference does. Both produce the same tokens (and bit-identical logits).
 
+use std::fmt::Debug;
+
 use crate::error::{Error, Result};
+use crate::fast::{Engine, Logits, Workspace, default_threads};
+use crate::hparams::HParams;
 use crate::kv_cache::KvCache;
-use crate::model::{Logits, Model, Workspace, default_threads};
+use crate::model::Model;
 use crate::sample::{Sampler, SamplingParams};
 use crate::tokenizer::{TextStream, Tokenizer};
 use crate::trace::Trace;
+
+pub use crate::sample::argmax;
 
 /// How each step's logits are computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,23 +43,80 @@ pub enum Decoding {
     /// Prefill the prompt into a KV cache, then one new position per step: `O(n)` attention
     /// work per token.
     Cached,
-    /// Rerun every position from scratch at every step: `O(n^2)` per token. The reference.
+    /// Rerun every position from scratch at every step: `O(n^2)` per token.
     FullRecompute,
 }
 
-/// Index of the largest logit; on a tie, the lowest index (as numpy's `argmax`).
-///
-/// ```
-/// assert_eq!(gpt2_edu::generate::argmax(&[0.1, 2.0, -1.0, 2.0]), 1);
-/// ```
-pub fn argmax(logits: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &logit) in logits.iter().enumerate() {
-        if logit > logits[best] {
-            best = i;
-        }
+/// What a [`Generator`] runs: the fast [`Engine`] or the reference [`Model`]. Both compute
+/// the same logits, bit for bit (`tests/engine.rs`).
+pub trait Forward {
+    /// What the forward pass keeps from step to step: the engine's [`Workspace`] (its
+    /// threads and buffers); for the reference model, the last logits.
+    type State: Debug;
+
+    /// The sizes.
+    fn hparams(&self) -> &HParams;
+
+    /// A fresh state; `threads` is what the engine's products use (the reference model
+    /// runs on one).
+    fn new_state(&self, threads: usize) -> Self::State;
+
+    /// Runs `tokens` (at least one) at positions `cache.len()..`, extends `cache`, and
+    /// returns the logits of the last of them, `[n_vocab]`.
+    fn last_logits<'s>(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        state: &'s mut Self::State,
+    ) -> Result<&'s [f32]>;
+}
+
+impl Forward for Engine {
+    type State = Workspace;
+
+    fn hparams(&self) -> &HParams {
+        Engine::hparams(self)
     }
-    best as u32
+
+    fn new_state(&self, threads: usize) -> Workspace {
+        Workspace::new(threads)
+    }
+
+    fn last_logits<'s>(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        state: &'s mut Workspace,
+    ) -> Result<&'s [f32]> {
+        self.forward(tokens, cache, state, Logits::Last)
+    }
+}
+
+impl Forward for Model {
+    type State = Vec<f32>;
+
+    fn hparams(&self) -> &HParams {
+        &self.hparams
+    }
+
+    fn new_state(&self, _threads: usize) -> Vec<f32> {
+        Vec::new()
+    }
+
+    fn last_logits<'s>(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        state: &'s mut Vec<f32>,
+    ) -> Result<&'s [f32]> {
+        *state = self.forward_cached(tokens, cache)?;
+        Ok(last_row(state, self.hparams.n_vocab))
+    }
+}
+
+/// The last `n_vocab` logits: the last position's row.
+fn last_row(logits: &[f32], n_vocab: usize) -> &[f32] {
+    &logits[logits.len().saturating_sub(n_vocab)..]
 }
 
 /// The default seed of the sampler (any nonzero seed will do; this one is fixed so that
@@ -70,7 +138,7 @@ pub struct GenerateConfig {
     pub stop_at_end_of_text: bool,
     /// Stop when the text contains one of these; the text before it is kept.
     pub stop_strings: Vec<String>,
-    /// Threads for the matrix products (results are the same for any number).
+    /// Threads for the engine's products (results are the same for any number).
     pub threads: usize,
 }
 
@@ -113,9 +181,9 @@ impl std::fmt::Display for StopReason {
 
 /// Checks, before any work, that `prompt_tokens + n_tokens` fit in the model's context
 /// (`n_ctx`); otherwise [`Error::ContextOverflow`].
-pub fn check_fits(model: &Model, prompt_tokens: usize, n_tokens: usize) -> Result<()> {
-    let n_ctx = model.hparams.n_ctx;
-    if prompt_tokens + n_tokens > n_ctx {
+pub fn check_fits(hparams: &HParams, prompt_tokens: usize, n_tokens: usize) -> Result<()> {
+    let n_ctx = hparams.n_ctx;
+    if prompt_tokens.saturating_add(n_tokens) > n_ctx {
         return Err(Error::ContextOverflow {
             prompt_tokens,
             new_tokens: n_tokens,
@@ -125,42 +193,42 @@ pub fn check_fits(model: &Model, prompt_tokens: usize, n_tokens: usize) -> Resul
     Ok(())
 }
 
-/// Token-by-token generation: owns the tokens so far, the KV cache and the sampler, and
-/// yields one new token id per [`next_token`](Self::next_token) (or per `next()`, as an
-/// [`Iterator`]).
+/// Token-by-token generation on an [`Engine`] (or the reference [`Model`]): owns the tokens
+/// so far, the KV cache and the sampler, and yields one new token id per
+/// [`next_token`](Self::next_token) (or per `next()`, as an [`Iterator`]).
 ///
 /// ```
 /// use gpt2_edu::generate::{GenerateConfig, Generator, StopReason};
-/// use gpt2_edu::{dummy, Model, Tokenizer};
+/// use gpt2_edu::{dummy, Engine, Model, Tokenizer};
 /// let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
-/// let model = Model::new(hparams, weights).unwrap();
+/// let engine = Engine::new(Model::new(hparams, weights).unwrap());
 /// let config = GenerateConfig { max_tokens: 5, ..GenerateConfig::default() };
-/// let mut generator = Generator::new(&model, &encoder.encode("hello"), &config, None).unwrap();
+/// let mut generator = Generator::new(&engine, &encoder.encode("hello"), &config, None).unwrap();
 /// let ids: Vec<u32> = generator.by_ref().collect::<Result<_, _>>().unwrap();
 /// assert_eq!(ids, vec![1, 1, 1, 3, 3]);
 /// assert_eq!(generator.stop_reason(), Some(&StopReason::MaxTokens));
 /// ```
 #[derive(Debug)]
-pub struct Generator<'m> {
-    sequence: Sequence<'m>,
+pub struct Generator<'m, M: Forward = Engine> {
+    sequence: Sequence<'m, M>,
     sampler: Sampler,
     remaining: usize,
     end_of_text: Option<u32>,
     stopped: Option<StopReason>,
 }
 
-impl<'m> Generator<'m> {
+impl<'m, M: Forward> Generator<'m, M> {
     /// Starts after `prompt`. `end_of_text` is the tokenizer's end-of-text id, if it has one
     /// (generation stops there when `config.stop_at_end_of_text`). Everything that can be
     /// wrong is reported here, before any work: an empty prompt, ids outside the
     /// vocabulary, bad sampling parameters, and a request that cannot fit in `n_ctx`.
     pub fn new(
-        model: &'m Model,
+        model: &'m M,
         prompt: &[u32],
         config: &GenerateConfig,
         end_of_text: Option<u32>,
     ) -> Result<Self> {
-        let hp = &model.hparams;
+        let hp = model.hparams();
         if prompt.is_empty() {
             return Err(Error::EmptyPrompt);
         }
@@ -170,18 +238,17 @@ impl<'m> Generator<'m> {
                 n_vocab: hp.n_vocab,
             });
         }
-        check_fits(model, prompt.len(), config.max_tokens)?;
+        check_fits(hp, prompt.len(), config.max_tokens)?;
         let sampler = Sampler::new(config.sampling, config.seed)?;
-        // Full recomputation refills the cache from scratch at every step.
-        let cache = KvCache::with_capacity(hp, prompt.len() + config.max_tokens);
+        let sequence = Sequence {
+            model,
+            decoding: config.decoding,
+            tokens: prompt.to_vec(),
+            cache: KvCache::with_capacity(hp, prompt.len() + config.max_tokens),
+            state: model.new_state(config.threads),
+        };
         Ok(Self {
-            sequence: Sequence {
-                model,
-                decoding: config.decoding,
-                tokens: prompt.to_vec(),
-                cache,
-                workspace: Workspace::new(model, config.threads),
-            },
+            sequence,
             sampler,
             remaining: config.max_tokens,
             end_of_text: end_of_text.filter(|_| config.stop_at_end_of_text),
@@ -204,33 +271,42 @@ impl<'m> Generator<'m> {
         self.stopped.as_ref()
     }
 
-    /// The logits for the next position, `[n_vocab]`, recording this step's tensors into
-    /// `trace`. Cached: runs only the tokens the cache has not seen (the whole prompt the
-    /// first time, then one). Full: reruns every token.
-    pub fn next_logits(&mut self, trace: &mut Trace) -> Result<&[f32]> {
-        self.sequence.next_logits(trace)
+    /// The logits for the next position, `[n_vocab]`. Cached: runs only the tokens the
+    /// cache has not seen (the whole prompt the first time, then one). Full: reruns every
+    /// token.
+    pub fn next_logits(&mut self) -> Result<&[f32]> {
+        self.sequence.next_logits()
     }
 
     /// Generates one token, or returns `None` once a stop condition holds (then see
     /// [`stop_reason`](Self::stop_reason)). The end-of-text token ends generation and is
     /// not returned.
-    pub fn next_token(&mut self, trace: &mut Trace) -> Result<Option<u32>> {
-        if self.stopped.is_some() {
+    pub fn next_token(&mut self) -> Result<Option<u32>> {
+        if !self.may_continue() {
             return Ok(None);
         }
-        if self.remaining == 0 {
-            self.stopped = Some(StopReason::MaxTokens);
-            return Ok(None);
-        }
-        let logits = self.sequence.next_logits(trace)?; // borrows `sequence` only
+        let logits = self.sequence.next_logits()?; // borrows `sequence` only
         let next = self.sampler.sample(logits);
+        Ok(self.accept(next))
+    }
+
+    /// Whether another step may run; notes `MaxTokens` when the budget is spent.
+    fn may_continue(&mut self) -> bool {
+        if self.stopped.is_none() && self.remaining == 0 {
+            self.stopped = Some(StopReason::MaxTokens);
+        }
+        self.stopped.is_none()
+    }
+
+    /// Appends the chosen token, or ends the text if it is the end-of-text token.
+    fn accept(&mut self, next: u32) -> Option<u32> {
         if Some(next) == self.end_of_text {
             self.stopped = Some(StopReason::EndOfText);
-            return Ok(None);
+            return None;
         }
         self.sequence.tokens.push(next);
         self.remaining -= 1;
-        Ok(Some(next))
+        Some(next)
     }
 
     /// Ends generation early for `reason` (used for stop strings).
@@ -239,45 +315,65 @@ impl<'m> Generator<'m> {
     }
 }
 
-/// What running the model needs, apart from choosing tokens: the tokens so far, the cache and
-/// the workspace. Kept apart from the sampler so both can be borrowed at once.
-#[derive(Debug)]
-struct Sequence<'m> {
-    model: &'m Model,
-    decoding: Decoding,
-    tokens: Vec<u32>,
-    cache: KvCache,
-    workspace: Workspace,
-}
-
-impl Sequence<'_> {
-    /// The logits for the position after `tokens`, `[n_vocab]`. Cached: runs only the tokens
-    /// the cache has not seen. Full: empties the cache and reruns every token.
-    fn next_logits(&mut self, trace: &mut Trace) -> Result<&[f32]> {
-        let unseen = match self.decoding {
-            Decoding::Cached => &self.tokens[self.cache.len()..],
-            Decoding::FullRecompute => {
-                self.cache.clear(); // start from nothing: every position is recomputed
-                &self.tokens[..]
-            }
-        };
-        let keep = if trace.is_enabled() {
-            Logits::All
-        } else {
-            Logits::Last
-        };
-        let logits =
-            self.model
-                .forward_with(unseen, &mut self.cache, &mut self.workspace, keep, trace)?;
-        Ok(&logits[logits.len() - self.model.hparams.n_vocab..]) // last row: [n_vocab]
+impl<'m> Generator<'m, Model> {
+    /// [`next_token`](Self::next_token) on the reference model, recording every
+    /// intermediate tensor of this step's forward pass into `trace` (all the new positions'
+    /// logits included). The tokens are the same as without the trace.
+    pub fn next_token_traced(&mut self, trace: &mut Trace) -> Result<Option<u32>> {
+        if !self.may_continue() {
+            return Ok(None);
+        }
+        let logits = self.sequence.next_logits_traced(trace)?;
+        let next = self.sampler.sample(logits);
+        Ok(self.accept(next))
     }
 }
 
-impl Iterator for Generator<'_> {
+/// What running the model needs, apart from choosing tokens: the tokens so far, the cache and
+/// the forward pass's state. Kept apart from the sampler so both can be borrowed at once.
+#[derive(Debug)]
+struct Sequence<'m, M: Forward> {
+    model: &'m M,
+    decoding: Decoding,
+    tokens: Vec<u32>,
+    cache: KvCache,
+    state: M::State,
+}
+
+impl<M: Forward> Sequence<'_, M> {
+    /// The positions the next forward pass runs. Cached: the ones the cache has not seen.
+    /// Full: all of them, with the cache emptied so that every position is recomputed.
+    fn unseen(&mut self) -> std::ops::Range<usize> {
+        if self.decoding == Decoding::FullRecompute {
+            self.cache.clear();
+        }
+        self.cache.len()..self.tokens.len()
+    }
+
+    /// The logits for the position after `tokens`, `[n_vocab]`.
+    fn next_logits(&mut self) -> Result<&[f32]> {
+        let unseen = self.unseen();
+        self.model
+            .last_logits(&self.tokens[unseen], &mut self.cache, &mut self.state)
+    }
+}
+
+impl Sequence<'_, Model> {
+    /// [`next_logits`](Self::next_logits) on the reference model, traced.
+    fn next_logits_traced(&mut self, trace: &mut Trace) -> Result<&[f32]> {
+        let unseen = self.unseen();
+        self.state = self
+            .model
+            .forward_traced(&self.tokens[unseen], &mut self.cache, trace)?;
+        Ok(last_row(&self.state, self.model.hparams.n_vocab))
+    }
+}
+
+impl<M: Forward> Iterator for Generator<'_, M> {
     type Item = Result<u32>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.next_token(&mut Trace::disabled()).transpose()
+        self.next_token().transpose()
     }
 }
 
@@ -288,17 +384,17 @@ impl Iterator for Generator<'_> {
 ///
 /// ```
 /// use gpt2_edu::generate::{GenerateConfig, StopReason, TextGenerator};
-/// use gpt2_edu::{dummy, Model};
+/// use gpt2_edu::{dummy, Engine, Model};
 /// let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
-/// let model = Model::new(hparams, weights).unwrap();
+/// let engine = Engine::new(Model::new(hparams, weights).unwrap());
 /// let config = GenerateConfig { max_tokens: 5, stop_strings: vec!["<UNK>".into()], ..GenerateConfig::default() };
-/// let mut text = TextGenerator::new(&model, &encoder, "hello", &config).unwrap();
+/// let mut text = TextGenerator::new(&engine, &encoder, "hello", &config).unwrap();
 /// let generated: String = text.by_ref().collect::<Result<_, _>>().unwrap();
 /// assert_eq!(generated, " world world world ");
 /// assert_eq!(text.stop_reason(), Some(&StopReason::StopString("<UNK>".into())));
 /// ```
-pub struct TextGenerator<'a> {
-    tokens: Generator<'a>,
+pub struct TextGenerator<'a, M: Forward = Engine> {
+    tokens: Generator<'a, M>,
     stream: TextStream<'a, dyn Tokenizer + 'a>,
     prompt_text: String,
     stop_strings: Vec<String>,
@@ -306,10 +402,10 @@ pub struct TextGenerator<'a> {
     finished: bool,
 }
 
-impl<'a> TextGenerator<'a> {
+impl<'a, M: Forward> TextGenerator<'a, M> {
     /// Encodes `prompt` and prepares to continue it (see [`Generator::new`] for the errors).
     pub fn new(
-        model: &'a Model,
+        model: &'a M,
         tokenizer: &'a (dyn Tokenizer + 'a),
         prompt: &str,
         config: &GenerateConfig,
@@ -337,7 +433,7 @@ impl<'a> TextGenerator<'a> {
     }
 
     /// The token-level generator (token ids so far, the cache, the stop reason).
-    pub fn tokens(&self) -> &Generator<'a> {
+    pub fn tokens(&self) -> &Generator<'a, M> {
         &self.tokens
     }
 
@@ -348,12 +444,19 @@ impl<'a> TextGenerator<'a> {
 
     /// Generates one token and returns the text that became certain (possibly empty: half
     /// a character, or the possible beginning of a stop string, waits), or `None` once
-    /// generation has ended. This step's tensors are recorded into `trace`.
-    pub fn next_text(&mut self, trace: &mut Trace) -> Result<Option<String>> {
+    /// generation has ended.
+    pub fn next_text(&mut self) -> Result<Option<String>> {
         if self.finished {
             return Ok(None);
         }
-        match self.tokens.next_token(trace)? {
+        let token = self.tokens.next_token()?;
+        self.text_after(token)
+    }
+
+    /// Takes in the token just generated (`None`: generation ended) and returns the text
+    /// that became certain.
+    fn text_after(&mut self, token: Option<u32>) -> Result<Option<String>> {
+        match token {
             Some(id) => {
                 let piece = self.stream.push(id)?;
                 self.held.push_str(&piece);
@@ -401,19 +504,32 @@ impl<'a> TextGenerator<'a> {
     }
 }
 
-impl Iterator for TextGenerator<'_> {
+impl TextGenerator<'_, Model> {
+    /// [`next_text`](Self::next_text) on the reference model, recording this step's
+    /// tensors into `trace` (see [`Generator::next_token_traced`]).
+    pub fn next_text_traced(&mut self, trace: &mut Trace) -> Result<Option<String>> {
+        if self.finished {
+            return Ok(None);
+        }
+        let token = self.tokens.next_token_traced(trace)?;
+        self.text_after(token)
+    }
+}
+
+impl<M: Forward> Iterator for TextGenerator<'_, M> {
     type Item = Result<String>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.next_text(&mut Trace::disabled()).transpose()
+        self.next_text().transpose()
     }
 }
 
 /// Generates `n_tokens` tokens greedily after `prompt` and returns only the new ids (the
-/// original exercise's `generate`), built on [`Generator`]. The whole sequence,
-/// `prompt.len() + n_tokens`, must fit in `n_ctx`; this is checked before any work is done.
-pub fn generate(
-    model: &Model,
+/// original exercise's `generate`), built on [`Generator`]: on the reference [`Model`] or
+/// on an [`Engine`], with the same result. The whole sequence, `prompt.len() + n_tokens`,
+/// must fit in `n_ctx`; this is checked before any work is done.
+pub fn generate<M: Forward>(
+    model: &M,
     prompt: &[u32],
     n_tokens: usize,
     decoding: Decoding,
@@ -424,16 +540,4 @@ pub fn generate(
         ..GenerateConfig::default()
     };
     Generator::new(model, prompt, &config, None)?.collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn argmax_takes_the_first_of_equal_maxima() {
-        assert_eq!(argmax(&[1.0, 3.0, 3.0]), 1);
-        assert_eq!(argmax(&[-5.0]), 0);
-        assert_eq!(argmax(&[f32::NEG_INFINITY, -1e30]), 1);
-    }
 }

@@ -5,20 +5,23 @@
 //! ones before it. Once computed they never change, so the decoder stores them:
 //!
 //! ```text
-//! keys[layer], values[layer]: [n_head, n_ctx, d_head]   (positions 0..len filled)
-//! memory = 2 (k and v) * n_layer * n_ctx * n_embd * 4 bytes
+//! keys[layer], values[layer]: [n_head, capacity, d_head]   (positions 0..len filled)
+//! memory = 2 (k and v) * n_layer * capacity * n_embd * 4 bytes
 //! ```
 //!
 //! Head-major: one head's keys for every position are contiguous, because that is how
 //! attention reads them (one head at a time, every position in order), so a decode step
 //! streams memory instead of picking 64 floats out of every 768.
 //!
-//! The cache is allocated once for its full capacity and never grows, so a decode step
-//! allocates nothing for it. It is its own type, passed as `&mut` to the forward pass and
-//! never stored inside the weights: the same weights can run a cached decoder and a full
-//! recomputation side by side, which is how the tests check that the two agree bit for bit.
+//! The capacity is chosen when the cache is made and never grows, so a decode step
+//! allocates nothing for it: [`KvCache::new`] makes room for the whole context (`n_ctx`
+//! positions), [`KvCache::with_capacity`] for fewer (a generator makes room for the prompt
+//! plus the tokens asked for). The cache is its own type, passed as `&mut` to the forward
+//! pass and never stored inside the weights: the same weights can run a cached decoder and
+//! a full recomputation side by side, which is how the tests check that the two agree bit
+//! for bit.
 
-use crate::model::HParams;
+use crate::hparams::HParams;
 
 /// The keys and values of one layer: two `[n_head, capacity, d_head]` arrays.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -34,14 +37,25 @@ pub struct LayerKv {
 }
 
 impl LayerKv {
-    /// Stores position `pos`'s key and value rows (`[n_embd]`, heads side by side).
-    pub fn store(&mut self, pos: usize, key: &[f32], value: &[f32]) {
-        let d = self.d_head;
-        for (h, (k, v)) in key.chunks_exact(d).zip(value.chunks_exact(d)).enumerate() {
-            let at = (h * self.capacity + pos) * d;
-            self.keys[at..at + d].copy_from_slice(k);
-            self.values[at..at + d].copy_from_slice(v);
+    /// Stores the keys and values of positions `pos0..pos0 + n` (`[n, n_embd]` each, the
+    /// heads side by side, as attention computes them), each head's row in its own place.
+    pub fn store(&mut self, pos0: usize, keys: &[f32], values: &[f32]) {
+        let (d, n_embd) = (self.d_head, self.n_embd().max(1));
+        debug_assert_eq!(keys.len() % n_embd, 0, "keys must be [n, n_embd]");
+        let rows = keys.chunks_exact(n_embd).zip(values.chunks_exact(n_embd));
+        for (i, (key, value)) in rows.enumerate() {
+            let heads = key.chunks_exact(d).zip(value.chunks_exact(d));
+            for (h, (k, v)) in heads.enumerate() {
+                let at = (h * self.capacity + pos0 + i) * d;
+                self.keys[at..at + d].copy_from_slice(k);
+                self.values[at..at + d].copy_from_slice(v);
+            }
         }
+    }
+
+    /// Width of each stored row, `n_embd = n_head * d_head` (0 for a cache with no room).
+    pub fn n_embd(&self) -> usize {
+        self.keys.len().checked_div(self.capacity).unwrap_or(0)
     }
 
     /// Head `h`'s keys for positions `0..n`: `[n, d_head]`.

@@ -9,82 +9,69 @@
 //! assert_eq!(gpt2_edu::gen_text("hello", 5).unwrap(), "hello world world world <UNK> <UNK>");
 //!
 //! // The same, one level down: token ids in, generated token ids out.
-//! use gpt2_edu::{dummy, generate, Decoding, Model, Tokenizer};
+//! use gpt2_edu::{dummy, generate, Decoding, Engine, Model, Tokenizer};
 //! let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
-//! let model = Model::new(hparams, weights).unwrap();
-//! let ids = generate(&model, &encoder.encode("hello"), 5, Decoding::Cached).unwrap();
-//! assert_eq!(ids, vec![1, 1, 1, 3, 3]);
+//! let model = Model::new(hparams, weights).unwrap(); // the reference GPT-2
+//! let prompt = encoder.encode("hello");
+//! assert_eq!(generate(&model, &prompt, 5, Decoding::Cached).unwrap(), vec![1, 1, 1, 3, 3]);
+//! let engine = Engine::new(model); // the fast engine: the same numbers, bit for bit
+//! assert_eq!(generate(&engine, &prompt, 5, Decoding::Cached).unwrap(), vec![1, 1, 1, 3, 3]);
 //! ```
 //!
-//! The modules follow the data: matrices and the random weights, then each piece of a
-//! block in the order a token meets it, the block, the cache, the whole model, and the
-//! generation loop.
+//! Two levels. The **reference model** ([`Model`]: [`HParams`], plain row-major [`Weights`]
+//! named after the checkpoint keys, one module per concept, a forward pass that calls the
+//! weights by name) is what LEARN.md teaches. The **fast engine** ([`Engine`], in `fast/`:
+//! packed weights, a thread pool, reused buffers) is what generation runs on, proven
+//! bit-identical to the reference by `tests/engine.rs`.
+//!
+//! The modules are declared below in the order the data flows, and each may use only the
+//! ones declared before it (`tests/layering.rs` checks it): sizes and errors, numeric
+//! kernels and file formats, the concepts of a block, the block, the model, the engine,
+//! generation, and the pictures.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
-// Numbers: row-major matrices and `linear`, and the random numbers of the dummy weights.
-pub mod matrix;
+pub mod attention; // causal multi-head self-attention
+pub mod block; // x = x + attn(ln_1(x)); x = x + mlp(ln_2(x))
+pub mod bpe; // GPT-2's byte-level BPE
+pub mod checkpoint; // loading a HuggingFace GPT-2 folder
+pub mod dummy; // the exercise's dummy model and gen_text
+pub mod error; // what can go wrong
+pub mod fast; // the fast engine, bit-identical to the reference
+pub mod gelu; // the feed-forward network's non-linearity
+pub mod generate; // the autoregressive loop, streaming, stop conditions
+pub mod hparams; // every size in the model
+pub mod json; // a strict JSON parser, for config.json and vocab.json
+pub mod kv_cache; // every layer's keys and values so far
+pub mod layer_norm; // rows to mean 0, variance 1, then scaled and shifted
+pub mod math; // exp and tanh with the same bits on every platform
+pub mod matrix; // row-major matrices: matmul, linear, dot
+pub mod model; // the reference GPT-2: weights and the forward pass to logits
+pub mod rng; // xorshift64, exactly specified, so numpy can rebuild the dummy weights
+pub mod safetensors; // the weights' file format
+pub mod sample; // greedy, temperature, top-k, top-p
+pub mod softmax; // scores to probabilities
+pub mod tokenizer; // text to token ids and back
+pub mod trace; // recording every intermediate tensor
+mod unicode_tables; // \p{L} and \p{N}, for GPT-2's pre-tokenizer
+pub mod viz; // pictures of attention, probabilities and the cache
 
-pub mod rng;
-
-// The pieces of a block, in the order a token meets them.
-// exp and tanh with the same bits on every platform, used by the pieces below.
-pub mod math;
-
-pub mod gelu;
-
-pub mod softmax;
-
-pub mod layer_norm;
-
-pub mod attention;
-
-pub mod block;
-
-// The state that makes decoding fast, then the whole model and the loop around it.
-pub mod kv_cache;
-
-pub mod threads;
-
-pub mod model;
-
-pub mod sample;
-
-pub mod generate;
-
-// The exercise's dummy model, looking inside, the command line, and what can go wrong.
-pub mod dummy;
-
-pub mod trace;
-
-pub mod viz;
-
-// Real checkpoints: a JSON parser, the safetensors format, the byte-level BPE tokenizer.
-pub mod json;
-
-pub mod safetensors;
-
-pub mod tokenizer;
-
-pub mod bpe;
-
-mod unicode_tables;
-
-pub mod checkpoint;
-
-pub mod cli;
-
-pub mod error;
-
-pub use dummy::{gen_text, load_encoder_hparams_and_params};
+pub use bpe::Bpe;
+pub use checkpoint::load_dir;
+pub use dummy::{WordEncoder, gen_text, load_encoder_hparams_and_params};
 pub use error::{Error, Result};
-pub use generate::{Decoding, Generator, generate};
+pub use fast::{Engine, Logits, Workspace};
+pub use generate::{
+    Decoding, Forward, GenerateConfig, Generator, StopReason, TextGenerator, generate,
+};
+pub use hparams::HParams;
 pub use kv_cache::KvCache;
-pub use model::{HParams, Model, Weights};
+pub use model::{Model, Weights};
 pub use rng::XorShift64;
-pub use tokenizer::Tokenizer;
+pub use sample::{Sampler, SamplingParams};
+pub use tokenizer::{TextStream, Tokenizer};
 pub use trace::Trace;
 
 /// The README's examples, compiled and run as doctests so they stay true.

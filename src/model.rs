@@ -1,5 +1,6 @@
-//! The whole model: hyper-parameters, weights, and the forward pass from token ids to
-//! logits.
+//! The whole model: the weights, and the forward pass from token ids to logits. This is
+//! the *reference* GPT-2, the one LEARN.md walks through; the fast engine (`fast`) is proven
+//! to compute exactly the same numbers.
 //!
 //! ```text
 //! x = wte[tokens] + wpe[pos0 .. pos0 + n_new]       [n_new] -> [n_new, n_embd]
@@ -8,127 +9,39 @@
 //! ```
 //!
 //! Three separate types, as in llama2.c: [`HParams`] (a small `Copy` struct of sizes),
-//! [`Weights`] (plain data, named after the checkpoint keys, only ever borrowed during
-//! inference) and the state, [`KvCache`], passed as `&mut`.
+//! [`Weights`] (plain data, named after the checkpoint keys, every matrix row-major as the
+//! checkpoint stores it) and the state, [`KvCache`], passed as `&mut`.
 //!
 //! There is one forward pass, [`Model::forward_traced`], which runs `n_new` tokens at
-//! positions `pos0 = cache.len()` onwards. Two ways of using it:
+//! positions `pos0 = cache.len()` onwards and records every intermediate tensor into a
+//! [`Trace`] (a disabled trace records nothing). Two ways of using it:
 //! - **full recomputation** ([`Model::forward`]): every position from scratch, with a fresh
-//!   cache: the reference, `O(n^2)` work per generated token;
+//!   cache: `O(n^2)` work per generated token;
 //! - **cached decoding** ([`Model::forward_cached`]): feed the prompt once (prefill), then
 //!   one token per step; each step reuses the keys and values already in the cache.
 //!
 //! Every kernel computes each row independently, in a fixed summation order, so both ways
 //! give bit-identical logits; `tests/kv_cache.rs` checks it on hundreds of random models.
 
-use std::sync::Arc;
+use std::convert::Infallible;
 
 use crate::attention::Attention;
-use crate::block::{Block, BlockScratch, Mlp};
+use crate::block::{Block, Mlp};
 use crate::error::{Error, Result};
+use crate::hparams::HParams;
 use crate::kv_cache::KvCache;
 use crate::layer_norm::LayerNorm;
-use crate::matrix::{Linear, TokenEmbedding};
+use crate::matrix::{Linear, add_in_place, matmul_transposed};
 use crate::rng::XorShift64;
-use crate::threads::{Product, ThreadPool};
 use crate::trace::Trace;
 
-/// The hyper-parameters: every size in the model. Small and `Copy`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct HParams {
-    /// Vocabulary size: how many different tokens exist.
-    pub n_vocab: usize,
-    /// Context length: the most positions the model can see (rows of `wpe`).
-    pub n_ctx: usize,
-    /// Embedding width: the size of each position's vector in the residual stream.
-    pub n_embd: usize,
-    /// Attention heads per block; each gets `d_head = n_embd / n_head` dimensions.
-    pub n_head: usize,
-    /// Number of blocks.
-    pub n_layer: usize,
-    /// The `eps` of every layer norm.
-    pub layer_norm_eps: f32,
-}
-
-impl HParams {
-    /// The exercise's dummy model: `n_vocab` 4, `n_ctx` 1024, `n_embd` 10, `n_head` 2,
-    /// `n_layer` 2. (The exercise says 12 heads, but 12 heads cannot split 10 dimensions
-    /// evenly; 2 heads of 5 can.)
-    pub const fn dummy() -> Self {
-        Self {
-            n_vocab: 4,
-            n_ctx: 1024,
-            n_embd: 10,
-            n_head: 2,
-            n_layer: 2,
-            layer_norm_eps: 1e-5,
-        }
-    }
-
-    /// The sizes of OpenAI's smallest GPT-2 ("124M").
-    pub const fn gpt2_124m() -> Self {
-        Self {
-            n_vocab: 50257,
-            n_ctx: 1024,
-            n_embd: 768,
-            n_head: 12,
-            n_layer: 12,
-            layer_norm_eps: 1e-5,
-        }
-    }
-
-    /// Dimensions per attention head, `n_embd / n_head`.
-    pub fn d_head(&self) -> usize {
-        self.n_embd / self.n_head
-    }
-
-    /// Width of the feed-forward network's hidden layer, `4 * n_embd` in GPT-2.
-    pub fn n_ffn(&self) -> usize {
-        4 * self.n_embd
-    }
-
-    /// Checks that the sizes describe a GPT-2: all positive, and `n_head` divides `n_embd`.
-    pub fn validate(&self) -> Result<()> {
-        let sizes = [
-            ("n_vocab", self.n_vocab),
-            ("n_ctx", self.n_ctx),
-            ("n_embd", self.n_embd),
-            ("n_head", self.n_head),
-            ("n_layer", self.n_layer),
-        ];
-        if let Some((name, _)) = sizes.iter().find(|(_, size)| *size == 0) {
-            return Err(Error::InvalidHParams(format!(
-                "{name} must be at least 1, found 0"
-            )));
-        }
-        if self.n_embd % self.n_head != 0 {
-            return Err(Error::InvalidHParams(format!(
-                "n_head = {} must divide n_embd = {} so every head gets the same width",
-                self.n_head, self.n_embd
-            )));
-        }
-        if self.n_vocab > u32::MAX as usize {
-            return Err(Error::InvalidHParams(format!(
-                "n_vocab = {} does not fit token ids in u32",
-                self.n_vocab
-            )));
-        }
-        if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
-            return Err(Error::InvalidHParams(format!(
-                "layer_norm_eps must be a positive number, found {}",
-                self.layer_norm_eps
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// Every learned number of the model, named after the GPT-2 checkpoint keys.
+/// Every learned number of the model, named after the GPT-2 checkpoint keys. Every matrix
+/// is row-major, exactly as the checkpoint stores it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Weights {
-    /// Token embeddings, `[n_vocab, n_embd]`; also the output layer (tied). Stored in the
-    /// logits' layout (see [`TokenEmbedding`]).
-    pub wte: TokenEmbedding,
+    /// Token embeddings, `[n_vocab, n_embd]`: row `t` is token `t`'s vector. Also the output
+    /// layer: the logits are `x @ wte^T` (the two are "tied").
+    pub wte: Vec<f32>,
     /// Learned position embeddings, `[n_ctx, n_embd]`.
     pub wpe: Vec<f32>,
     /// The `n_layer` blocks (`h.0`, `h.1`, ...).
@@ -137,141 +50,215 @@ pub struct Weights {
     pub ln_f: LayerNorm,
 }
 
+/// What a tensor is for, which decides how [`Weights::random`] fills it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `wte` or `wpe`.
+    Embedding,
+    /// The weight `[n_in, n_out]` of a [`Linear`].
+    Weight,
+    /// The bias `[n_out]` of a [`Linear`].
+    Bias,
+    /// A layer norm's gain `g` (the checkpoint's `.weight`).
+    NormGain,
+    /// A layer norm's bias `b`.
+    NormBias,
+}
+
+/// One tensor as a GPT-2 checkpoint names it (without the `transformer.` prefix that
+/// HuggingFace adds), with its shape under some [`HParams`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorSpec {
+    /// `wte.weight`, `h.0.attn.c_attn.bias`, `ln_f.weight`, ...
+    pub name: String,
+    /// Its shape, such as `[n_embd, 3 * n_embd]`.
+    pub shape: Vec<usize>,
+    /// What it is for.
+    pub role: Role,
+}
+
+impl TensorSpec {
+    /// How many numbers it holds: the product of its shape.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether it holds no number.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 impl Weights {
-    /// Random weights, uniform in `[0, 1)` like numpy's `np.random.rand`, drawn from `rng`
-    /// in exactly this order, each matrix row-major: `wte`, `wpe`, then for each block
-    /// `mlp.c_fc.w`, `mlp.c_fc.b`, `mlp.c_proj.w`, `mlp.c_proj.b`, `attn.c_attn.w`,
-    /// `attn.c_attn.b`, `attn.c_proj.w`, `attn.c_proj.b`. Layer norms are the identity
-    /// (gains 1, biases 0) and take no draws. This is the order of the exercise's
-    /// `load_encoder_hparams_and_params`, so numpy can rebuild the same weights.
-    pub fn random(hparams: &HParams, rng: &mut XorShift64) -> Self {
+    /// `n_layer` blocks whose tensors are all empty: the frame the loader and
+    /// [`Weights::random`] fill through [`visit_mut`](Self::visit_mut).
+    pub fn empty(n_layer: usize) -> Self {
+        let linear = || Linear {
+            w: Vec::new(),
+            b: Vec::new(),
+        };
+        let norm = || LayerNorm {
+            g: Vec::new(),
+            b: Vec::new(),
+        };
+        let block = || Block {
+            ln_1: norm(),
+            attn: Attention {
+                c_attn: linear(),
+                c_proj: linear(),
+            },
+            ln_2: norm(),
+            mlp: Mlp {
+                c_fc: linear(),
+                c_proj: linear(),
+            },
+        };
+        Self {
+            wte: Vec::new(),
+            wpe: Vec::new(),
+            blocks: (0..n_layer).map(|_| block()).collect(),
+            ln_f: norm(),
+        }
+    }
+
+    /// The one list of GPT-2's tensors: calls `visit` with each tensor's checkpoint name,
+    /// shape under `hparams`, and data, in this order: `wte`, `wpe`, then for each block
+    /// `mlp.c_fc`, `mlp.c_proj`, `attn.c_attn`, `attn.c_proj` (weight, then bias), `ln_1`,
+    /// `ln_2` (weight, then bias), and last `ln_f`. The loader, the shape check and
+    /// [`Weights::random`] all go through it. Stops at the first error `visit` returns.
+    pub fn visit_mut<E>(
+        &mut self,
+        hparams: &HParams,
+        mut visit: impl FnMut(&TensorSpec, &mut Vec<f32>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
         let HParams {
             n_vocab,
             n_ctx,
             n_embd,
             ..
         } = *hparams;
-        let wte = rng.uniform_vec(n_vocab * n_embd); // [n_vocab, n_embd]
-        let wpe = rng.uniform_vec(n_ctx * n_embd); // [n_ctx, n_embd]
-        let mut linear = |n_in: usize, n_out: usize| {
-            let w = rng.uniform_vec(n_in * n_out); // [n_in, n_out], drawn row-major
-            let b = rng.uniform_vec(n_out); // [n_out]
-            Linear::new(w, b, n_in, n_out)
+        let n_ffn = hparams.n_ffn();
+        let mut at = |name: String, shape: &[usize], role, data: &mut Vec<f32>| {
+            let shape = shape.to_vec();
+            visit(&TensorSpec { name, shape, role }, data)
         };
-        let mut blocks = Vec::with_capacity(hparams.n_layer);
-        for _ in 0..hparams.n_layer {
-            let mlp = Mlp {
-                c_fc: linear(n_embd, hparams.n_ffn()),
-                c_proj: linear(hparams.n_ffn(), n_embd),
-            };
-            let attn = Attention {
-                c_attn: linear(n_embd, 3 * n_embd),
-                c_proj: linear(n_embd, n_embd),
-            };
-            blocks.push(Block {
-                ln_1: LayerNorm::identity(n_embd),
+        at(
+            "wte.weight".into(),
+            &[n_vocab, n_embd],
+            Role::Embedding,
+            &mut self.wte,
+        )?;
+        at(
+            "wpe.weight".into(),
+            &[n_ctx, n_embd],
+            Role::Embedding,
+            &mut self.wpe,
+        )?;
+        for (i, block) in self.blocks.iter_mut().enumerate() {
+            let Block {
+                ln_1,
                 attn,
-                ln_2: LayerNorm::identity(n_embd),
+                ln_2,
                 mlp,
-            });
+            } = block;
+            let linears = [
+                ("mlp.c_fc", n_embd, n_ffn, &mut mlp.c_fc),
+                ("mlp.c_proj", n_ffn, n_embd, &mut mlp.c_proj),
+                ("attn.c_attn", n_embd, 3 * n_embd, &mut attn.c_attn),
+                ("attn.c_proj", n_embd, n_embd, &mut attn.c_proj),
+            ];
+            for (part, n_in, n_out, layer) in linears {
+                at(
+                    format!("h.{i}.{part}.weight"),
+                    &[n_in, n_out],
+                    Role::Weight,
+                    &mut layer.w,
+                )?;
+                at(
+                    format!("h.{i}.{part}.bias"),
+                    &[n_out],
+                    Role::Bias,
+                    &mut layer.b,
+                )?;
+            }
+            for (part, norm) in [("ln_1", ln_1), ("ln_2", ln_2)] {
+                at(
+                    format!("h.{i}.{part}.weight"),
+                    &[n_embd],
+                    Role::NormGain,
+                    &mut norm.g,
+                )?;
+                at(
+                    format!("h.{i}.{part}.bias"),
+                    &[n_embd],
+                    Role::NormBias,
+                    &mut norm.b,
+                )?;
+            }
         }
-        Weights {
-            wte: TokenEmbedding::new(wte, n_vocab, n_embd),
-            wpe,
-            blocks,
-            ln_f: LayerNorm::identity(n_embd),
-        }
+        at(
+            "ln_f.weight".into(),
+            &[n_embd],
+            Role::NormGain,
+            &mut self.ln_f.g,
+        )?;
+        at(
+            "ln_f.bias".into(),
+            &[n_embd],
+            Role::NormBias,
+            &mut self.ln_f.b,
+        )
+    }
+
+    /// Every tensor a GPT-2 with `hparams` has, in [`visit_mut`](Self::visit_mut)'s order.
+    pub fn specs(hparams: &HParams) -> Vec<TensorSpec> {
+        let mut specs = Vec::new();
+        let Ok(()) = Weights::empty(hparams.n_layer).visit_mut(hparams, |spec, _| {
+            specs.push(spec.clone());
+            Ok::<(), Infallible>(())
+        });
+        specs
+    }
+
+    /// Random weights, uniform in `[0, 1)` like numpy's `np.random.rand`, drawn from `rng`
+    /// in [`visit_mut`](Self::visit_mut)'s order, each matrix row-major: `wte`, `wpe`, then
+    /// for each block `mlp.c_fc.w`, `mlp.c_fc.b`, `mlp.c_proj.w`, `mlp.c_proj.b`,
+    /// `attn.c_attn.w`, `attn.c_attn.b`, `attn.c_proj.w`, `attn.c_proj.b`. Layer norms are
+    /// the identity (gains 1, biases 0) and take no draws. This is the order of the
+    /// exercise's `load_encoder_hparams_and_params`, so numpy can rebuild the same weights.
+    pub fn random(hparams: &HParams, rng: &mut XorShift64) -> Self {
+        let mut weights = Weights::empty(hparams.n_layer);
+        let Ok(()) = weights.visit_mut(hparams, |spec, data| {
+            *data = match spec.role {
+                Role::NormGain => vec![1.0; spec.len()],
+                Role::NormBias => vec![0.0; spec.len()],
+                Role::Embedding | Role::Weight | Role::Bias => rng.uniform_vec(spec.len()),
+            };
+            Ok::<(), Infallible>(())
+        });
+        weights
     }
 }
 
-impl Weights {
-    /// Every fully connected layer, block by block: `attn.c_attn`, `attn.c_proj`,
-    /// `mlp.c_fc`, `mlp.c_proj`. For changing the weights in place (tests, experiments).
-    pub fn linears_mut(&mut self) -> impl Iterator<Item = &mut Linear> {
-        self.blocks.iter_mut().flat_map(|block| {
-            [
-                &mut block.attn.c_attn,
-                &mut block.attn.c_proj,
-                &mut block.mlp.c_fc,
-                &mut block.mlp.c_proj,
-            ]
-        })
-    }
-}
-
-/// A model ready to run: hyper-parameters plus weights whose shapes were checked. The weights
-/// sit behind an `Arc` so that worker threads can share them (see [`Workspace`]).
+/// A model ready to run: hyper-parameters plus weights whose shapes were checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model {
     /// The sizes.
     pub hparams: HParams,
     /// The learned numbers.
-    pub weights: Arc<Weights>,
-}
-
-/// Which rows of logits a forward pass computes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Logits {
-    /// Every new position's: `[n_new, n_vocab]` (what a trace or a test wants to see).
-    All,
-    /// Only the last position's: `[1, n_vocab]`, all generation needs. The logits cost
-    /// `n_vocab x n_embd` multiply-adds per row (38.6 M for GPT-2), so prefill skips them.
-    Last,
-}
-
-/// The forward pass's working state besides the KV cache (llama2.c's `RunState`): the
-/// thread pool and every intermediate buffer, reused from step to step so that a decode step
-/// allocates nothing. One workspace serves one model.
-#[derive(Debug)]
-pub struct Workspace {
-    pool: ThreadPool,
-    /// The residual stream, `[n_new, n_embd]`.
-    residual: Vec<f32>,
-    /// Every block's intermediate results.
-    block: BlockScratch,
-    /// `ln_f` of the rows whose logits are wanted, `[rows, n_embd]`.
-    final_normed: Vec<f32>,
-    /// `[rows, n_vocab]`.
-    logits: Vec<f32>,
-}
-
-impl Workspace {
-    /// A workspace for `model` whose matrix products use `n_threads` threads (the caller's
-    /// plus `n_threads - 1` workers).
-    pub fn new(model: &Model, n_threads: usize) -> Self {
-        Self {
-            pool: ThreadPool::new(Arc::clone(&model.weights), n_threads),
-            residual: Vec::new(),
-            block: BlockScratch::default(),
-            final_normed: Vec::new(),
-            logits: Vec::new(),
-        }
-    }
-
-    /// Threads used for the matrix products.
-    pub fn n_threads(&self) -> usize {
-        self.pool.n_threads()
-    }
-}
-
-/// The number of threads to use by default: what the operating system says is available.
-pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    pub weights: Weights,
 }
 
 impl Model {
     /// Checks the hyper-parameters and the shape of every weight tensor against them.
-    pub fn new(hparams: HParams, weights: Weights) -> Result<Self> {
+    pub fn new(hparams: HParams, mut weights: Weights) -> Result<Self> {
         hparams.validate()?;
-        check_shapes(&hparams, &weights)?;
-        Ok(Self {
-            hparams,
-            weights: Arc::new(weights),
-        })
+        check_shapes(&hparams, &mut weights)?;
+        Ok(Self { hparams, weights })
     }
 
-    /// **Full recomputation** (the reference): runs every position of `tokens` from
-    /// scratch and returns the logits of every position, `[n_seq, n_vocab]`.
+    /// **Full recomputation**: runs every position of `tokens` from scratch and returns the
+    /// logits of every position, `[n_seq, n_vocab]`.
     pub fn forward(&self, tokens: &[u32]) -> Result<Vec<f32>> {
         self.forward_full_traced(tokens, &mut Trace::disabled())
     }
@@ -290,206 +277,115 @@ impl Model {
         self.forward_traced(tokens, cache, &mut Trace::disabled())
     }
 
-    /// [`forward_cached`](Self::forward_cached), recording every intermediate tensor into
-    /// `trace` when it is enabled. Single-threaded, with a workspace of its own; see
-    /// [`forward_with`](Self::forward_with) for the fast path.
+    /// The forward pass itself (see the module docs): runs `tokens` at positions
+    /// `cache.len()..`, extends `cache`, records every intermediate tensor into `trace`,
+    /// and returns the new positions' logits, `[n_new, n_vocab]`.
     pub fn forward_traced(
         &self,
         tokens: &[u32],
         cache: &mut KvCache,
         trace: &mut Trace,
     ) -> Result<Vec<f32>> {
-        let mut workspace = Workspace::new(self, 1);
-        Ok(self
-            .forward_with(tokens, cache, &mut workspace, Logits::All, trace)?
-            .to_vec())
-    }
-
-    /// The forward pass itself (see the module docs): runs `tokens` at positions
-    /// `cache.len()..` using `workspace`'s threads and buffers, and returns the logits kept
-    /// by `keep` (`[n_new or 1, n_vocab]`), borrowed from the workspace.
-    pub fn forward_with<'w>(
-        &self,
-        tokens: &[u32],
-        cache: &mut KvCache,
-        workspace: &'w mut Workspace,
-        keep: Logits,
-        trace: &mut Trace,
-    ) -> Result<&'w [f32]> {
-        self.check_input(tokens, cache)?;
-        if !workspace.pool.serves(&self.weights) {
-            return Err(Error::WorkspaceMismatch);
-        }
+        check_input(&self.hparams, tokens, cache)?;
         let HParams {
-            n_vocab, n_embd, ..
+            n_vocab,
+            n_embd,
+            layer_norm_eps: eps,
+            ..
         } = self.hparams;
-        let pos0 = cache.len();
-        let n_new = tokens.len();
-        let Workspace {
-            pool,
-            residual: x,
-            block: scratch,
-            final_normed,
-            logits,
-        } = workspace;
+        let (pos0, n_new) = (cache.len(), tokens.len());
 
-        self.embed(tokens, pos0, x, trace); // [n_new] -> [n_new, n_embd]
+        let mut x = self.embed(tokens, pos0, trace); // [n_new] -> [n_new, n_embd]
         for (layer, block) in self.weights.blocks.iter().enumerate() {
-            let kv = cache.layer_mut(layer);
-            block.forward(x, &self.hparams, kv, pos0, layer, pool, scratch, trace);
+            block.forward(
+                &mut x,
+                &self.hparams,
+                cache.layer_mut(layer),
+                pos0,
+                layer,
+                trace,
+            );
         }
         cache.advance(n_new);
 
-        let kept = match keep {
-            Logits::All => &x[..],
-            Logits::Last => &x[x.len().saturating_sub(n_embd)..],
-        };
-        self.weights
-            .ln_f
-            .forward_into(kept, self.hparams.layer_norm_eps, final_normed);
-        let n_rows = final_normed.len() / n_embd;
-        trace.record(format_args!("ln_f"), &[n_rows, n_embd], final_normed);
-        logits.resize(n_rows * n_vocab, 0.0);
-        pool.compute(Product::Logits, final_normed, logits); // x @ wte^T: [rows, n_embd] -> [rows, n_vocab]
-        trace.record(format_args!("logits"), &[n_rows, n_vocab], logits);
+        let x = self.weights.ln_f.forward(&x, eps); // [n_new, n_embd]
+        trace.record(format_args!("ln_f"), &[n_new, n_embd], &x);
+        let logits = matmul_transposed(&x, &self.weights.wte, n_embd, n_vocab); // x @ wte^T
+        trace.record(format_args!("logits"), &[n_new, n_vocab], &logits);
         Ok(logits)
     }
 
-    /// Token embedding plus position embedding for positions `pos0..pos0 + n_new`, into
-    /// `x`: `[n_new] -> [n_new, n_embd]`.
-    fn embed(&self, tokens: &[u32], pos0: usize, x: &mut Vec<f32>, trace: &mut Trace) {
+    /// Token embedding plus position embedding for positions `pos0..pos0 + n_new`:
+    /// `[n_new] -> [n_new, n_embd]`.
+    fn embed(&self, tokens: &[u32], pos0: usize, trace: &mut Trace) -> Vec<f32> {
         let n_embd = self.hparams.n_embd;
         let shape = [tokens.len(), n_embd];
+        let mut x: Vec<f32> = tokens
+            .iter()
+            .flat_map(|&t| {
+                self.weights.wte[t as usize * n_embd..][..n_embd]
+                    .iter()
+                    .copied()
+            })
+            .collect(); // rows `tokens` of wte
         let wpe_rows = &self.weights.wpe[pos0 * n_embd..(pos0 + tokens.len()) * n_embd];
-        x.clear();
-        for &t in tokens {
-            self.weights.wte.row_into(t as usize, x); // row t of wte
-        }
-        trace.record(format_args!("wte"), &shape, x);
+        trace.record(format_args!("wte"), &shape, &x);
         trace.record(format_args!("wpe"), &shape, wpe_rows);
-        crate::matrix::add_in_place(x, wpe_rows);
-        trace.record(format_args!("embeddings"), &shape, x);
-    }
-
-    /// Every way the input can be wrong, reported before any work is done.
-    fn check_input(&self, tokens: &[u32], cache: &KvCache) -> Result<()> {
-        let hp = &self.hparams;
-        if (cache.n_layer(), cache.n_embd()) != (hp.n_layer, hp.n_embd) {
-            return Err(Error::ShapeMismatch {
-                tensor: "KV cache [n_layer, n_embd]".into(),
-                expected: vec![hp.n_layer, hp.n_embd],
-                found: vec![cache.n_layer(), cache.n_embd()],
-            });
-        }
-        if let Some(&token) = tokens.iter().find(|&&t| t as usize >= hp.n_vocab) {
-            return Err(Error::TokenOutOfRange {
-                token,
-                n_vocab: hp.n_vocab,
-            });
-        }
-        let limit = hp.n_ctx.min(cache.capacity());
-        if cache.len() + tokens.len() > limit {
-            return Err(Error::ContextOverflow {
-                prompt_tokens: cache.len(),
-                new_tokens: tokens.len(),
-                n_ctx: limit,
-            });
-        }
-        Ok(())
+        add_in_place(&mut x, wpe_rows);
+        trace.record(format_args!("embeddings"), &shape, &x);
+        x
     }
 }
 
-/// Compares every tensor's shape with what `hparams` calls for; the error names the
-/// tensor as a GPT-2 checkpoint does.
-fn check_shapes(hparams: &HParams, weights: &Weights) -> Result<()> {
-    let HParams {
-        n_vocab,
-        n_ctx,
-        n_embd,
-        ..
-    } = *hparams;
-    let check = |tensor: String, expected: &[usize], found: Vec<usize>| {
-        if expected == found.as_slice() {
-            Ok(())
-        } else {
-            Err(Error::ShapeMismatch {
-                tensor,
-                expected: expected.to_vec(),
-                found,
-            })
-        }
-    };
-    let flat = |len: usize, expected: &[usize]| -> Vec<usize> {
-        if len == expected.iter().product::<usize>() {
-            expected.to_vec()
-        } else {
-            vec![len]
-        }
-    };
-    let check_linear = |name: String, lin: &Linear, n_in: usize, n_out: usize| {
-        check(
-            format!("{name}.weight"),
-            &[n_in, n_out],
-            vec![lin.n_in, lin.n_out],
-        )?;
-        check(
-            format!("{name}.weight"),
-            &[n_in, n_out],
-            flat(lin.w.len(), &[n_in, n_out]),
-        )?;
-        check(format!("{name}.bias"), &[n_out], vec![lin.b.len()])
-    };
-    let check_ln = |name: String, ln: &LayerNorm| {
-        check(format!("{name}.weight"), &[n_embd], vec![ln.g.len()])?;
-        check(format!("{name}.bias"), &[n_embd], vec![ln.b.len()])
-    };
-
-    let wte = &weights.wte;
-    check(
-        "wte.weight".into(),
-        &[n_vocab, n_embd],
-        vec![wte.n_vocab, wte.n_embd],
-    )?;
-    check(
-        "wte.weight".into(),
-        &[n_vocab, n_embd],
-        flat(wte.w.len(), &[n_vocab, n_embd]),
-    )?;
-    check(
-        "wpe.weight".into(),
-        &[n_ctx, n_embd],
-        flat(weights.wpe.len(), &[n_ctx, n_embd]),
-    )?;
-    check("h".into(), &[hparams.n_layer], vec![weights.blocks.len()])?;
-    for (i, block) in weights.blocks.iter().enumerate() {
-        check_ln(format!("h.{i}.ln_1"), &block.ln_1)?;
-        check_linear(
-            format!("h.{i}.attn.c_attn"),
-            &block.attn.c_attn,
-            n_embd,
-            3 * n_embd,
-        )?;
-        check_linear(
-            format!("h.{i}.attn.c_proj"),
-            &block.attn.c_proj,
-            n_embd,
-            n_embd,
-        )?;
-        check_ln(format!("h.{i}.ln_2"), &block.ln_2)?;
-        check_linear(
-            format!("h.{i}.mlp.c_fc"),
-            &block.mlp.c_fc,
-            n_embd,
-            hparams.n_ffn(),
-        )?;
-        check_linear(
-            format!("h.{i}.mlp.c_proj"),
-            &block.mlp.c_proj,
-            hparams.n_ffn(),
-            n_embd,
-        )?;
+/// Every way the input to a forward pass can be wrong, reported before any work is done:
+/// a cache made for other sizes, a token outside the vocabulary, more positions than the
+/// context or the cache holds. The reference model and the engine share it.
+pub fn check_input(hparams: &HParams, tokens: &[u32], cache: &KvCache) -> Result<()> {
+    let hp = hparams;
+    if (cache.n_layer(), cache.n_embd()) != (hp.n_layer, hp.n_embd) {
+        return Err(Error::ShapeMismatch {
+            tensor: "KV cache [n_layer, n_embd]".into(),
+            expected: vec![hp.n_layer, hp.n_embd],
+            found: vec![cache.n_layer(), cache.n_embd()],
+        });
     }
-    check_ln("ln_f".into(), &weights.ln_f)
+    if let Some(&token) = tokens.iter().find(|&&t| t as usize >= hp.n_vocab) {
+        return Err(Error::TokenOutOfRange {
+            token,
+            n_vocab: hp.n_vocab,
+        });
+    }
+    let limit = hp.n_ctx.min(cache.capacity());
+    if cache.len() + tokens.len() > limit {
+        return Err(Error::ContextOverflow {
+            prompt_tokens: cache.len(),
+            new_tokens: tokens.len(),
+            n_ctx: limit,
+        });
+    }
+    Ok(())
+}
+
+/// Compares every tensor's length with the shape `hparams` calls for; the error names the
+/// tensor as a GPT-2 checkpoint does.
+fn check_shapes(hparams: &HParams, weights: &mut Weights) -> Result<()> {
+    if weights.blocks.len() != hparams.n_layer {
+        return Err(Error::ShapeMismatch {
+            tensor: "h".into(),
+            expected: vec![hparams.n_layer],
+            found: vec![weights.blocks.len()],
+        });
+    }
+    weights.visit_mut(hparams, |spec, data| {
+        if data.len() == spec.len() {
+            return Ok(());
+        }
+        Err(Error::ShapeMismatch {
+            tensor: spec.name.clone(),
+            expected: spec.shape.clone(),
+            found: vec![data.len()],
+        })
+    })
 }
 
 #[cfg(test)]
@@ -510,16 +406,6 @@ mod tests {
     }
 
     #[test]
-    fn heads_must_divide_the_embedding() {
-        let hparams = HParams {
-            n_head: 12,
-            ..HParams::dummy()
-        };
-        let err = hparams.validate().unwrap_err().to_string();
-        assert!(err.contains("n_head = 12 must divide n_embd = 10"), "{err}");
-    }
-
-    #[test]
     fn a_wrong_shape_is_named() {
         let (hparams, mut weights) = tiny();
         weights.blocks[0].mlp.c_fc.b.pop();
@@ -532,6 +418,50 @@ mod tests {
                 found: vec![15],
             }
         );
+        let (hparams, mut weights) = tiny();
+        weights.blocks.clear();
+        let err = Model::new(hparams, weights).unwrap_err().to_string();
+        assert!(err.contains("tensor `h` has shape [0]"), "{err}");
+    }
+
+    #[test]
+    fn the_tensor_list_names_every_checkpoint_tensor_once_with_its_shape() {
+        let (hparams, _) = tiny();
+        let specs = Weights::specs(&hparams);
+        assert_eq!(specs.len(), 2 + 12 + 2, "wte, wpe, 12 per block, ln_f");
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            &names[..4],
+            [
+                "wte.weight",
+                "wpe.weight",
+                "h.0.mlp.c_fc.weight",
+                "h.0.mlp.c_fc.bias"
+            ]
+        );
+        let c_attn = specs
+            .iter()
+            .find(|s| s.name == "h.0.attn.c_attn.weight")
+            .unwrap();
+        assert_eq!(
+            (c_attn.shape.clone(), c_attn.role),
+            (vec![4, 12], Role::Weight)
+        );
+        let total: usize = specs.iter().map(TensorSpec::len).sum();
+        assert_eq!(
+            total,
+            (5 + 8) * 4 + (4 * 16 + 16 + 16 * 4 + 4 + 4 * 12 + 12 + 4 * 4 + 4 + 16) + 8
+        );
+    }
+
+    #[test]
+    fn random_weights_are_drawn_in_the_documented_order() {
+        let (hparams, weights) = tiny();
+        let mut rng = XorShift64::new(9).unwrap();
+        assert_eq!(weights.wte, rng.uniform_vec(5 * 4));
+        assert_eq!(weights.wpe, rng.uniform_vec(8 * 4));
+        assert_eq!(weights.blocks[0].mlp.c_fc.w, rng.uniform_vec(4 * 16));
+        assert_eq!(weights.blocks[0].ln_1, LayerNorm::identity(hparams.n_embd));
     }
 
     #[test]

@@ -18,9 +18,24 @@
 //! tokens everywhere.
 
 use crate::error::{Error, Result};
-use crate::generate::argmax;
 use crate::math::exp_f64;
 use crate::rng::XorShift64;
+
+/// Index of the largest logit; on a tie, the lowest index (as numpy's `argmax`). Greedy
+/// decoding's choice.
+///
+/// ```
+/// assert_eq!(gpt2_edu::sample::argmax(&[0.1, 2.0, -1.0, 2.0]), 1);
+/// ```
+pub fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &logit) in logits.iter().enumerate() {
+        if logit > logits[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
 
 /// How to choose each token. The default is greedy.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -214,6 +229,13 @@ mod tests {
             top_k,
             top_p,
         }
+    }
+
+    #[test]
+    fn argmax_takes_the_first_of_equal_maxima() {
+        assert_eq!(argmax(&[1.0, 3.0, 3.0]), 1);
+        assert_eq!(argmax(&[-5.0]), 0);
+        assert_eq!(argmax(&[f32::NEG_INFINITY, -1e30]), 1);
     }
 
     #[test]

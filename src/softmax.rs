@@ -35,6 +35,14 @@ pub fn softmax_in_place(row: &mut [f32]) {
     }
 }
 
+/// [`softmax_in_place`] of every row of a `[n_rows, n_cols]` matrix: attention turns each
+/// query's scores into weights this way.
+pub fn softmax_rows(m: &mut [f32], n_cols: usize) {
+    for row in m.chunks_exact_mut(n_cols) {
+        softmax_in_place(row);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +74,13 @@ mod tests {
         let mut row = [1e30, 1e30, 0.0];
         softmax_in_place(&mut row);
         assert_eq!(row, [0.5, 0.5, 0.0]);
+    }
+
+    #[test]
+    fn rows_are_normalised_one_by_one() {
+        let mut m = [0.0, 0.0, 1.0, f32::NEG_INFINITY]; // [2, 2]
+        softmax_rows(&mut m, 2);
+        assert_eq!(m, [0.5, 0.5, 1.0, 0.0]);
     }
 
     #[test]

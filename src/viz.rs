@@ -48,8 +48,9 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 use crate::generate::{Decoding, GenerateConfig, Generator, StopReason, TextGenerator};
+use crate::hparams::HParams;
 use crate::kv_cache::KvCache;
-use crate::model::{HParams, Model};
+use crate::model::Model;
 use crate::sample::{SamplingParams, distribution};
 use crate::tokenizer::Tokenizer;
 use crate::trace::{Trace, TracedTensor, format_fixed};
@@ -455,7 +456,7 @@ pub fn shown_sampling(sampling: &SamplingParams) -> SamplingParams {
 /// let mut text = TextGenerator::new(&model, &encoder, "hello", &config).unwrap();
 /// let mut trace = Trace::new();
 /// loop {
-///     let piece = text.next_text(&mut trace).unwrap(); // may run a step even when None
+///     let piece = text.next_text_traced(&mut trace).unwrap(); // may run a step even when None
 ///     if let Some(step) = recorder.record_step(&trace, text.tokens()).unwrap() {
 ///         print!("{}", viz::top_candidates(step, 4));
 ///     }
@@ -506,7 +507,7 @@ impl<'t> Recorder<'t> {
     pub fn record_step(
         &mut self,
         trace: &Trace,
-        generator: &Generator,
+        generator: &Generator<'_, Model>,
     ) -> Result<Option<&StepView>> {
         let Some(logits) = last_tensor(trace, "logits") else {
             return Ok(None);
@@ -550,7 +551,7 @@ impl<'t> Recorder<'t> {
     }
 
     /// The whole run, once `generator` has finished.
-    pub fn finish(mut self, generator: &Generator) -> Result<Explanation> {
+    pub fn finish(mut self, generator: &Generator<'_, Model>) -> Result<Explanation> {
         let tokens = generator.tokens().to_vec();
         self.decode_texts(&tokens)?;
         Ok(Explanation {
@@ -644,7 +645,7 @@ pub fn explain_generation(
     loop {
         // A call that returns `None` may still have run a step (the one that chose
         // <|endoftext|>), so record before deciding to stop.
-        let piece = text.next_text(&mut trace)?;
+        let piece = text.next_text_traced(&mut trace)?;
         recorder.record_step(&trace, text.tokens())?;
         trace.clear();
         if piece.is_none() {

@@ -78,12 +78,7 @@ fn xorshift_draws_and_wte_equal_numpy_exactly() {
         .collect();
     assert_eq!(ours, draws, "every draw is k / 2^24, exact in f32 and f64");
     let (_, _, weights) = load_encoder_hparams_and_params();
-    let ours: Vec<f64> = weights
-        .wte
-        .to_row_major()
-        .into_iter()
-        .map(f64::from)
-        .collect();
+    let ours: Vec<f64> = weights.wte.into_iter().map(f64::from).collect();
     assert_eq!(ours, wte);
 }
 

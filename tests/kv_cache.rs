@@ -1,4 +1,5 @@
-//! The KV cache against full recomputation, on hundreds of random models.
+//! The reference model's KV cache against its full recomputation, on hundreds of random
+//! models. (`tests/engine.rs` checks the fast engine against this reference.)
 //!
 //! For every configuration the prompt is fed into the cache one token at a time, all at
 //! once, and in random chunks, then tokens are generated greedily. At every step the cached
@@ -6,99 +7,13 @@
 //! sequence, the cache's keys and values must equal those of a full pass (per layer and
 //! head), and the greedy token ids must agree.
 
-use gpt2_edu::generate::argmax;
-use gpt2_edu::{Decoding, HParams, KvCache, Model, Trace, Weights, XorShift64, generate};
+mod common;
+
+use common::{assert_bits_eq, feeding_schedules, random_case};
+use gpt2_edu::sample::argmax;
+use gpt2_edu::{Decoding, KvCache, Model, Trace, XorShift64, generate};
 
 const N_CONFIGS: u64 = 240;
-
-/// A whole number in `lo..=hi` from the test's own xorshift.
-fn pick(rng: &mut XorShift64, lo: usize, hi: usize) -> usize {
-    lo + (rng.next_u64() % (hi - lo + 1) as u64) as usize
-}
-
-/// A random small GPT-2 and a random prompt. Half the models keep the exercise's all-positive
-/// uniform weights; the other half get centred weights and random layer-norm parameters,
-/// so that signs, cancellations and non-trivial layer norms are all exercised.
-fn random_case(seed: u64) -> (Model, Vec<u32>, usize, String) {
-    let mut rng = XorShift64::new(seed).unwrap();
-    let n_head = pick(&mut rng, 1, 4);
-    let d_head = pick(&mut rng, 1, 16);
-    let n_prompt = pick(&mut rng, 1, 32);
-    let n_generate = pick(&mut rng, 1, 6);
-    let hparams = HParams {
-        n_vocab: pick(&mut rng, 2, 64),
-        n_ctx: n_prompt + n_generate + pick(&mut rng, 0, 3),
-        n_embd: n_head * d_head,
-        n_head,
-        n_layer: pick(&mut rng, 1, 4),
-        layer_norm_eps: 1e-5,
-    };
-    let mut weights = Weights::random(&hparams, &mut rng);
-    let centred = seed % 2 == 0;
-    if centred {
-        centre(&mut weights, &mut rng);
-    }
-    let prompt = (0..n_prompt)
-        .map(|_| pick(&mut rng, 0, hparams.n_vocab - 1) as u32)
-        .collect();
-    let label = format!(
-        "seed {seed}: {hparams:?}, centred {centred}, prompt {n_prompt}, generate {n_generate}"
-    );
-    (
-        Model::new(hparams, weights).unwrap(),
-        prompt,
-        n_generate,
-        label,
-    )
-}
-
-/// Maps every weight `u` in `[0, 1)` to `2u - 1` and gives the layer norms random gains
-/// and biases.
-fn centre(weights: &mut Weights, rng: &mut XorShift64) {
-    let centre_all = |v: &mut Vec<f32>| v.iter_mut().for_each(|u| *u = 2.0 * *u - 1.0);
-    centre_all(&mut weights.wte.w);
-    centre_all(&mut weights.wpe);
-    for linear in weights.linears_mut() {
-        centre_all(&mut linear.w);
-        centre_all(&mut linear.b);
-    }
-    let mut norms = vec![&mut weights.ln_f];
-    for block in &mut weights.blocks {
-        norms.push(&mut block.ln_1);
-        norms.push(&mut block.ln_2);
-    }
-    for norm in norms {
-        norm.g.iter_mut().for_each(|g| *g = 0.5 + rng.next_f32());
-        norm.b.iter_mut().for_each(|b| *b = rng.next_f32() - 0.5);
-    }
-}
-
-fn assert_bits_eq(cached: &[f32], full: &[f32], what: &str) {
-    assert_eq!(cached.len(), full.len(), "{what}: lengths differ");
-    for (i, (c, f)) in cached.iter().zip(full).enumerate() {
-        assert_eq!(
-            c.to_bits(),
-            f.to_bits(),
-            "{what}: element {i}: cached {c:e} != full {f:e}"
-        );
-    }
-}
-
-/// The chunk sizes to feed the prompt with: one at a time, all at once, random chunks.
-fn feeding_schedules(n_prompt: usize, rng: &mut XorShift64) -> Vec<(&'static str, Vec<usize>)> {
-    let mut random_chunks = Vec::new();
-    let mut left = n_prompt;
-    while left > 0 {
-        let chunk = pick(rng, 1, left.min(7));
-        random_chunks.push(chunk);
-        left -= chunk;
-    }
-    vec![
-        ("one at a time", vec![1; n_prompt]),
-        ("all at once", vec![n_prompt]),
-        ("in chunks", random_chunks),
-    ]
-}
 
 /// Feeds `tokens` into a cache in the given chunks, checking each chunk's logits against a
 /// full recomputation of everything fed so far; then generates greedily, checking every
@@ -209,93 +124,11 @@ fn one_token_decode_steps_equal_the_full_pass_on_the_dummy_model_for_a_long_sequ
     let (_, hparams, weights) = gpt2_edu::load_encoder_hparams_and_params();
     let model = Model::new(hparams, weights).unwrap();
     let tokens: Vec<u32> = (0..300u32).map(|i| (i * 7 + i / 3) % 4).collect();
+    // The reference model, one position at a time, against its own full pass.
     let mut cache = KvCache::new(&model.hparams);
     let full = model.forward(&tokens).unwrap();
     for (t, &token) in tokens.iter().enumerate() {
         let cached = model.forward_cached(&[token], &mut cache).unwrap();
         assert_bits_eq(&cached, &full[t * 4..(t + 1) * 4], &format!("position {t}"));
     }
-}
-
-/// The fast path with 1, 2, 3 and 4 threads: bit-identical logits and caches, at prefill and
-/// at every decode step, and equal to the single-threaded reference path.
-#[test]
-fn one_to_four_threads_give_bit_identical_logits() {
-    use gpt2_edu::model::{Logits, Workspace};
-    let tiny = gpt2_edu::checkpoint::load_dir(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-gpt2"),
-    )
-    .unwrap()
-    .1;
-    let mut models = vec![(
-        "tiny GPT-2".to_string(),
-        tiny,
-        (0..40).map(|i| (i * 37 % 513) as u32).collect::<Vec<u32>>(),
-    )];
-    for seed in [3, 8, 21] {
-        let (model, prompt, _, label) = random_case(seed);
-        models.push((label, model, prompt));
-    }
-    for (label, model, tokens) in models {
-        let split = tokens.len() / 2;
-        let reference = model.forward(&tokens).unwrap(); // single-threaded, every row
-        let n_vocab = model.hparams.n_vocab;
-        // A trace takes attention's one-thread path, head by head, recording each step.
-        let traced = model
-            .forward_full_traced(&tokens, &mut Trace::new())
-            .unwrap();
-        assert_bits_eq(&traced, &reference, &format!("{label}: traced"));
-        for threads in 1..=4 {
-            let mut workspace = Workspace::new(&model, threads);
-            let mut cache = KvCache::new(&model.hparams);
-            let mut trace = Trace::disabled();
-            let prefill = model
-                .forward_with(
-                    &tokens[..split],
-                    &mut cache,
-                    &mut workspace,
-                    Logits::All,
-                    &mut trace,
-                )
-                .unwrap();
-            assert_bits_eq(
-                prefill,
-                &reference[..split * n_vocab],
-                &format!("{label}: {threads} threads, prefill"),
-            );
-            for t in split..tokens.len() {
-                let step = model
-                    .forward_with(
-                        &tokens[t..t + 1],
-                        &mut cache,
-                        &mut workspace,
-                        Logits::Last,
-                        &mut trace,
-                    )
-                    .unwrap();
-                assert_bits_eq(
-                    step,
-                    &reference[t * n_vocab..(t + 1) * n_vocab],
-                    &format!("{label}: {threads} threads, step {t}"),
-                );
-            }
-        }
-    }
-}
-
-#[test]
-fn a_workspace_serves_only_its_own_model() {
-    use gpt2_edu::model::{Logits, Workspace};
-    let (model_a, prompt, _, _) = random_case(5);
-    let (model_b, _, _, _) = random_case(5); // same values, but another model
-    let mut workspace = Workspace::new(&model_a, 2);
-    let mut cache = KvCache::new(&model_b.hparams);
-    let result = model_b.forward_with(
-        &prompt,
-        &mut cache,
-        &mut workspace,
-        Logits::Last,
-        &mut Trace::disabled(),
-    );
-    assert_eq!(result.unwrap_err(), gpt2_edu::Error::WorkspaceMismatch);
 }

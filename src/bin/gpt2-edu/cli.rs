@@ -1,6 +1,6 @@
 //! The command line, parsed by hand (no dependencies): a pure function from arguments to
 //! a [`Command`] or a [`UsageError`], so it can be tested without running anything. The
-//! binary (`src/main.rs`) prints and exits; this module never does.
+//! rest of the binary (`main.rs`, `run.rs`) prints and exits; this module never does.
 //!
 //! Every option may be given once. Values go in the next argument or after `=`
 //! (`-n 5`, `--tokens=5`). `--` ends the options.
@@ -8,11 +8,11 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::dummy::DEFAULT_WEIGHTS_SEED;
-use crate::generate::{DEFAULT_SAMPLING_SEED, Decoding};
-use crate::model::default_threads;
-use crate::sample::SamplingParams;
-use crate::viz::HeadId;
+use gpt2_edu::dummy::DEFAULT_WEIGHTS_SEED;
+use gpt2_edu::fast::default_threads;
+use gpt2_edu::generate::{DEFAULT_SAMPLING_SEED, Decoding, GenerateConfig};
+use gpt2_edu::sample::SamplingParams;
+use gpt2_edu::viz::HeadId;
 
 /// `gpt2-edu --help`.
 pub const USAGE: &str = "\
@@ -39,7 +39,7 @@ Options:
       --seed <S>            the sampler's seed: the same seed gives the same text [default: 42]
       --stop <STR>          stop when the text contains STR (repeatable; STR is not printed)
       --ignore-eot          keep generating after <|endoftext|> (GPT-2 stops there by default)
-      --threads <N>         threads for the matrix products [default: all available]
+      --threads <N>         threads for the fast engine [default: all available]
       --explain             print each step's pictures: attention map, top candidates, cache
       --attention[=L.H]     print each step's attention map of layer L, head H [default: 0.0]
       --html <FILE>         write a self-contained HTML report of every layer's and head's
@@ -50,6 +50,8 @@ Options:
   -V, --version             print the version
 
 Without --temperature, --top-k or --top-p, decoding is greedy: always the most likely token.
+Generation runs on the fast engine; --trace, --explain, --attention and --html run the
+reference model instead, so that every step can be watched. Both give the same tokens.
 
 Exit codes: 0 success, 1 runtime error (e.g. context overflow), 2 usage error.";
 
@@ -113,6 +115,33 @@ pub struct Options {
     pub html: Option<PathBuf>,
 }
 
+impl Options {
+    /// Whether a step of the model is watched (`--trace`, `--explain`, `--attention`,
+    /// `--html`): then the reference model runs, recording every tensor.
+    pub fn observes(&self) -> bool {
+        self.trace || self.explain || self.attention.is_some() || self.html.is_some()
+    }
+
+    /// Whether the text is printed once at the end, after every step's tensors or
+    /// pictures, rather than streamed.
+    pub fn text_at_the_end(&self) -> bool {
+        self.trace || self.explain || self.attention.is_some()
+    }
+
+    /// The generation these options ask for.
+    pub fn generate_config(&self) -> GenerateConfig {
+        GenerateConfig {
+            max_tokens: self.n_tokens,
+            decoding: self.decoding,
+            sampling: self.sampling,
+            seed: self.seed,
+            stop_at_end_of_text: self.stop_at_end_of_text,
+            stop_strings: self.stop_strings.clone(),
+            threads: self.threads,
+        }
+    }
+}
+
 /// A command line that cannot be understood; the message says why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageError(pub String);
@@ -126,158 +155,201 @@ impl fmt::Display for UsageError {
 impl std::error::Error for UsageError {}
 
 /// Parses the arguments after the program name.
-///
-/// ```
-/// use gpt2_edu::cli::{parse_args, Command};
-/// let Command::Run(options) = parse_args(["hello", "-n", "5"]).unwrap() else { panic!() };
-/// assert_eq!(options.n_tokens, 5);
-/// assert!(parse_args(["hello", "--bogus"]).is_err());
-/// ```
 pub fn parse_args<I, S>(args: I) -> Result<Command, UsageError>
 where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
     let mut args = args.into_iter().map(Into::into);
-    let mut seen: Vec<&'static str> = Vec::new();
-    let mut positional: Vec<String> = Vec::new();
-    let mut n_tokens = None;
-    let mut weights_seed = None;
-    let mut prompt_file = None;
-    let mut model_dir = None;
-    let mut sampling = SamplingParams::GREEDY;
-    let mut seed = None;
-    let mut stop_strings = Vec::new();
-    let mut ignore_eot = false;
-    let mut threads = None;
-    let (mut explain, mut attention, mut html) = (false, None, None);
-    let (mut no_cache, mut print_ids, mut trace) = (false, false, false);
-
+    let mut flags = Flags::default();
     while let Some(arg) = args.next() {
         if arg == "--" {
-            positional.extend(args.by_ref());
+            flags.positional.extend(args.by_ref());
             break;
         }
         if !arg.starts_with('-') || arg == "-" {
-            positional.push(arg);
+            flags.positional.push(arg);
             continue;
         }
+        if let Some(command) = flags.take_option(&arg, &mut args)? {
+            return Ok(command); // --help or --version
+        }
+    }
+    flags.into_options().map(Command::Run)
+}
+
+/// The command line as given, before defaults and checks between options.
+#[derive(Default)]
+struct Flags {
+    seen: Vec<&'static str>,
+    positional: Vec<String>,
+    n_tokens: Option<u64>,
+    weights_seed: Option<u64>,
+    prompt_file: Option<String>,
+    model_dir: Option<PathBuf>,
+    sampling: SamplingParams,
+    seed: Option<u64>,
+    stop_strings: Vec<String>,
+    ignore_eot: bool,
+    threads: Option<usize>,
+    explain: bool,
+    attention: Option<HeadId>,
+    html: Option<PathBuf>,
+    no_cache: bool,
+    print_ids: bool,
+    trace: bool,
+}
+
+impl Flags {
+    /// Takes in the option `arg` (`--name`, `-n`, or `--name=value`), reading its value from
+    /// `rest` if it needs one. Returns the command for `--help` and `--version`.
+    fn take_option(
+        &mut self,
+        arg: &str,
+        rest: &mut impl Iterator<Item = String>,
+    ) -> Result<Option<Command>, UsageError> {
         let (flag, inline_value) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_string(), Some(value.to_string()))
-            }
-            _ => (arg.clone(), None),
+            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_string())),
+            _ => (arg, None),
         };
-        let name = canonical_name(&flag)
+        let name = canonical_name(flag)
             .ok_or_else(|| UsageError(format!("unknown option '{flag}' (see --help)")))?;
-        if seen.contains(&name) && name != "--stop" {
+        if self.seen.contains(&name) && name != "--stop" {
             return Err(UsageError(format!("option '{name}' given more than once")));
         }
-        seen.push(name);
-        let takes_value = OPTIONS.iter().any(|o| o.long == name && o.takes_value);
+        self.seen.push(name);
         if name == "--attention" {
             // The one option whose value is optional: `--attention` or `--attention=1.3`.
-            let head = inline_value.as_deref().unwrap_or("0.0");
-            attention = Some(
-                head.parse::<HeadId>()
-                    .map_err(|e| UsageError(format!("option '--attention': {e}")))?,
-            );
-            continue;
+            let head = inline_value.as_deref().unwrap_or("0.0").parse::<HeadId>();
+            let head = head.map_err(|e| UsageError(format!("option '--attention': {e}")))?;
+            self.attention = Some(head);
+            return Ok(None);
         }
+        let takes_value = OPTIONS.iter().any(|o| o.long == name && o.takes_value);
         if !takes_value && inline_value.is_some() {
             return Err(UsageError(format!("option '{name}' takes no value")));
         }
-        let mut value = || {
+        let value = || {
             inline_value
-                .clone()
-                .or_else(|| args.next())
+                .or_else(|| rest.next())
                 .ok_or_else(|| UsageError(format!("option '{name}' needs a value")))
         };
-        match name {
-            "--help" => return Ok(Command::Help),
-            "--version" => return Ok(Command::Version),
-            "--tokens" => n_tokens = Some(parse_number(name, &value()?)?),
-            "--weights-seed" => weights_seed = Some(parse_seed(name, &value()?)?),
-            "--seed" => seed = Some(parse_seed(name, &value()?)?),
-            "--temperature" => sampling.temperature = parse_float(name, &value()?)?,
-            "--top-k" => sampling.top_k = Some(parse_number(name, &value()?)? as usize),
-            "--top-p" => sampling.top_p = Some(parse_float(name, &value()?)?),
-            "--stop" => {
-                let stop = value()?;
-                if stop.is_empty() {
-                    return Err(UsageError(
-                        "option '--stop' needs a non-empty string".into(),
-                    ));
-                }
-                stop_strings.push(stop);
-            }
-            "--ignore-eot" => ignore_eot = true,
-            "--explain" => explain = true,
-            "--html" => html = Some(PathBuf::from(value()?)),
-            "--threads" => match parse_number(name, &value()?)? {
-                0 => return Err(UsageError("option '--threads' must be at least 1".into())),
-                n => threads = Some(n as usize),
-            },
-            "--prompt-file" => prompt_file = Some(value()?),
-            "--model" => model_dir = Some(PathBuf::from(value()?)),
-            "--no-cache" => no_cache = true,
-            "--ids" => print_ids = true,
-            "--trace" => trace = true,
-            _ => unreachable!("every canonical name is handled"),
-        }
+        self.set(name, value)
     }
 
-    if (sampling.top_k.is_some() || sampling.top_p.is_some()) && !seen.contains(&"--temperature") {
-        sampling.temperature = 1.0; // top-k or top-p alone means sampling at temperature 1
+    /// Records option `name`, reading its value with `value` if it takes one.
+    fn set(
+        &mut self,
+        name: &'static str,
+        value: impl FnOnce() -> Result<String, UsageError>,
+    ) -> Result<Option<Command>, UsageError> {
+        match name {
+            "--help" => return Ok(Some(Command::Help)),
+            "--version" => return Ok(Some(Command::Version)),
+            "--tokens" => self.n_tokens = Some(parse_number(name, &value()?)?),
+            "--weights-seed" => self.weights_seed = Some(parse_seed(name, &value()?)?),
+            "--seed" => self.seed = Some(parse_seed(name, &value()?)?),
+            "--temperature" => self.sampling.temperature = parse_float(name, &value()?)?,
+            "--top-k" => self.sampling.top_k = Some(parse_number(name, &value()?)? as usize),
+            "--top-p" => self.sampling.top_p = Some(parse_float(name, &value()?)?),
+            "--stop" => self.stop_strings.push(parse_stop(&value()?)?),
+            "--ignore-eot" => self.ignore_eot = true,
+            "--explain" => self.explain = true,
+            "--html" => self.html = Some(PathBuf::from(value()?)),
+            "--threads" => self.threads = Some(parse_threads(&value()?)?),
+            "--prompt-file" => self.prompt_file = Some(value()?),
+            "--model" => self.model_dir = Some(PathBuf::from(value()?)),
+            "--no-cache" => self.no_cache = true,
+            "--ids" => self.print_ids = true,
+            "--trace" => self.trace = true,
+            _ => unreachable!("every canonical name is handled"),
+        }
+        Ok(None)
     }
-    sampling.validate().map_err(|e| UsageError(e.to_string()))?;
-    if model_dir.is_some() && weights_seed.is_some() {
+
+    /// The options, with their defaults, once the options agree with each other.
+    fn into_options(mut self) -> Result<Options, UsageError> {
+        let (top_k_or_p, temperature_given) = (
+            self.sampling.top_k.is_some() || self.sampling.top_p.is_some(),
+            self.seen.contains(&"--temperature"),
+        );
+        if top_k_or_p && !temperature_given {
+            self.sampling.temperature = 1.0; // top-k or top-p alone means sampling at T = 1
+        }
+        self.sampling
+            .validate()
+            .map_err(|e| UsageError(e.to_string()))?;
+        if self.model_dir.is_some() && self.weights_seed.is_some() {
+            return Err(UsageError(
+                "--weights-seed sets the dummy model's weights; it cannot be used with --model"
+                    .into(),
+            ));
+        }
+        Ok(Options {
+            prompt: prompt_source(
+                self.prompt_file.take(),
+                std::mem::take(&mut self.positional),
+            )?,
+            model_dir: self.model_dir,
+            n_tokens: self.n_tokens.unwrap_or(DEFAULT_TOKENS as u64) as usize,
+            decoding: if self.no_cache {
+                Decoding::FullRecompute
+            } else {
+                Decoding::Cached
+            },
+            print_ids: self.print_ids,
+            trace: self.trace,
+            weights_seed: self.weights_seed.unwrap_or(DEFAULT_WEIGHTS_SEED),
+            sampling: self.sampling,
+            seed: self.seed.unwrap_or(DEFAULT_SAMPLING_SEED),
+            stop_at_end_of_text: !self.ignore_eot,
+            stop_strings: self.stop_strings,
+            threads: self.threads.unwrap_or_else(default_threads),
+            explain: self.explain,
+            attention: self.attention,
+            html: self.html,
+        })
+    }
+}
+
+/// Where the prompt comes from: one positional argument, or `--prompt-file` (`-`: stdin).
+fn prompt_source(
+    file: Option<String>,
+    mut positional: Vec<String>,
+) -> Result<PromptSource, UsageError> {
+    match (file, positional.len()) {
+        (Some(_), n) if n > 0 => Err(UsageError(
+            "give the prompt either as an argument or with --prompt-file, not both".into(),
+        )),
+        (Some(path), _) if path == "-" => Ok(PromptSource::Stdin),
+        (Some(path), _) => Ok(PromptSource::File(PathBuf::from(path))),
+        (None, 0) => Err(UsageError(
+            "missing prompt: try gpt2-edu \"hello\" -n 5 (see --help)".into(),
+        )),
+        (None, 1) => Ok(PromptSource::Text(positional.remove(0))),
+        (None, n) => Err(UsageError(format!(
+            "expected one prompt but found {n} arguments ({}); quote a prompt of several words",
+            positional.join(", ")
+        ))),
+    }
+}
+
+/// A `--stop` string: not empty.
+fn parse_stop(stop: &str) -> Result<String, UsageError> {
+    if stop.is_empty() {
         return Err(UsageError(
-            "--weights-seed sets the dummy model's weights; it cannot be used with --model".into(),
+            "option '--stop' needs a non-empty string".into(),
         ));
     }
-    let prompt = match (prompt_file, positional.len()) {
-        (Some(_), n) if n > 0 => {
-            return Err(UsageError(
-                "give the prompt either as an argument or with --prompt-file, not both".into(),
-            ));
-        }
-        (Some(path), _) if path == "-" => PromptSource::Stdin,
-        (Some(path), _) => PromptSource::File(PathBuf::from(path)),
-        (None, 0) => {
-            return Err(UsageError(
-                "missing prompt: try gpt2-edu \"hello\" -n 5 (see --help)".into(),
-            ));
-        }
-        (None, 1) => PromptSource::Text(positional.remove(0)),
-        (None, n) => {
-            return Err(UsageError(format!(
-                "expected one prompt but found {n} arguments ({}); quote a prompt of several words",
-                positional.join(", ")
-            )));
-        }
-    };
-    Ok(Command::Run(Options {
-        prompt,
-        model_dir,
-        n_tokens: n_tokens.unwrap_or(DEFAULT_TOKENS as u64) as usize,
-        decoding: if no_cache {
-            Decoding::FullRecompute
-        } else {
-            Decoding::Cached
-        },
-        print_ids,
-        trace,
-        weights_seed: weights_seed.unwrap_or(DEFAULT_WEIGHTS_SEED),
-        sampling,
-        seed: seed.unwrap_or(DEFAULT_SAMPLING_SEED),
-        stop_at_end_of_text: !ignore_eot,
-        stop_strings,
-        threads: threads.unwrap_or_else(default_threads),
-        explain,
-        attention,
-        html,
-    }))
+    Ok(stop.to_string())
+}
+
+/// A `--threads` count: at least 1.
+fn parse_threads(value: &str) -> Result<usize, UsageError> {
+    match parse_number("--threads", value)? {
+        0 => Err(UsageError("option '--threads' must be at least 1".into())),
+        n => Ok(n as usize),
+    }
 }
 
 /// One command-line option: its long name, short name and whether a value follows.
@@ -529,7 +601,7 @@ mod tests {
             ]
             .map(String::from),
         );
-        let mut rng = crate::rng::XorShift64::new(2024).unwrap();
+        let mut rng = gpt2_edu::XorShift64::new(2024).unwrap();
         for _ in 0..20_000 {
             let len = (rng.next_u64() % 7) as usize;
             let args: Vec<String> = (0..len)

@@ -1,0 +1,265 @@
+//! Running what the command line asks for: load the model, then either stream from the
+//! fast engine (the default) or watch every step on the reference model (`--trace`,
+//! `--explain`, `--attention`, `--html`). The two give the same tokens; the output modes
+//! share one [`Printer`].
+
+use std::io::{self, Read, StdoutLock, Write};
+
+use gpt2_edu::generate::{Forward, StopReason, TextGenerator};
+use gpt2_edu::viz::{self, ExplainOptions, HeadId, Heads, Recorder};
+use gpt2_edu::{Engine, Model, Tokenizer, Trace, checkpoint, dummy};
+
+use crate::Failure;
+use crate::cli::{Options, PromptSource};
+
+/// Reads the prompt, loads the model, and generates as `options` ask.
+pub fn run(options: &Options) -> Result<(), Failure> {
+    let prompt = read_prompt(&options.prompt)?;
+    let (tokenizer, model): (Box<dyn Tokenizer>, Model) = match &options.model_dir {
+        Some(dir) => {
+            let (tokenizer, model) = checkpoint::load_dir(dir)?;
+            (Box::new(tokenizer), model)
+        }
+        None => {
+            let seed = options.weights_seed;
+            let (encoder, hparams, weights) =
+                dummy::load_encoder_hparams_and_params_with_seed(seed)?;
+            (Box::new(encoder), Model::new(hparams, weights)?)
+        }
+    };
+    if options.observes() {
+        observe(tokenizer.as_ref(), &model, &prompt, options)
+    } else {
+        stream(tokenizer.as_ref(), &Engine::new(model), &prompt, options)
+    }
+}
+
+fn read_prompt(source: &PromptSource) -> Result<String, Failure> {
+    match source {
+        PromptSource::Text(text) => Ok(text.clone()),
+        PromptSource::File(path) => std::fs::read_to_string(path).map_err(|e| {
+            Failure::Message(format!("cannot read prompt file '{}': {e}", path.display()))
+        }),
+        PromptSource::Stdin => {
+            let mut text = String::new();
+            io::stdin().read_to_string(&mut text).map_err(|e| {
+                Failure::Message(format!("cannot read the prompt from standard input: {e}"))
+            })?;
+            Ok(text)
+        }
+    }
+}
+
+/// The default: the text (or the token ids) streamed as it is generated, one token at a
+/// time, on the fast engine (or any [`Forward`]).
+fn stream<M: Forward>(
+    tokenizer: &dyn Tokenizer,
+    model: &M,
+    prompt: &str,
+    options: &Options,
+) -> Result<(), Failure> {
+    let mut text = TextGenerator::new(model, tokenizer, prompt, &options.generate_config())?;
+    let mut printer = Printer::start(options, &text)?;
+    loop {
+        let before = text.tokens().tokens().len();
+        let Some(piece) = text.next_text()? else {
+            break;
+        };
+        printer.piece(&piece, &text.tokens().tokens()[before..])?;
+    }
+    printer.finish(tokenizer, text.tokens().tokens())?;
+    report_stop(text.stop_reason());
+    Ok(())
+}
+
+/// Every step watched, on the reference model: its tensors (`--trace`), its pictures
+/// (`--explain`, `--attention`) and the HTML report (`--html`); then the text.
+fn observe(
+    tokenizer: &dyn Tokenizer,
+    model: &Model,
+    prompt: &str,
+    options: &Options,
+) -> Result<(), Failure> {
+    let config = options.generate_config();
+    let mut watcher = Watcher::new(tokenizer, model, options)?; // bad heads, unwritable report
+    let mut text = TextGenerator::new(model, tokenizer, prompt, &config)?;
+    let mut printer = Printer::start(options, &text)?;
+    let mut trace = Trace::new();
+    loop {
+        let before = text.tokens().tokens().len();
+        // May run a step and still return None: the step that chose <|endoftext|>.
+        let piece = text.next_text_traced(&mut trace)?;
+        watcher.after_step(&trace, text.tokens(), before, &mut printer.out)?;
+        trace.clear();
+        let Some(piece) = piece else {
+            break;
+        };
+        printer.piece(&piece, &text.tokens().tokens()[before..])?;
+    }
+    printer.finish(tokenizer, text.tokens().tokens())?;
+    watcher.finish(text.tokens())?;
+    report_stop(text.stop_reason());
+    Ok(())
+}
+
+/// Says why generation stopped, on stderr, unless it simply reached the token count.
+fn report_stop(reason: Option<&StopReason>) {
+    match reason {
+        Some(StopReason::MaxTokens) | None => {}
+        Some(reason) => eprintln!("(stopped: {reason})"),
+    }
+}
+
+/// Prints the generated text or ids: streamed piece by piece, or, when steps are printed
+/// (`--trace`, `--explain`, `--attention`), once at the end.
+struct Printer {
+    out: StdoutLock<'static>,
+    print_ids: bool,
+    at_the_end: bool,
+}
+
+impl Printer {
+    /// Prints the prompt (its text, or its ids), unless everything comes at the end.
+    fn start<M: Forward>(options: &Options, text: &TextGenerator<'_, M>) -> Result<Self, Failure> {
+        let mut out = io::stdout().lock();
+        let at_the_end = options.text_at_the_end();
+        if options.print_ids && !at_the_end {
+            let ids: Vec<String> = text.tokens().tokens().iter().map(u32::to_string).collect();
+            write!(out, "{}", ids.join(" "))?;
+        } else if !at_the_end {
+            write!(out, "{}", text.prompt_text())?;
+        }
+        out.flush()?;
+        Ok(Self {
+            out,
+            print_ids: options.print_ids,
+            at_the_end,
+        })
+    }
+
+    /// One step's output: its text `piece` (whole characters only) or its new ids.
+    fn piece(&mut self, piece: &str, new_ids: &[u32]) -> Result<(), Failure> {
+        if self.at_the_end {
+            return Ok(());
+        }
+        if self.print_ids {
+            for id in new_ids {
+                write!(self.out, " {id}")?;
+            }
+        } else {
+            write!(self.out, "{piece}")?;
+        }
+        self.out.flush()?; // one token at a time, as it is generated
+        Ok(())
+    }
+
+    /// Ends the output: the whole text (or ids) if it was held back, then a newline.
+    fn finish(&mut self, tokenizer: &dyn Tokenizer, tokens: &[u32]) -> Result<(), Failure> {
+        if self.at_the_end && self.print_ids {
+            let ids: Vec<String> = tokens.iter().map(u32::to_string).collect();
+            write!(self.out, "{}", ids.join(" "))?;
+        } else if self.at_the_end {
+            write!(self.out, "{}", tokenizer.decode(tokens)?)?;
+        }
+        writeln!(self.out)?;
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+/// What `--trace`, `--explain`, `--attention` and `--html` show of each step.
+struct Watcher<'t> {
+    tokenizer: &'t dyn Tokenizer,
+    options: &'t Options,
+    recorder: Option<Recorder<'t>>,
+    shown_head: HeadId,
+    step: usize,
+}
+
+impl<'t> Watcher<'t> {
+    /// Checks the asked-for head and the report's path before any work.
+    fn new(
+        tokenizer: &'t dyn Tokenizer,
+        model: &Model,
+        options: &'t Options,
+    ) -> Result<Self, Failure> {
+        let shown_head = options.attention.unwrap_or(HeadId { layer: 0, head: 0 });
+        let pictures = options.explain || options.attention.is_some();
+        let mut recorder = None;
+        if pictures || options.html.is_some() {
+            shown_head.check(&model.hparams)?; // "layer 12 does not exist: ..." before any work
+            let heads = match options.html {
+                Some(_) => Heads::All,
+                None => Heads::Only(vec![shown_head]),
+            };
+            let explain = ExplainOptions {
+                heads,
+                ..ExplainOptions::default()
+            };
+            recorder = Some(Recorder::new(
+                model,
+                tokenizer,
+                &options.generate_config(),
+                &explain,
+            )?);
+        }
+        if let Some(path) = &options.html {
+            // Fail before any work if the report cannot be written, not after the output.
+            std::fs::File::create(path).map_err(|e| {
+                Failure::Message(format!(
+                    "cannot write the HTML report to {}: {e}",
+                    path.display()
+                ))
+            })?;
+        }
+        Ok(Self {
+            tokenizer,
+            options,
+            recorder,
+            shown_head,
+            step: 0,
+        })
+    }
+
+    /// Shows the step whose tensors are in `trace`; `before` tokens were there before it.
+    fn after_step(
+        &mut self,
+        trace: &Trace,
+        generator: &gpt2_edu::Generator<'_, Model>,
+        before: usize,
+        out: &mut StdoutLock<'static>,
+    ) -> Result<(), Failure> {
+        if let Some(recorder) = self.recorder.as_mut() {
+            if let Some(view) = recorder.record_step(trace, generator)? {
+                if self.options.explain {
+                    writeln!(out, "{}", viz::step_pictures(view, self.shown_head, 10))?;
+                } else if let Some(map) = view.attention_map(self.shown_head) {
+                    if self.options.attention.is_some() {
+                        writeln!(out, "{}", viz::attention_heatmap(map, &view.seen))?;
+                    }
+                }
+            }
+        }
+        if self.options.trace && !trace.tensors().is_empty() {
+            self.step += 1;
+            let tokens = generator.tokens();
+            let seen = self.tokenizer.decode(&tokens[..before])?;
+            let chosen = match tokens.get(before) {
+                Some(&id) => format!("next token {id} ({:?})", self.tokenizer.decode(&[id])?),
+                None => "stop".to_string(),
+            };
+            writeln!(out, "=== step {}: input {seen:?} -> {chosen}", self.step)?;
+            write!(out, "{trace}")?;
+        }
+        Ok(())
+    }
+
+    /// Writes the HTML report, if one was asked for.
+    fn finish(self, generator: &gpt2_edu::Generator<'_, Model>) -> Result<(), Failure> {
+        if let (Some(recorder), Some(path)) = (self.recorder, &self.options.html) {
+            viz::write_html_report(&recorder.finish(generator)?, path)?;
+            eprintln!("(wrote the HTML report to {})", path.display());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,298 @@
+//! The engine's forward pass: the reference model's steps, on packed weights, split over a
+//! thread pool, into the buffers of a [`Workspace`].
+
+use std::sync::Arc;
+
+use super::attention::HeadScratch;
+use super::packed::PackedLinear;
+use super::pool::{Activation, ThreadPool};
+use crate::error::Result;
+use crate::hparams::HParams;
+use crate::kv_cache::{KvCache, LayerKv};
+use crate::layer_norm::LayerNorm;
+use crate::matrix::add_in_place;
+use crate::model::{Model, Weights, check_input};
+
+/// One block's weights, packed: the same tensors as [`crate::block::Block`], each matrix an
+/// `Arc` so that the pool's workers can hold it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackedBlock {
+    /// `h.{i}.ln_1`.
+    pub ln_1: LayerNorm,
+    /// `h.{i}.attn.c_attn`, `[n_embd, 3 n_embd]`.
+    pub attn_c_attn: Arc<PackedLinear>,
+    /// `h.{i}.attn.c_proj`, `[n_embd, n_embd]`.
+    pub attn_c_proj: Arc<PackedLinear>,
+    /// `h.{i}.ln_2`.
+    pub ln_2: LayerNorm,
+    /// `h.{i}.mlp.c_fc`, `[n_embd, 4 n_embd]`.
+    pub mlp_c_fc: Arc<PackedLinear>,
+    /// `h.{i}.mlp.c_proj`, `[4 n_embd, n_embd]`.
+    pub mlp_c_proj: Arc<PackedLinear>,
+}
+
+/// GPT-2, ready to run fast: the reference [`Model`]'s weights packed for the
+/// matrix-vector product, run on a thread pool. Its logits are bit-identical to the
+/// reference model's (`tests/engine.rs`). Immutable and `Sync`: one engine can serve many
+/// generations, each with its own [`Workspace`] and [`KvCache`].
+///
+/// ```
+/// use gpt2_edu::fast::{Engine, Logits, Workspace};
+/// use gpt2_edu::{dummy, KvCache, Model, Tokenizer};
+/// let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
+/// let model = Model::new(hparams, weights).unwrap();
+/// let reference = model.forward(&encoder.encode("hello world")).unwrap(); // [2, n_vocab]
+/// let engine = Engine::new(model); // packs the weights in place: one copy of them
+/// let (mut cache, mut workspace) = (KvCache::new(engine.hparams()), Workspace::new(2));
+/// let logits = engine.forward(&encoder.encode("hello world"), &mut cache, &mut workspace, Logits::All).unwrap();
+/// assert_eq!(logits, &reference[..]); // bit for bit
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Engine {
+    hparams: HParams,
+    /// `wte^T`, `[n_embd, n_vocab]`: the logits' matrix, and the embedding's rows.
+    wte: Arc<PackedLinear>,
+    wpe: Vec<f32>,
+    blocks: Vec<PackedBlock>,
+    ln_f: LayerNorm,
+}
+
+/// Which rows of logits [`Engine::forward`] computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    /// Every new position's: `[n_new, n_vocab]` (what a test wants to compare).
+    All,
+    /// Only the last position's: `[1, n_vocab]`, all generation needs. The logits cost
+    /// `n_vocab x n_embd` multiply-adds per row (38.6 M for GPT-2), so prefill skips them.
+    Last,
+}
+
+impl Engine {
+    /// Packs `model`'s weights, one matrix at a time, consuming it: while the engine runs,
+    /// the weights exist once (packing holds one extra copy of one matrix at a time, and
+    /// `wte` is transposed in place).
+    pub fn new(model: Model) -> Self {
+        let Model { hparams, weights } = model;
+        let Weights {
+            wte,
+            wpe,
+            blocks,
+            ln_f,
+        } = weights;
+        let pack = |layer| Arc::new(PackedLinear::pack(layer));
+        let blocks = blocks
+            .into_iter()
+            .map(|block| PackedBlock {
+                ln_1: block.ln_1,
+                attn_c_attn: pack(block.attn.c_attn),
+                attn_c_proj: pack(block.attn.c_proj),
+                ln_2: block.ln_2,
+                mlp_c_fc: pack(block.mlp.c_fc),
+                mlp_c_proj: pack(block.mlp.c_proj),
+            })
+            .collect();
+        let wte = PackedLinear::pack_transposed(wte, hparams.n_vocab, hparams.n_embd);
+        Self {
+            hparams,
+            wte: Arc::new(wte),
+            wpe,
+            blocks,
+            ln_f,
+        }
+    }
+
+    /// The sizes.
+    pub fn hparams(&self) -> &HParams {
+        &self.hparams
+    }
+
+    /// The blocks' packed weights (for the benchmark's timings of a step's parts).
+    pub fn blocks(&self) -> &[PackedBlock] {
+        &self.blocks
+    }
+
+    /// `wte^T`, packed: the logits' matrix.
+    pub fn wte(&self) -> &Arc<PackedLinear> {
+        &self.wte
+    }
+
+    /// The forward pass: runs `tokens` at positions `cache.len()..`, extends `cache`, and
+    /// returns the logits `keep` asks for (`[n_new or 1, n_vocab]`), borrowed from
+    /// `workspace`. The same checks as the reference model's, before any work; no
+    /// allocation once the workspace's buffers have grown.
+    pub fn forward<'w>(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        workspace: &'w mut Workspace,
+        keep: Logits,
+    ) -> Result<&'w [f32]> {
+        check_input(&self.hparams, tokens, cache)?;
+        let pos0 = cache.len();
+        let Workspace { pool, buffers } = workspace;
+        self.embed(tokens, pos0, &mut buffers.residual); // [n_new] -> [n_new, n_embd]
+        for (layer, block) in self.blocks.iter().enumerate() {
+            self.block(block, cache.layer_mut(layer), pos0, pool, buffers);
+        }
+        cache.advance(tokens.len());
+        Ok(self.logits(keep, pool, buffers))
+    }
+
+    /// `wte[tokens] + wpe[pos0..]` into `x`: `[n_new] -> [n_new, n_embd]`.
+    fn embed(&self, tokens: &[u32], pos0: usize, x: &mut Vec<f32>) {
+        let n_embd = self.hparams.n_embd;
+        x.clear();
+        for &t in tokens {
+            self.wte.column_into(t as usize, x); // row t of wte
+        }
+        add_in_place(x, &self.wpe[pos0 * n_embd..(pos0 + tokens.len()) * n_embd]);
+    }
+
+    /// `x = x + attn(ln_1(x)); x = x + mlp(ln_2(x))` on `buffers.residual`.
+    fn block(
+        &self,
+        block: &PackedBlock,
+        kv: &mut LayerKv,
+        pos0: usize,
+        pool: &ThreadPool,
+        buffers: &mut Buffers,
+    ) {
+        let eps = self.hparams.layer_norm_eps;
+        block
+            .ln_1
+            .forward_into(&buffers.residual, eps, &mut buffers.normed);
+        self.attention(block, kv, pos0, pool, buffers);
+        let Buffers {
+            residual: x,
+            normed,
+            sublayer,
+            hidden,
+            ..
+        } = buffers;
+        add_in_place(x, sublayer);
+
+        block.ln_2.forward_into(x, eps, normed);
+        pool.compute(&block.mlp_c_fc, Activation::Gelu, normed, hidden); // [n_new, 4 n_embd]
+        pool.compute(&block.mlp_c_proj, Activation::None, hidden, sublayer); // [n_new, n_embd]
+        add_in_place(x, sublayer);
+    }
+
+    /// Attention of `buffers.normed` into `buffers.sublayer`: the q, k, v projection, the
+    /// new keys and values into the cache, the heads on the threads, the output projection.
+    fn attention(
+        &self,
+        block: &PackedBlock,
+        kv: &mut LayerKv,
+        pos0: usize,
+        pool: &ThreadPool,
+        buffers: &mut Buffers,
+    ) {
+        let n_embd = self.hparams.n_embd;
+        let Buffers {
+            normed,
+            qkv,
+            queries,
+            heads,
+            heads_scratch,
+            sublayer,
+            ..
+        } = buffers;
+        pool.compute(&block.attn_c_attn, Activation::None, normed, qkv); // [n_new, 3 n_embd]
+        queries.clear();
+        for (i, row) in qkv.chunks_exact(3 * n_embd).enumerate() {
+            let (q, k_and_v) = row.split_at(n_embd);
+            let (k, v) = k_and_v.split_at(n_embd);
+            queries.extend_from_slice(q); // [n_new, n_embd]
+            kv.store(pos0 + i, k, v);
+        }
+        let n_keys = pos0 + queries.len() / n_embd;
+        pool.attend(queries, kv, n_keys, heads_scratch, heads); // [n_new, n_embd]
+        pool.compute(&block.attn_c_proj, Activation::None, heads, sublayer); // [n_new, n_embd]
+    }
+
+    /// `ln_f` of the rows `keep` asks for, then `x @ wte^T`: `[rows, n_vocab]`.
+    fn logits<'b>(&self, keep: Logits, pool: &ThreadPool, buffers: &'b mut Buffers) -> &'b [f32] {
+        let n_embd = self.hparams.n_embd;
+        let x = &buffers.residual;
+        let kept = match keep {
+            Logits::All => &x[..],
+            Logits::Last => &x[x.len().saturating_sub(n_embd)..],
+        };
+        self.ln_f
+            .forward_into(kept, self.hparams.layer_norm_eps, &mut buffers.final_normed);
+        pool.compute(
+            &self.wte,
+            Activation::None,
+            &buffers.final_normed,
+            &mut buffers.logits,
+        );
+        &buffers.logits
+    }
+}
+
+impl From<Model> for Engine {
+    fn from(model: Model) -> Self {
+        Engine::new(model)
+    }
+}
+
+/// The engine's working state besides the KV cache (llama2.c's `RunState`): a thread pool
+/// and every intermediate buffer, reused from step to step so that a decode step allocates
+/// nothing. Any engine can use any workspace; one generation at a time.
+#[derive(Debug)]
+pub struct Workspace {
+    pool: ThreadPool,
+    buffers: Buffers,
+}
+
+/// The intermediate results of one forward pass, each named after what it holds.
+#[derive(Debug, Default)]
+struct Buffers {
+    /// The residual stream, `[n_new, n_embd]`.
+    residual: Vec<f32>,
+    /// `ln_1(x)`, then `ln_2(x)`: `[n_new, n_embd]`.
+    normed: Vec<f32>,
+    /// `q | k | v` of the new positions, `[n_new, 3 n_embd]`.
+    qkv: Vec<f32>,
+    /// The queries alone, `[n_new, n_embd]`.
+    queries: Vec<f32>,
+    /// The heads' outputs side by side, `[n_new, n_embd]`.
+    heads: Vec<f32>,
+    /// The calling thread's buffers for its heads.
+    heads_scratch: HeadScratch,
+    /// The MLP's hidden layer, `[n_new, 4 n_embd]`.
+    hidden: Vec<f32>,
+    /// The attention's or the MLP's output, before it is added to `x`: `[n_new, n_embd]`.
+    sublayer: Vec<f32>,
+    /// `ln_f` of the rows whose logits are wanted, `[rows, n_embd]`.
+    final_normed: Vec<f32>,
+    /// `[rows, n_vocab]`.
+    logits: Vec<f32>,
+}
+
+impl Workspace {
+    /// A workspace whose products use `n_threads` threads: the caller's plus
+    /// `n_threads - 1` workers, started now and kept until the workspace is dropped
+    /// (`n_threads` 0 counts as 1).
+    pub fn new(n_threads: usize) -> Self {
+        Self {
+            pool: ThreadPool::new(n_threads),
+            buffers: Buffers::default(),
+        }
+    }
+
+    /// Threads used for the products, the caller's included.
+    pub fn n_threads(&self) -> usize {
+        self.pool.n_threads()
+    }
+
+    /// The thread pool (for the benchmark's timings of a step's parts).
+    pub fn pool(&self) -> &ThreadPool {
+        &self.pool
+    }
+}
+
+/// The number of threads to use by default: what the operating system says is available.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
