@@ -51,19 +51,15 @@ struct Options {
 }
 
 fn parse_options() -> Result<Options, String> {
-    let mut options = Options {
-        threads: default_threads(),
-        tokens: 32,
-        prompt: 128,
-        model: None,
-    };
+    let mut options = Options { threads: default_threads(), tokens: 32, prompt: 128, model: None };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
         let number = |v: String| {
-            v.parse::<usize>().ok().filter(|&n| n > 0).ok_or(format!(
-                "{flag} expects a positive whole number, found '{v}'"
-            ))
+            v.parse::<usize>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or(format!("{flag} expects a positive whole number, found '{v}'"))
         };
         match flag.as_str() {
             "--threads" => options.threads = number(value()?)?,
@@ -115,22 +111,17 @@ fn run(options: &Options) -> Result<(), String> {
     let hp = *engine.hparams();
     let needed = options.prompt.max(512) + options.tokens;
     if needed > hp.n_ctx {
-        return Err(format!(
-            "the benchmark needs {needed} positions but n_ctx is {}",
-            hp.n_ctx
-        ));
+        return Err(format!("the benchmark needs {needed} positions but n_ctx is {}", hp.n_ctx));
     }
     let weight_bytes = weight_bytes_per_token(&hp);
     let mut workspace = Workspace::new(threads);
     let mut cache = KvCache::new(&hp);
-    let tokens: Vec<u32> = (0..needed as u32)
-        .map(|i| (i * 7919 + 13) % hp.n_vocab as u32)
-        .collect();
+    let tokens: Vec<u32> =
+        (0..needed as u32).map(|i| (i * 7919 + 13) % hp.n_vocab as u32).collect();
     let mut forward = |tokens: &[u32], cache: &mut KvCache| -> f64 {
         let start = Instant::now();
-        let logits = engine
-            .forward(tokens, cache, &mut workspace, Logits::Last)
-            .expect("fits in n_ctx");
+        let logits =
+            engine.forward(tokens, cache, &mut workspace, Logits::Last).expect("fits in n_ctx");
         std::hint::black_box(argmax(logits));
         start.elapsed().as_secs_f64()
     };
@@ -189,11 +180,7 @@ fn run(options: &Options) -> Result<(), String> {
             format!("{:.1} MB", weight_bytes as f64 / 1e6),
             "every weight read once".into(),
         ),
-        (
-            "ceiling",
-            format!("{ceiling:.1} tok/s"),
-            "bandwidth / weight bytes".into(),
-        ),
+        ("ceiling", format!("{ceiling:.1} tok/s"), "bandwidth / weight bytes".into()),
         (
             "prefill",
             format!("{:.1} tok/s", options.prompt as f64 / prefill_s),
@@ -219,11 +206,7 @@ fn run(options: &Options) -> Result<(), String> {
             format!("{:.2} tok/s", 1.0 / full512_s),
             format!("{:.0} ms/token", full512_s * 1e3),
         ),
-        (
-            "cache speedup at 512",
-            format!("{:.0}x", decode512 * full512_s),
-            "cached / full".into(),
-        ),
+        ("cache speedup at 512", format!("{:.0}x", decode512 * full512_s), "cached / full".into()),
         (
             "weight reads achieved",
             format!("{:.1} GB/s", weight_bytes as f64 * decode128 / 1e9),
@@ -249,24 +232,14 @@ fn run(options: &Options) -> Result<(), String> {
     println!("where a cached step goes (each part timed alone, ms per token):");
     let step128 = 1e3 / decode128;
     let parts_rows = [
-        (
-            "block products (48)",
-            parts.products_ms,
-            parts.products_gb_s,
-        ),
+        ("block products (48)", parts.products_ms, parts.products_gb_s),
         ("logits", parts.logits_ms, parts.logits_gb_s),
     ];
     for (name, ms, gb_s) in parts_rows {
         println!("  {name:<40} {ms:>9.2} ms  {gb_s:.1} GB/s");
     }
-    println!(
-        "  {:<40} {:>9.2} ms",
-        "attention, context 128", parts.attention_ms[0]
-    );
-    println!(
-        "  {:<40} {:>9.2} ms",
-        "attention, context 512", parts.attention_ms[1]
-    );
+    println!("  {:<40} {:>9.2} ms", "attention, context 128", parts.attention_ms[0]);
+    println!("  {:<40} {:>9.2} ms", "attention, context 512", parts.attention_ms[1]);
     let sum = parts.products_ms + parts.logits_ms + parts.attention_ms[0];
     let label = "parts at 128 together";
     println!("  {label:<40} {sum:>9.2} ms  the whole step above: {step128:.2} ms");
@@ -392,10 +365,7 @@ fn weight_bytes_per_token(hp: &HParams) -> usize {
 
 /// Bytes of every weight of `model`.
 fn model_bytes(model: &Model) -> usize {
-    4 * Weights::specs(&model.hparams)
-        .iter()
-        .map(|spec| spec.len())
-        .sum::<usize>()
+    4 * Weights::specs(&model.hparams).iter().map(|spec| spec.len()).sum::<usize>()
 }
 
 fn median(times: impl Iterator<Item = f64>) -> f64 {
@@ -447,10 +417,8 @@ fn portable_read_bandwidth<const STREAMS: usize>(threads: usize) -> f64 {
     let once = || {
         let start = Instant::now();
         let total: f32 = std::thread::scope(|s| {
-            let handles: Vec<_> = data
-                .chunks(chunk)
-                .map(|part| s.spawn(move || sum(part)))
-                .collect();
+            let handles: Vec<_> =
+                data.chunks(chunk).map(|part| s.spawn(move || sum(part))).collect();
             handles.into_iter().map(|h| h.join().unwrap_or(0.0)).sum()
         });
         std::hint::black_box(total);

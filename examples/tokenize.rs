@@ -12,9 +12,7 @@ use std::process::ExitCode;
 use gpt2_edu::bpe::Bpe;
 
 fn main() -> ExitCode {
-    let text = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| " GPT-2's tokens!".to_string());
+    let text = std::env::args().nth(1).unwrap_or_else(|| " GPT-2's tokens!".to_string());
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gpt2-tokenizer");
     let bpe = match Bpe::from_files(&dir.join("vocab.json"), &dir.join("merges.txt")) {
         Ok(bpe) => bpe,

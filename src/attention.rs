@@ -74,18 +74,10 @@ impl Attention {
             let out_h = head(&q_h, k_h, v_h, d_head, pos0, (layer, h), trace); // [n_new, d_head]
             set_columns(&mut merged, n_embd, cols.start, &out_h);
         }
-        trace.record(
-            format_args!("block.{layer}.attn.merged"),
-            &[n_new, n_embd],
-            &merged,
-        );
+        trace.record(format_args!("block.{layer}.attn.merged"), &[n_new, n_embd], &merged);
 
         let out = self.c_proj.forward(&merged); // [n_new, n_embd] -> [n_new, n_embd]
-        trace.record(
-            format_args!("block.{layer}.attn.c_proj"),
-            &[n_new, n_embd],
-            &out,
-        );
+        trace.record(format_args!("block.{layer}.attn.c_proj"), &[n_new, n_embd], &out);
         out
     }
 }
@@ -102,42 +94,18 @@ fn head(
     trace: &mut Trace,
 ) -> Vec<f32> {
     let (n_new, n_keys) = (q_h.len() / d_head, k_h.len() / d_head);
-    trace.record(
-        format_args!("block.{layer}.attn.q.head.{h}"),
-        &[n_new, d_head],
-        q_h,
-    );
-    trace.record(
-        format_args!("block.{layer}.attn.k.head.{h}"),
-        &[n_keys, d_head],
-        k_h,
-    );
-    trace.record(
-        format_args!("block.{layer}.attn.v.head.{h}"),
-        &[n_keys, d_head],
-        v_h,
-    );
+    trace.record(format_args!("block.{layer}.attn.q.head.{h}"), &[n_new, d_head], q_h);
+    trace.record(format_args!("block.{layer}.attn.k.head.{h}"), &[n_keys, d_head], k_h);
+    trace.record(format_args!("block.{layer}.attn.v.head.{h}"), &[n_keys, d_head], v_h);
     let shape = [n_new, n_keys];
 
     let mut scores = vec![0.0; n_new * n_keys];
     attention_scores(q_h, k_h, d_head, &mut scores); // q_h @ k_h^T / sqrt(d_head)
-    trace.record(
-        format_args!("block.{layer}.attn.scores.head.{h}"),
-        &shape,
-        &scores,
-    );
+    trace.record(format_args!("block.{layer}.attn.scores.head.{h}"), &shape, &scores);
     causal_mask(&mut scores, n_keys, pos0);
-    trace.record(
-        format_args!("block.{layer}.attn.masked.head.{h}"),
-        &shape,
-        &scores,
-    );
+    trace.record(format_args!("block.{layer}.attn.masked.head.{h}"), &shape, &scores);
     softmax_rows(&mut scores, n_keys); // the weights: each row sums to 1, the future is 0
-    trace.record(
-        format_args!("block.{layer}.attn.weights.head.{h}"),
-        &shape,
-        &scores,
-    );
+    trace.record(format_args!("block.{layer}.attn.weights.head.{h}"), &shape, &scores);
 
     matmul(&scores, v_h, n_keys, d_head) // weights @ v_h: [n_new, n_keys] @ [n_keys, d_head]
 }
@@ -147,16 +115,9 @@ fn head(
 /// `scores` (`[n_new, n_keys]`).
 pub fn attention_scores(q_h: &[f32], k_h: &[f32], d_head: usize, scores: &mut [f32]) {
     let n_keys = k_h.len() / d_head;
-    debug_assert_eq!(
-        scores.len(),
-        q_h.len() / d_head * n_keys,
-        "scores: [n_new, n_keys]"
-    );
+    debug_assert_eq!(scores.len(), q_h.len() / d_head * n_keys, "scores: [n_new, n_keys]");
     let scale = (d_head as f32).sqrt();
-    for (q_i, score_row) in q_h
-        .chunks_exact(d_head)
-        .zip(scores.chunks_exact_mut(n_keys))
-    {
+    for (q_i, score_row) in q_h.chunks_exact(d_head).zip(scores.chunks_exact_mut(n_keys)) {
         for (s, k_j) in score_row.iter_mut().zip(k_h.chunks_exact(d_head)) {
             *s = dot_fast(q_i, k_j) / scale;
         }
@@ -238,32 +199,18 @@ mod tests {
                 w[k * 12 + part * 4 + k] = 1.0;
             }
         }
-        let attn = Attention {
-            c_attn: Linear {
-                w,
-                b: vec![0.0; 12],
-            },
-            c_proj: identity(4),
-        };
+        let attn = Attention { c_attn: Linear { w, b: vec![0.0; 12] }, c_proj: identity(4) };
         let mut kv = cache_with::<4>(&[[0.0; 4]], &[[0.0; 4]], 2);
         let out = attn.forward(&x, 2, &mut kv, 0, 0, &mut Trace::disabled());
         assert_eq!(out, x.to_vec());
-        assert_eq!(
-            kv.head_values(1, 1),
-            &x[2..],
-            "the new value was cached, head-major"
-        );
+        assert_eq!(kv.head_values(1, 1), &x[2..], "the new value was cached, head-major");
     }
 
     #[test]
     fn equal_scores_average_the_visible_values() {
         // Keys all zero -> equal scores; query at position 1 of 3 averages values 0 and 1
         // and gives value 2 (the future) weight 0.
-        let kv = cache_with(
-            &[[0.0; 2]; 3],
-            &[[1.0, 10.0], [3.0, 20.0], [100.0, 100.0]],
-            1,
-        );
+        let kv = cache_with(&[[0.0; 2]; 3], &[[1.0, 10.0], [3.0, 20.0], [100.0, 100.0]], 1);
         let q = [1.0; 6]; // [3, 2]
         let out = head(
             &q,

@@ -36,23 +36,11 @@ impl Mlp {
         let hidden_shape = [n_seq, self.c_fc.n_out()];
 
         let mut hidden = self.c_fc.forward(x); // [n_seq, n_embd] -> [n_seq, 4 n_embd]
-        trace.record(
-            format_args!("block.{layer}.mlp.c_fc"),
-            &hidden_shape,
-            &hidden,
-        );
+        trace.record(format_args!("block.{layer}.mlp.c_fc"), &hidden_shape, &hidden);
         gelu_in_place(&mut hidden);
-        trace.record(
-            format_args!("block.{layer}.mlp.gelu"),
-            &hidden_shape,
-            &hidden,
-        );
+        trace.record(format_args!("block.{layer}.mlp.gelu"), &hidden_shape, &hidden);
         let out = self.c_proj.forward(&hidden); // [n_seq, 4 n_embd] -> [n_seq, n_embd]
-        trace.record(
-            format_args!("block.{layer}.mlp.c_proj"),
-            &[n_seq, self.c_proj.n_out()],
-            &out,
-        );
+        trace.record(format_args!("block.{layer}.mlp.c_proj"), &[n_seq, self.c_proj.n_out()], &out);
         out
     }
 }
@@ -83,21 +71,13 @@ impl Block {
         layer: usize,
         trace: &mut Trace,
     ) {
-        let HParams {
-            n_embd,
-            n_head,
-            layer_norm_eps: eps,
-            ..
-        } = *hparams;
+        let HParams { n_embd, n_head, layer_norm_eps: eps, .. } = *hparams;
         let shape = [x.len() / n_embd, n_embd]; // [n_new, n_embd]
 
         // x = x + attn(ln_1(x))
         let normed = self.ln_1.forward(x, eps);
         trace.record(format_args!("block.{layer}.ln_1"), &shape, &normed);
-        add_in_place(
-            x,
-            &self.attn.forward(&normed, n_head, kv, pos0, layer, trace),
-        );
+        add_in_place(x, &self.attn.forward(&normed, n_head, kv, pos0, layer, trace));
         trace.record(format_args!("block.{layer}.residual_1"), &shape, x);
 
         // x = x + mlp(ln_2(x))

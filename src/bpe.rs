@@ -76,12 +76,7 @@ impl Bpe {
     /// Loads `vocab.json` and `merges.txt`.
     pub fn from_files(vocab_path: &Path, merges_path: &Path) -> Result<Self> {
         let read = |path: &Path| std::fs::read_to_string(path).map_err(|e| Error::io(path, &e));
-        Self::from_texts(
-            &read(vocab_path)?,
-            vocab_path,
-            &read(merges_path)?,
-            merges_path,
-        )
+        Self::from_texts(&read(vocab_path)?, vocab_path, &read(merges_path)?, merges_path)
     }
 
     /// Builds the tokenizer from the two files' contents (the paths are for messages).
@@ -92,24 +87,16 @@ impl Bpe {
         merges_path: &Path,
     ) -> Result<Self> {
         let vocab = parse_vocab(vocab_json, vocab_path)?;
-        let id_of: HashMap<&str, u32> = vocab
-            .iter()
-            .enumerate()
-            .map(|(id, t)| (t.as_str(), id as u32))
-            .collect();
+        let id_of: HashMap<&str, u32> =
+            vocab.iter().enumerate().map(|(id, t)| (t.as_str(), id as u32)).collect();
         let byte_to_char = bytes_to_unicode();
-        let char_to_byte: HashMap<char, u8> = byte_to_char
-            .iter()
-            .enumerate()
-            .map(|(b, &c)| (c, b as u8))
-            .collect();
+        let char_to_byte: HashMap<char, u8> =
+            byte_to_char.iter().enumerate().map(|(b, &c)| (c, b as u8)).collect();
 
         let mut token_bytes = Vec::with_capacity(vocab.len());
         for token in &vocab {
-            let bytes: Option<Vec<u8>> = token
-                .chars()
-                .map(|c| char_to_byte.get(&c).copied())
-                .collect();
+            let bytes: Option<Vec<u8>> =
+                token.chars().map(|c| char_to_byte.get(&c).copied()).collect();
             token_bytes.push(bytes.ok_or_else(|| {
                 Error::invalid_file(
                     vocab_path,
@@ -125,12 +112,7 @@ impl Bpe {
             })?;
         }
         let merges = parse_merges(merges_txt, merges_path, &id_of)?;
-        Ok(Self {
-            token_bytes,
-            byte_ids,
-            merges,
-            end_of_text: id_of.get(END_OF_TEXT).copied(),
-        })
+        Ok(Self { token_bytes, byte_ids, merges, end_of_text: id_of.get(END_OF_TEXT).copied() })
     }
 
     /// The BPE merges of one pre-token: bytes in, token ids out.
@@ -204,16 +186,9 @@ impl Bpe {
         for piece in pre_tokenize(text) {
             out.push_str(&format!("\n{piece:?}  bytes {:02x?}\n", piece.as_bytes()));
             let steps = self.merge_steps(piece);
-            out.push_str(&format!(
-                "  {:<26} {}\n",
-                "start: one token per byte",
-                show(&steps[0])
-            ));
+            out.push_str(&format!("  {:<26} {}\n", "start: one token per byte", show(&steps[0])));
             for pair in steps.windows(2) {
-                let rank = pair[0]
-                    .windows(2)
-                    .filter_map(|p| self.merge_rank(p[0], p[1]))
-                    .min();
+                let rank = pair[0].windows(2).filter_map(|p| self.merge_rank(p[0], p[1])).min();
                 let label = format!("merge rank {}", rank.unwrap_or_default());
                 out.push_str(&format!("  {label:<26} {}\n", show(&pair[1])));
             }
@@ -236,13 +211,11 @@ impl Tokenizer for Bpe {
         let mut ids = Vec::new();
         let mut rest = text;
         loop {
-            let (before, after) = match self
-                .end_of_text
-                .and_then(|eot| Some((eot, rest.find(END_OF_TEXT)?)))
-            {
-                Some((eot, at)) => (&rest[..at], Some((eot, &rest[at + END_OF_TEXT.len()..]))),
-                None => (rest, None),
-            };
+            let (before, after) =
+                match self.end_of_text.and_then(|eot| Some((eot, rest.find(END_OF_TEXT)?))) {
+                    Some((eot, at)) => (&rest[..at], Some((eot, &rest[at + END_OF_TEXT.len()..]))),
+                    None => (rest, None),
+                };
             for piece in pre_tokenize(before) {
                 ids.extend(self.merge(piece));
             }
@@ -262,10 +235,7 @@ impl Tokenizer for Bpe {
             let token = self
                 .token_bytes
                 .get(id as usize)
-                .ok_or(Error::TokenOutOfRange {
-                    token: id,
-                    n_vocab: self.token_bytes.len(),
-                })?;
+                .ok_or(Error::TokenOutOfRange { token: id, n_vocab: self.token_bytes.len() })?;
             bytes.extend_from_slice(token);
         }
         Ok(bytes)
@@ -293,27 +263,18 @@ fn parse_vocab(text: &str, path: &Path) -> Result<Vec<String>> {
     let n = entries.len();
     let mut tokens: Vec<Option<String>> = vec![None; n];
     for (token, id) in entries {
-        let slot = id
-            .as_u64()
-            .and_then(|id| tokens.get_mut(id as usize))
-            .ok_or_else(|| {
-                Error::invalid_file(
-                    path,
-                    format!("token {token:?} has id {id:?}; expected a whole number below {n}"),
-                )
-            })?;
-        if slot.is_some() {
-            return Err(Error::invalid_file(
+        let slot = id.as_u64().and_then(|id| tokens.get_mut(id as usize)).ok_or_else(|| {
+            Error::invalid_file(
                 path,
-                format!("id of token {token:?} is used twice"),
-            ));
+                format!("token {token:?} has id {id:?}; expected a whole number below {n}"),
+            )
+        })?;
+        if slot.is_some() {
+            return Err(Error::invalid_file(path, format!("id of token {token:?} is used twice")));
         }
         *slot = Some(token);
     }
-    Ok(tokens
-        .into_iter()
-        .map(|t| t.expect("n distinct ids in 0..n fill every slot"))
-        .collect())
+    Ok(tokens.into_iter().map(|t| t.expect("n distinct ids in 0..n fill every slot")).collect())
 }
 
 /// `merges.txt`: an optional `#version` line, then one `left right` pair per line, highest
@@ -335,9 +296,7 @@ fn parse_merges(
             .split_once(' ')
             .filter(|(l, r)| !l.is_empty() && !r.is_empty() && !r.contains(' '))
             .ok_or_else(|| {
-                bad(format!(
-                    "expected two tokens separated by one space, found {line:?}"
-                ))
+                bad(format!("expected two tokens separated by one space, found {line:?}"))
             })?;
         let id = |token: &str| {
             id_of
@@ -346,9 +305,7 @@ fn parse_merges(
                 .ok_or_else(|| bad(format!("{token:?} is not in the vocabulary")))
         };
         let merged = id(&format!("{left}{right}"))?;
-        merges
-            .entry((id(left)?, id(right)?))
-            .or_insert((rank, merged));
+        merges.entry((id(left)?, id(right)?)).or_insert((rank, merged));
         rank += 1;
     }
     Ok(merges)
@@ -429,10 +386,7 @@ fn next_piece_len(s: &str) -> usize {
     }
     // \s+(?!\S) | \s+ : a whitespace run; if a non-space follows, its last character is left
     // for the next piece (so " world" keeps its space), unless the run is that one character.
-    let run = s
-        .char_indices()
-        .find(|&(_, c)| !c.is_whitespace())
-        .map_or(s.len(), |(i, _)| i);
+    let run = s.char_indices().find(|&(_, c)| !c.is_whitespace()).map_or(s.len(), |(i, _)| i);
     if run == s.len() {
         return run;
     }
@@ -504,10 +458,7 @@ mod tests {
         assert_eq!(bpe.encode("abab"), vec![256, 256]);
         assert_eq!(bpe.encode("aab"), vec![a, 256]);
         assert_eq!(bpe.encode("ab<|endoftext|>ab"), vec![256, 258, 256]);
-        assert_eq!(
-            bpe.decode(&bpe.encode("ab<|endoftext|>ab")).unwrap(),
-            "ab<|endoftext|>ab"
-        );
+        assert_eq!(bpe.decode(&bpe.encode("ab<|endoftext|>ab")).unwrap(), "ab<|endoftext|>ab");
         assert_eq!(bpe.end_of_text(), Some(258));
         assert!(bpe.decode(&[259]).is_err());
     }
@@ -517,15 +468,9 @@ mod tests {
         let vocab = r#"{"a": 0}"#;
         let error =
             Bpe::from_texts(vocab, Path::new("v.json"), "", Path::new("m.txt")).unwrap_err();
-        assert!(
-            error.to_string().contains("v.json: no token for byte 0x00"),
-            "{error}"
-        );
+        assert!(error.to_string().contains("v.json: no token for byte 0x00"), "{error}");
         let table = bytes_to_unicode();
-        let tokens: Vec<String> = table
-            .iter()
-            .map(|c| format!("{:?}", c.to_string()))
-            .collect();
+        let tokens: Vec<String> = table.iter().map(|c| format!("{:?}", c.to_string())).collect();
         let vocab = format!(
             "{{{}}}",
             tokens
@@ -543,18 +488,11 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            error
-                .to_string()
-                .contains("m.txt: line 2: \"ab\" is not in the vocabulary"),
+            error.to_string().contains("m.txt: line 2: \"ab\" is not in the vocabulary"),
             "{error}"
         );
         let error = Bpe::from_texts(r#"{"a": 5}"#, Path::new("v.json"), "", Path::new("m.txt"))
             .unwrap_err();
-        assert!(
-            error
-                .to_string()
-                .contains("expected a whole number below 1"),
-            "{error}"
-        );
+        assert!(error.to_string().contains("expected a whole number below 1"), "{error}");
     }
 }

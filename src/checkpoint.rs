@@ -24,12 +24,7 @@ use crate::safetensors::SafeTensors;
 use crate::tokenizer::Tokenizer;
 
 /// The four files of a GPT-2 folder, as downloaded from the `gpt2` model repository.
-pub const FILES: [&str; 4] = [
-    "config.json",
-    "model.safetensors",
-    "vocab.json",
-    "merges.txt",
-];
+pub const FILES: [&str; 4] = ["config.json", "model.safetensors", "vocab.json", "merges.txt"];
 
 /// Loads a GPT-2 folder: its tokenizer and its model.
 pub fn load_dir(dir: &Path) -> Result<(Bpe, Model)> {
@@ -78,19 +73,17 @@ pub fn load_config(path: &Path) -> Result<HParams> {
     let size = |key: &str| -> Result<Option<usize>> {
         match config.get(key) {
             None | Some(Json::Null) => Ok(None),
-            Some(value) => value
-                .as_u64()
-                .and_then(|n| usize::try_from(n).ok())
-                .map(Some)
-                .ok_or_else(|| bad(format!("\"{key}\" must be a whole number, found {value:?}"))),
+            Some(value) => {
+                value.as_u64().and_then(|n| usize::try_from(n).ok()).map(Some).ok_or_else(|| {
+                    bad(format!("\"{key}\" must be a whole number, found {value:?}"))
+                })
+            }
         }
     };
     let required = |key: &str| size(key)?.ok_or_else(|| bad(format!("\"{key}\" is missing")));
     let n_ctx = match (size("n_positions")?, size("n_ctx")?) {
         (Some(p), Some(c)) if p != c => {
-            return Err(bad(format!(
-                "\"n_positions\" ({p}) and \"n_ctx\" ({c}) disagree"
-            )));
+            return Err(bad(format!("\"n_positions\" ({p}) and \"n_ctx\" ({c}) disagree")));
         }
         (Some(n), _) | (None, Some(n)) => n,
         (None, None) => return Err(bad("\"n_positions\" (or \"n_ctx\") is missing".into())),
@@ -98,9 +91,7 @@ pub fn load_config(path: &Path) -> Result<HParams> {
     let layer_norm_eps = match config.get("layer_norm_epsilon") {
         None => 1e-5,
         Some(value) => value.as_f64().ok_or_else(|| {
-            bad(format!(
-                "\"layer_norm_epsilon\" must be a number, found {value:?}"
-            ))
+            bad(format!("\"layer_norm_epsilon\" must be a number, found {value:?}"))
         })? as f32,
     };
     let hparams = HParams {
@@ -138,15 +129,11 @@ fn check_supported(config: &Json, hparams: &HParams) -> std::result::Result<(), 
             ));
         }
     }
-    for (key, default) in [
-        ("scale_attn_weights", true),
-        ("scale_attn_by_inverse_layer_idx", false),
-    ] {
+    for (key, default) in [("scale_attn_weights", true), ("scale_attn_by_inverse_layer_idx", false)]
+    {
         if let Some(Json::Bool(value)) = config.get(key) {
             if *value != default {
-                return Err(format!(
-                    "\"{key}\": {value} is not supported (GPT-2 uses {default})"
-                ));
+                return Err(format!("\"{key}\": {value} is not supported (GPT-2 uses {default})"));
             }
         }
     }
@@ -159,10 +146,7 @@ fn check_supported(config: &Json, hparams: &HParams) -> std::result::Result<(), 
 /// layout `linear` uses, so nothing is transposed).
 pub fn load_weights(path: &Path, hparams: &HParams) -> Result<Weights> {
     let file = SafeTensors::open(path)?;
-    let has_prefix = file
-        .tensors()
-        .iter()
-        .any(|t| t.name.starts_with("transformer."));
+    let has_prefix = file.tensors().iter().any(|t| t.name.starts_with("transformer."));
     let prefix = if has_prefix { "transformer." } else { "" };
     check_no_unexpected_tensors(&file, prefix, hparams)?;
     let mut weights = Weights::empty(hparams.n_layer);
@@ -185,10 +169,8 @@ pub fn load_weights(path: &Path, hparams: &HParams) -> Result<Weights> {
 /// Every tensor in the file must be a GPT-2 weight or one of the buffers known to be
 /// harmless; anything else means this is not the model we are about to compute.
 fn check_no_unexpected_tensors(file: &SafeTensors, prefix: &str, hparams: &HParams) -> Result<()> {
-    let mut known: Vec<String> = Weights::specs(hparams)
-        .into_iter()
-        .map(|spec| format!("{prefix}{}", spec.name))
-        .collect();
+    let mut known: Vec<String> =
+        Weights::specs(hparams).into_iter().map(|spec| format!("{prefix}{}", spec.name)).collect();
     for i in 0..hparams.n_layer {
         for buffer in ["attn.bias", "attn.masked_bias"] {
             known.push(format!("{prefix}h.{i}.{buffer}"));

@@ -37,11 +37,7 @@ impl WordEncoder {
 
     /// The exercise's four-word vocabulary.
     pub fn new() -> Self {
-        Self {
-            words: ["hello", "world", "the", "<UNK>"]
-                .map(String::from)
-                .to_vec(),
-        }
+        Self { words: ["hello", "world", "the", "<UNK>"].map(String::from).to_vec() }
     }
 
     /// Number of tokens in the vocabulary.
@@ -60,12 +56,7 @@ impl Tokenizer for WordEncoder {
     /// ```
     fn encode(&self, text: &str) -> Vec<u32> {
         text.split_whitespace()
-            .map(|word| {
-                self.words
-                    .iter()
-                    .position(|w| w == word)
-                    .map_or(Self::UNK, |id| id as u32)
-            })
+            .map(|word| self.words.iter().position(|w| w == word).map_or(Self::UNK, |id| id as u32))
             .collect()
     }
 
@@ -77,10 +68,7 @@ impl Tokenizer for WordEncoder {
                 self.words
                     .get(id as usize)
                     .map(String::as_str)
-                    .ok_or(Error::TokenOutOfRange {
-                        token: id,
-                        n_vocab: self.words.len(),
-                    })
+                    .ok_or(Error::TokenOutOfRange { token: id, n_vocab: self.words.len() })
             })
             .collect();
         Ok(words?.join(" ").into_bytes())
@@ -150,10 +138,7 @@ pub fn load_encoder_hparams_and_params_with_seed(
 pub fn gen_text(prompt: &str, n_tokens_to_generate: usize) -> Result<String> {
     let (encoder, hparams, weights) = load_encoder_hparams_and_params();
     let engine = Engine::new(Model::new(hparams, weights)?);
-    let config = GenerateConfig {
-        max_tokens: n_tokens_to_generate,
-        ..GenerateConfig::default()
-    };
+    let config = GenerateConfig { max_tokens: n_tokens_to_generate, ..GenerateConfig::default() };
     let mut text = TextGenerator::new(&engine, &encoder, prompt, &config)?;
     let mut out = text.prompt_text().to_string();
     for piece in text.by_ref() {
@@ -170,17 +155,8 @@ mod tests {
     fn unknown_words_become_unk_and_decode_joins_with_spaces() {
         let encoder = WordEncoder::new();
         assert_eq!(encoder.encode(" the  Hello cat "), vec![2, 3, 3]);
-        assert_eq!(
-            encoder.decode(&[0, 1, 2, 3]).unwrap(),
-            "hello world the <UNK>"
-        );
-        assert_eq!(
-            encoder.decode(&[4]),
-            Err(Error::TokenOutOfRange {
-                token: 4,
-                n_vocab: 4
-            })
-        );
+        assert_eq!(encoder.decode(&[0, 1, 2, 3]).unwrap(), "hello world the <UNK>");
+        assert_eq!(encoder.decode(&[4]), Err(Error::TokenOutOfRange { token: 4, n_vocab: 4 }));
     }
 
     #[test]
@@ -201,11 +177,7 @@ mod tests {
     fn too_many_tokens_is_a_context_error_not_a_panic() {
         assert_eq!(
             gen_text("hello", 1024),
-            Err(Error::ContextOverflow {
-                prompt_tokens: 1,
-                new_tokens: 1024,
-                n_ctx: 1024
-            })
+            Err(Error::ContextOverflow { prompt_tokens: 1, new_tokens: 1024, n_ctx: 1024 })
         );
         assert_eq!(gen_text("hello", 1023).unwrap().split(' ').count(), 1024);
     }

@@ -91,15 +91,10 @@ impl fmt::Display for Error {
                 "seed 0 is not allowed: it is xorshift's fixed point and would draw only zeros; \
                  use any other seed"
             ),
-            Error::EmptyPrompt => write!(
-                f,
-                "the prompt is empty: give at least one word for the model to continue"
-            ),
-            Error::ContextOverflow {
-                prompt_tokens,
-                new_tokens,
-                n_ctx,
-            } => write!(
+            Error::EmptyPrompt => {
+                write!(f, "the prompt is empty: give at least one word for the model to continue")
+            }
+            Error::ContextOverflow { prompt_tokens, new_tokens, n_ctx } => write!(
                 f,
                 "context overflow: {prompt_tokens} prompt tokens + {new_tokens} new tokens = {} \
                  tokens, but the model's context holds at most n_ctx = {n_ctx}; \
@@ -111,11 +106,7 @@ impl fmt::Display for Error {
                 "token id {token} is outside the vocabulary (expected an id below n_vocab = {n_vocab})"
             ),
             Error::InvalidHParams(why) => write!(f, "invalid hyper-parameters: {why}"),
-            Error::ShapeMismatch {
-                tensor,
-                expected,
-                found,
-            } => write!(
+            Error::ShapeMismatch { tensor, expected, found } => write!(
                 f,
                 "tensor `{tensor}` has shape {found:?} but the hyper-parameters call for {expected:?}"
             ),
@@ -123,15 +114,10 @@ impl fmt::Display for Error {
             Error::NoSuchHead(what) => write!(f, "{what}"),
             Error::Io { path, message } => write!(f, "{path}: {message}"),
             Error::InvalidFile { path, message } => write!(f, "{path}: {message}"),
-            Error::MissingTensor { path, tensor } => write!(
-                f,
-                "{path}: tensor `{tensor}` is missing (is this a GPT-2 checkpoint?)"
-            ),
-            Error::UnsupportedDtype {
-                path,
-                tensor,
-                dtype,
-            } => write!(
+            Error::MissingTensor { path, tensor } => {
+                write!(f, "{path}: tensor `{tensor}` is missing (is this a GPT-2 checkpoint?)")
+            }
+            Error::UnsupportedDtype { path, tensor, dtype } => write!(
                 f,
                 "{path}: tensor `{tensor}` has dtype {dtype}, but only F32, F16 and BF16 can be loaded"
             ),
@@ -142,18 +128,12 @@ impl fmt::Display for Error {
 impl Error {
     /// An [`Error::InvalidFile`] for `path`.
     pub fn invalid_file(path: &std::path::Path, message: impl Into<String>) -> Self {
-        Error::InvalidFile {
-            path: path.display().to_string(),
-            message: message.into(),
-        }
+        Error::InvalidFile { path: path.display().to_string(), message: message.into() }
     }
 
     /// An [`Error::Io`] for a file at `path` that could not be read.
     pub fn io(path: &std::path::Path, error: &std::io::Error) -> Self {
-        Error::Io {
-            path: path.display().to_string(),
-            message: format!("cannot read it: {error}"),
-        }
+        Error::Io { path: path.display().to_string(), message: format!("cannot read it: {error}") }
     }
 }
 
@@ -165,12 +145,8 @@ mod tests {
 
     #[test]
     fn context_overflow_message_names_all_three_numbers() {
-        let message = Error::ContextOverflow {
-            prompt_tokens: 1000,
-            new_tokens: 30,
-            n_ctx: 1024,
-        }
-        .to_string();
+        let message =
+            Error::ContextOverflow { prompt_tokens: 1000, new_tokens: 30, n_ctx: 1024 }.to_string();
         assert!(message.contains("1000 prompt tokens"), "{message}");
         assert!(message.contains("30 new tokens"), "{message}");
         assert!(message.contains("= 1030 tokens"), "{message}");

@@ -184,11 +184,7 @@ impl std::fmt::Display for StopReason {
 pub fn check_fits(hparams: &HParams, prompt_tokens: usize, n_tokens: usize) -> Result<()> {
     let n_ctx = hparams.n_ctx;
     if prompt_tokens.saturating_add(n_tokens) > n_ctx {
-        return Err(Error::ContextOverflow {
-            prompt_tokens,
-            new_tokens: n_tokens,
-            n_ctx,
-        });
+        return Err(Error::ContextOverflow { prompt_tokens, new_tokens: n_tokens, n_ctx });
     }
     Ok(())
 }
@@ -233,10 +229,7 @@ impl<'m, M: Forward> Generator<'m, M> {
             return Err(Error::EmptyPrompt);
         }
         if let Some(&token) = prompt.iter().find(|&&t| t as usize >= hp.n_vocab) {
-            return Err(Error::TokenOutOfRange {
-                token,
-                n_vocab: hp.n_vocab,
-            });
+            return Err(Error::TokenOutOfRange { token, n_vocab: hp.n_vocab });
         }
         check_fits(hp, prompt.len(), config.max_tokens)?;
         let sampler = Sampler::new(config.sampling, config.seed)?;
@@ -353,8 +346,7 @@ impl<M: Forward> Sequence<'_, M> {
     /// The logits for the position after `tokens`, `[n_vocab]`.
     fn next_logits(&mut self) -> Result<&[f32]> {
         let unseen = self.unseen();
-        self.model
-            .last_logits(&self.tokens[unseen], &mut self.cache, &mut self.state)
+        self.model.last_logits(&self.tokens[unseen], &mut self.cache, &mut self.state)
     }
 }
 
@@ -362,9 +354,7 @@ impl Sequence<'_, Model> {
     /// [`next_logits`](Self::next_logits) on the reference model, traced.
     fn next_logits_traced(&mut self, trace: &mut Trace) -> Result<&[f32]> {
         let unseen = self.unseen();
-        self.state = self
-            .model
-            .forward_traced(&self.tokens[unseen], &mut self.cache, trace)?;
+        self.state = self.model.forward_traced(&self.tokens[unseen], &mut self.cache, trace)?;
         Ok(last_row(&self.state, self.model.hparams.n_vocab))
     }
 }
@@ -416,12 +406,7 @@ impl<'a, M: Forward> TextGenerator<'a, M> {
             tokens,
             stream: TextStream::new(tokenizer, &prompt_ids),
             prompt_text: tokenizer.decode(&prompt_ids)?,
-            stop_strings: config
-                .stop_strings
-                .iter()
-                .filter(|s| !s.is_empty())
-                .cloned()
-                .collect(),
+            stop_strings: config.stop_strings.iter().filter(|s| !s.is_empty()).cloned().collect(),
             held: String::new(),
             finished: false,
         })
@@ -492,11 +477,7 @@ impl<'a, M: Forward> TextGenerator<'a, M> {
     fn longest_partial_stop(&self) -> usize {
         self.stop_strings
             .iter()
-            .flat_map(|s| {
-                (1..s.len())
-                    .filter(|&n| s.is_char_boundary(n))
-                    .map(move |n| &s[..n])
-            })
+            .flat_map(|s| (1..s.len()).filter(|&n| s.is_char_boundary(n)).map(move |n| &s[..n]))
             .filter(|prefix| self.held.ends_with(prefix))
             .map(str::len)
             .max()
@@ -534,10 +515,6 @@ pub fn generate<M: Forward>(
     n_tokens: usize,
     decoding: Decoding,
 ) -> Result<Vec<u32>> {
-    let config = GenerateConfig {
-        max_tokens: n_tokens,
-        decoding,
-        ..GenerateConfig::default()
-    };
+    let config = GenerateConfig { max_tokens: n_tokens, decoding, ..GenerateConfig::default() };
     Generator::new(model, prompt, &config, None)?.collect()
 }

@@ -37,14 +37,7 @@ impl HParams {
     /// `n_layer` 2. (The exercise says 12 heads, but 12 heads cannot split 10 dimensions
     /// evenly; 2 heads of 5 can.)
     pub const fn dummy() -> Self {
-        Self {
-            n_vocab: 4,
-            n_ctx: 1024,
-            n_embd: 10,
-            n_head: 2,
-            n_layer: 2,
-            layer_norm_eps: 1e-5,
-        }
+        Self { n_vocab: 4, n_ctx: 1024, n_embd: 10, n_head: 2, n_layer: 2, layer_norm_eps: 1e-5 }
     }
 
     /// The sizes of OpenAI's smallest GPT-2 ("124M").
@@ -80,9 +73,7 @@ impl HParams {
             ("n_layer", self.n_layer),
         ];
         if let Some((name, _)) = sizes.iter().find(|(_, size)| *size == 0) {
-            return Err(Error::InvalidHParams(format!(
-                "{name} must be at least 1, found 0"
-            )));
+            return Err(Error::InvalidHParams(format!("{name} must be at least 1, found 0")));
         }
         if self.n_embd % self.n_head != 0 {
             return Err(Error::InvalidHParams(format!(
@@ -112,30 +103,17 @@ mod tests {
 
     #[test]
     fn heads_must_divide_the_embedding() {
-        let hparams = HParams {
-            n_head: 12,
-            ..HParams::dummy()
-        };
+        let hparams = HParams { n_head: 12, ..HParams::dummy() };
         let err = hparams.validate().unwrap_err().to_string();
         assert!(err.contains("n_head = 12 must divide n_embd = 10"), "{err}");
     }
 
     #[test]
     fn every_size_must_be_positive() {
-        let hparams = HParams {
-            n_layer: 0,
-            ..HParams::dummy()
-        };
+        let hparams = HParams { n_layer: 0, ..HParams::dummy() };
         let err = hparams.validate().unwrap_err().to_string();
         assert!(err.contains("n_layer must be at least 1, found 0"), "{err}");
-        assert_eq!(
-            HParams {
-                n_head: 0,
-                ..HParams::dummy()
-            }
-            .d_head(),
-            0
-        );
+        assert_eq!(HParams { n_head: 0, ..HParams::dummy() }.d_head(), 0);
     }
 
     #[test]

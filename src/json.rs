@@ -55,10 +55,7 @@ impl std::error::Error for JsonError {}
 impl Json {
     /// The value under `key`, if this is an object that has it.
     pub fn get(&self, key: &str) -> Option<&Json> {
-        self.as_object()?
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
+        self.as_object()?.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
     /// The string, if this is a string.
@@ -125,11 +122,7 @@ impl Json {
 /// assert!(parse("[1, 2,]").is_err());
 /// ```
 pub fn parse(text: &str) -> Result<Json, JsonError> {
-    let mut parser = Parser {
-        bytes: text.as_bytes(),
-        text,
-        at: 0,
-    };
+    let mut parser = Parser { bytes: text.as_bytes(), text, at: 0 };
     let value = parser.value(0)?;
     parser.skip_whitespace();
     if parser.at != parser.bytes.len() {
@@ -146,10 +139,7 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn error(&self, message: impl Into<String>) -> JsonError {
-        JsonError {
-            offset: self.at,
-            message: message.into(),
-        }
+        JsonError { offset: self.at, message: message.into() }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -376,9 +366,7 @@ impl Parser<'_> {
             .get(self.at..self.at + 4)
             .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
             .ok_or_else(|| self.error("expected four hex digits after \\u"))?;
-        let value = hex
-            .iter()
-            .fold(0, |v, &h| v * 16 + (h as char).to_digit(16).unwrap_or(0));
+        let value = hex.iter().fold(0, |v, &h| v * 16 + (h as char).to_digit(16).unwrap_or(0));
         self.at += 4;
         Ok(value)
     }
@@ -394,19 +382,11 @@ mod tests {
             parse(r#" {"a": [1, -2.5e3, 0], "b": {"c": null}, "d": true, "e": false, "f": ""} "#)
                 .unwrap();
         assert_eq!(json.get("a").unwrap().as_array().unwrap().len(), 3);
-        assert_eq!(
-            json.get("a").unwrap().as_array().unwrap()[1].as_f64(),
-            Some(-2500.0)
-        );
+        assert_eq!(json.get("a").unwrap().as_array().unwrap()[1].as_f64(), Some(-2500.0));
         assert_eq!(json.get("b").unwrap().get("c"), Some(&Json::Null));
         assert_eq!(json.get("d"), Some(&Json::Bool(true)));
         assert_eq!(json.get("f").and_then(Json::as_str), Some(""));
-        let keys: Vec<&str> = json
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, _)| k.as_str())
-            .collect();
+        let keys: Vec<&str> = json.as_object().unwrap().iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["a", "b", "d", "e", "f"], "file order is kept");
     }
 
@@ -420,16 +400,8 @@ mod tests {
     fn integers_are_exact_beyond_f64() {
         let big = parse("18446744073709551615").unwrap();
         assert_eq!(big.as_u64(), Some(u64::MAX));
-        assert_eq!(
-            parse("18446744073709551616").unwrap().as_u64(),
-            None,
-            "overflow"
-        );
-        assert_eq!(
-            parse("1.0").unwrap().as_u64(),
-            None,
-            "not written as an integer"
-        );
+        assert_eq!(parse("18446744073709551616").unwrap().as_u64(), None, "overflow");
+        assert_eq!(parse("1.0").unwrap().as_u64(), None, "not written as an integer");
         assert_eq!(parse("-1").unwrap().as_u64(), None);
     }
 

@@ -95,12 +95,7 @@ impl KvCache {
             capacity,
             d_head: hparams.d_head(),
         };
-        Self {
-            layers: vec![layer; hparams.n_layer],
-            n_embd: hparams.n_embd,
-            capacity,
-            len: 0,
-        }
+        Self { layers: vec![layer; hparams.n_layer], n_embd: hparams.n_embd, capacity, len: 0 }
     }
 
     /// How many positions are filled.

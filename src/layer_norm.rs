@@ -25,10 +25,7 @@ pub struct LayerNorm {
 impl LayerNorm {
     /// The identity-initialised layer norm: gains 1, biases 0.
     pub fn identity(n_embd: usize) -> Self {
-        Self {
-            g: vec![1.0; n_embd],
-            b: vec![0.0; n_embd],
-        }
+        Self { g: vec![1.0; n_embd], b: vec![0.0; n_embd] }
     }
 
     /// Normalises every row of `x`: `[n_seq, n_embd] -> [n_seq, n_embd]`.

@@ -76,11 +76,7 @@ fn pow2(k: i32) -> f64 {
 
 /// e^x - 1, accurate also for small x (where `exp(x) - 1` would cancel).
 fn expm1_f64(x: f64) -> f64 {
-    if x.abs() < 0.5 {
-        x * taylor_tail(x)
-    } else {
-        exp_f64(x) - 1.0
-    }
+    if x.abs() < 0.5 { x * taylor_tail(x) } else { exp_f64(x) - 1.0 }
 }
 
 /// e^x, the same bits on every platform.
@@ -133,10 +129,7 @@ mod tests {
             count += 1;
         }
         assert!(worst <= 1, "worst difference {worst} ulps");
-        assert!(
-            inexact * 10_000 < count,
-            "{inexact} of {count} not correctly rounded"
-        );
+        assert!(inexact * 10_000 < count, "{inexact} of {count} not correctly rounded");
     }
 
     #[test]
@@ -148,11 +141,7 @@ mod tests {
     #[test]
     fn tanh_is_correctly_rounded_almost_everywhere() {
         let inputs = (-2_000_000..2_000_000).map(|i| i as f32 * 1e-5);
-        check_against_f64(
-            tanh,
-            f64::tanh,
-            inputs.chain([1e-30, 1e-10, 3e-4, 25.0, 1e30]),
-        );
+        check_against_f64(tanh, f64::tanh, inputs.chain([1e-30, 1e-10, 3e-4, 25.0, 1e30]));
     }
 
     #[test]
@@ -163,11 +152,7 @@ mod tests {
         assert_eq!(exp(f32::NEG_INFINITY).to_bits(), 0);
         assert_eq!(exp(-200.0), 0.0);
         assert!(exp(f32::NAN).is_nan());
-        assert_eq!(
-            exp(-100.0),
-            (-100.0f32).exp(),
-            "subnormal results round once"
-        );
+        assert_eq!(exp(-100.0), (-100.0f32).exp(), "subnormal results round once");
         assert_eq!(tanh(0.0).to_bits(), 0.0f32.to_bits());
         assert_eq!(tanh(-0.0).to_bits(), (-0.0f32).to_bits());
         assert_eq!(tanh(f32::INFINITY), 1.0);

@@ -77,11 +77,7 @@ pub fn matmul(a: &[f32], b: &[f32], n_in: usize, n_out: usize) -> Vec<f32> {
 /// [`matmul`] into `out` (`[m, n_out]`), which is overwritten.
 pub fn matmul_into(a: &[f32], b: &[f32], n_in: usize, n_out: usize, out: &mut [f32]) {
     debug_assert_eq!(b.len(), n_in * n_out, "b must be [n_in, n_out]");
-    debug_assert_eq!(
-        a.len() / n_in.max(1) * n_out,
-        out.len(),
-        "out must be [m, n_out]"
-    );
+    debug_assert_eq!(a.len() / n_in.max(1) * n_out, out.len(), "out must be [m, n_out]");
     for (a_row, out_row) in a.chunks_exact(n_in).zip(out.chunks_exact_mut(n_out)) {
         out_row.fill(0.0);
         // out_row += a_row[k] * b[k, :], one input feature at a time.
@@ -121,9 +117,7 @@ pub fn linear(x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
 /// The dot product `sum_i a[i] * b[i]`, summed left to right.
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .fold(0.0, |sum, (&a_i, &b_i)| sum + a_i * b_i)
+    a.iter().zip(b).fold(0.0, |sum, (&a_i, &b_i)| sum + a_i * b_i)
 }
 
 /// `x @ m^T`: `[n_seq, n_in] @ [n_out, n_in]^T -> [n_seq, n_out]`, each element one
@@ -157,9 +151,7 @@ pub fn add_in_place(x: &mut [f32], y: &[f32]) {
 pub fn columns(m: &[f32], n_cols: usize, cols: std::ops::Range<usize>) -> Vec<f32> {
     debug_assert_eq!(m.len() % n_cols, 0);
     debug_assert!(cols.end <= n_cols);
-    m.chunks_exact(n_cols)
-        .flat_map(|row| row[cols.clone()].iter().copied())
-        .collect()
+    m.chunks_exact(n_cols).flat_map(|row| row[cols.clone()].iter().copied()).collect()
 }
 
 /// Writes `part` (`[rows, width]`) into columns `col0..col0 + width` of the `[rows, n_cols]`
@@ -232,9 +224,7 @@ mod tests {
         // Awkward values whose sums depend on order, to make the property non-trivial.
         let n_in = 7;
         let n_out = 5;
-        let x: Vec<f32> = (0..3 * n_in)
-            .map(|i| (i as f32 * 0.37).sin() * 1e3)
-            .collect();
+        let x: Vec<f32> = (0..3 * n_in).map(|i| (i as f32 * 0.37).sin() * 1e3).collect();
         let w: Vec<f32> = (0..n_in * n_out).map(|i| (i as f32 * 0.11).cos()).collect();
         let b: Vec<f32> = (0..n_out).map(|i| i as f32 * 1e-3).collect();
         let batch = linear(&x, &w, &b);
@@ -268,29 +258,14 @@ mod tests {
 
     #[test]
     fn fast_dot_is_close_to_the_plain_dot_on_odd_sizes() {
-        for (n, seed) in [
-            (1, 1),
-            (7, 2),
-            (15, 3),
-            (16, 4),
-            (33, 5),
-            (768, 6),
-            (50257, 7),
-        ] {
+        for (n, seed) in [(1, 1), (7, 2), (15, 3), (16, 4), (33, 5), (768, 6), (50257, 7)] {
             let a = random(n, seed);
             let b = random(n, seed + 100);
             let exact: f64 = a.iter().zip(&b).map(|(&x, &y)| x as f64 * y as f64).sum();
-            let scale: f64 = a
-                .iter()
-                .zip(&b)
-                .map(|(&x, &y)| (x as f64 * y as f64).abs())
-                .sum();
+            let scale: f64 = a.iter().zip(&b).map(|(&x, &y)| (x as f64 * y as f64).abs()).sum();
             for value in [dot(&a, &b), dot_fast(&a, &b)] {
                 // Both are within f32 rounding of the exact sum: n * eps * sum |a_i b_i|.
-                assert!(
-                    (value as f64 - exact).abs() <= n as f64 * 6e-8 * scale,
-                    "n = {n}"
-                );
+                assert!((value as f64 - exact).abs() <= n as f64 * 6e-8 * scale, "n = {n}");
             }
         }
     }

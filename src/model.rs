@@ -93,25 +93,13 @@ impl Weights {
     /// `n_layer` blocks whose tensors are all empty: the frame the loader and
     /// [`Weights::random`] fill through [`visit_mut`](Self::visit_mut).
     pub fn empty(n_layer: usize) -> Self {
-        let linear = || Linear {
-            w: Vec::new(),
-            b: Vec::new(),
-        };
-        let norm = || LayerNorm {
-            g: Vec::new(),
-            b: Vec::new(),
-        };
+        let linear = || Linear { w: Vec::new(), b: Vec::new() };
+        let norm = || LayerNorm { g: Vec::new(), b: Vec::new() };
         let block = || Block {
             ln_1: norm(),
-            attn: Attention {
-                c_attn: linear(),
-                c_proj: linear(),
-            },
+            attn: Attention { c_attn: linear(), c_proj: linear() },
             ln_2: norm(),
-            mlp: Mlp {
-                c_fc: linear(),
-                c_proj: linear(),
-            },
+            mlp: Mlp { c_fc: linear(), c_proj: linear() },
         };
         Self {
             wte: Vec::new(),
@@ -131,36 +119,16 @@ impl Weights {
         hparams: &HParams,
         mut visit: impl FnMut(&TensorSpec, &mut Vec<f32>) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
-        let HParams {
-            n_vocab,
-            n_ctx,
-            n_embd,
-            ..
-        } = *hparams;
+        let HParams { n_vocab, n_ctx, n_embd, .. } = *hparams;
         let n_ffn = hparams.n_ffn();
         let mut at = |name: String, shape: &[usize], role, data: &mut Vec<f32>| {
             let shape = shape.to_vec();
             visit(&TensorSpec { name, shape, role }, data)
         };
-        at(
-            "wte.weight".into(),
-            &[n_vocab, n_embd],
-            Role::Embedding,
-            &mut self.wte,
-        )?;
-        at(
-            "wpe.weight".into(),
-            &[n_ctx, n_embd],
-            Role::Embedding,
-            &mut self.wpe,
-        )?;
+        at("wte.weight".into(), &[n_vocab, n_embd], Role::Embedding, &mut self.wte)?;
+        at("wpe.weight".into(), &[n_ctx, n_embd], Role::Embedding, &mut self.wpe)?;
         for (i, block) in self.blocks.iter_mut().enumerate() {
-            let Block {
-                ln_1,
-                attn,
-                ln_2,
-                mlp,
-            } = block;
+            let Block { ln_1, attn, ln_2, mlp } = block;
             let linears = [
                 ("mlp.c_fc", n_embd, n_ffn, &mut mlp.c_fc),
                 ("mlp.c_proj", n_ffn, n_embd, &mut mlp.c_proj),
@@ -168,46 +136,16 @@ impl Weights {
                 ("attn.c_proj", n_embd, n_embd, &mut attn.c_proj),
             ];
             for (part, n_in, n_out, layer) in linears {
-                at(
-                    format!("h.{i}.{part}.weight"),
-                    &[n_in, n_out],
-                    Role::Weight,
-                    &mut layer.w,
-                )?;
-                at(
-                    format!("h.{i}.{part}.bias"),
-                    &[n_out],
-                    Role::Bias,
-                    &mut layer.b,
-                )?;
+                at(format!("h.{i}.{part}.weight"), &[n_in, n_out], Role::Weight, &mut layer.w)?;
+                at(format!("h.{i}.{part}.bias"), &[n_out], Role::Bias, &mut layer.b)?;
             }
             for (part, norm) in [("ln_1", ln_1), ("ln_2", ln_2)] {
-                at(
-                    format!("h.{i}.{part}.weight"),
-                    &[n_embd],
-                    Role::NormGain,
-                    &mut norm.g,
-                )?;
-                at(
-                    format!("h.{i}.{part}.bias"),
-                    &[n_embd],
-                    Role::NormBias,
-                    &mut norm.b,
-                )?;
+                at(format!("h.{i}.{part}.weight"), &[n_embd], Role::NormGain, &mut norm.g)?;
+                at(format!("h.{i}.{part}.bias"), &[n_embd], Role::NormBias, &mut norm.b)?;
             }
         }
-        at(
-            "ln_f.weight".into(),
-            &[n_embd],
-            Role::NormGain,
-            &mut self.ln_f.g,
-        )?;
-        at(
-            "ln_f.bias".into(),
-            &[n_embd],
-            Role::NormBias,
-            &mut self.ln_f.b,
-        )
+        at("ln_f.weight".into(), &[n_embd], Role::NormGain, &mut self.ln_f.g)?;
+        at("ln_f.bias".into(), &[n_embd], Role::NormBias, &mut self.ln_f.b)
     }
 
     /// Every tensor a GPT-2 with `hparams` has, in [`visit_mut`](Self::visit_mut)'s order.
@@ -287,24 +225,12 @@ impl Model {
         trace: &mut Trace,
     ) -> Result<Vec<f32>> {
         check_input(&self.hparams, tokens, cache)?;
-        let HParams {
-            n_vocab,
-            n_embd,
-            layer_norm_eps: eps,
-            ..
-        } = self.hparams;
+        let HParams { n_vocab, n_embd, layer_norm_eps: eps, .. } = self.hparams;
         let (pos0, n_new) = (cache.len(), tokens.len());
 
         let mut x = self.embed(tokens, pos0, trace); // [n_new] -> [n_new, n_embd]
         for (layer, block) in self.weights.blocks.iter().enumerate() {
-            block.forward(
-                &mut x,
-                &self.hparams,
-                cache.layer_mut(layer),
-                pos0,
-                layer,
-                trace,
-            );
+            block.forward(&mut x, &self.hparams, cache.layer_mut(layer), pos0, layer, trace);
         }
         cache.advance(n_new);
 
@@ -322,11 +248,7 @@ impl Model {
         let shape = [tokens.len(), n_embd];
         let mut x: Vec<f32> = tokens
             .iter()
-            .flat_map(|&t| {
-                self.weights.wte[t as usize * n_embd..][..n_embd]
-                    .iter()
-                    .copied()
-            })
+            .flat_map(|&t| self.weights.wte[t as usize * n_embd..][..n_embd].iter().copied())
             .collect(); // rows `tokens` of wte
         let wpe_rows = &self.weights.wpe[pos0 * n_embd..(pos0 + tokens.len()) * n_embd];
         trace.record(format_args!("wte"), &shape, &x);
@@ -350,10 +272,7 @@ pub fn check_input(hparams: &HParams, tokens: &[u32], cache: &KvCache) -> Result
         });
     }
     if let Some(&token) = tokens.iter().find(|&&t| t as usize >= hp.n_vocab) {
-        return Err(Error::TokenOutOfRange {
-            token,
-            n_vocab: hp.n_vocab,
-        });
+        return Err(Error::TokenOutOfRange { token, n_vocab: hp.n_vocab });
     }
     let limit = hp.n_ctx.min(cache.capacity());
     if cache.len() + tokens.len() > limit {
@@ -432,21 +351,10 @@ mod tests {
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             &names[..4],
-            [
-                "wte.weight",
-                "wpe.weight",
-                "h.0.mlp.c_fc.weight",
-                "h.0.mlp.c_fc.bias"
-            ]
+            ["wte.weight", "wpe.weight", "h.0.mlp.c_fc.weight", "h.0.mlp.c_fc.bias"]
         );
-        let c_attn = specs
-            .iter()
-            .find(|s| s.name == "h.0.attn.c_attn.weight")
-            .unwrap();
-        assert_eq!(
-            (c_attn.shape.clone(), c_attn.role),
-            (vec![4, 12], Role::Weight)
-        );
+        let c_attn = specs.iter().find(|s| s.name == "h.0.attn.c_attn.weight").unwrap();
+        assert_eq!((c_attn.shape.clone(), c_attn.role), (vec![4, 12], Role::Weight));
         let total: usize = specs.iter().map(TensorSpec::len).sum();
         assert_eq!(
             total,
@@ -468,17 +376,8 @@ mod tests {
     fn out_of_vocabulary_and_overlong_inputs_are_errors() {
         let (hparams, weights) = tiny();
         let model = Model::new(hparams, weights).unwrap();
-        assert_eq!(
-            model.forward(&[1, 5]),
-            Err(Error::TokenOutOfRange {
-                token: 5,
-                n_vocab: 5
-            })
-        );
-        assert!(matches!(
-            model.forward(&[0; 9]),
-            Err(Error::ContextOverflow { n_ctx: 8, .. })
-        ));
+        assert_eq!(model.forward(&[1, 5]), Err(Error::TokenOutOfRange { token: 5, n_vocab: 5 }));
+        assert!(matches!(model.forward(&[0; 9]), Err(Error::ContextOverflow { n_ctx: 8, .. })));
     }
 
     #[test]

@@ -75,21 +75,13 @@ impl SafeTensors {
                 ),
             ));
         }
-        file.read_exact(&mut len_bytes)
-            .map_err(|e| Error::io(path, &e))?;
+        file.read_exact(&mut len_bytes).map_err(|e| Error::io(path, &e))?;
         let header_len = u64::from_le_bytes(len_bytes);
         check_header_len(path, header_len, file_len)?;
         let mut header = vec![0u8; header_len as usize];
-        file.read_exact(&mut header)
-            .map_err(|e| Error::io(path, &e))?;
+        file.read_exact(&mut header).map_err(|e| Error::io(path, &e))?;
         let Header { tensors, metadata } = parse_header(path, &header, file_len - 8 - header_len)?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            file,
-            data_start: 8 + header_len,
-            tensors,
-            metadata,
-        })
+        Ok(Self { path: path.to_path_buf(), file, data_start: 8 + header_len, tensors, metadata })
     }
 
     /// The file's path.
@@ -150,23 +142,16 @@ impl SafeTensors {
         let mut done = 0;
         while done < total {
             let bytes = &mut chunk[..CHUNK_BYTES.min(total - done)];
-            file.read_exact(bytes)
-                .map_err(|e| Error::io(&self.path, &e))?;
+            file.read_exact(bytes).map_err(|e| Error::io(&self.path, &e))?;
             match info.dtype.as_str() {
                 "F32" => values.extend(
-                    bytes
-                        .chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
                 ),
                 "F16" => values.extend(
-                    bytes
-                        .chunks_exact(2)
-                        .map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]]))),
+                    bytes.chunks_exact(2).map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]]))),
                 ),
                 _ => values.extend(
-                    bytes
-                        .chunks_exact(2)
-                        .map(|b| bf16_to_f32(u16::from_le_bytes([b[0], b[1]]))),
+                    bytes.chunks_exact(2).map(|b| bf16_to_f32(u16::from_le_bytes([b[0], b[1]]))),
                 ),
             }
             done += bytes.len();
@@ -202,10 +187,7 @@ pub fn parse_header(path: &Path, header: &[u8], data_len: u64) -> Result<Header>
     let text = std::str::from_utf8(header).map_err(|e| bad(format!("header is not UTF-8: {e}")))?;
     let json = json::parse(text).map_err(|e| bad(format!("header: {e}")))?;
     let Json::Object(entries) = json else {
-        return Err(bad(format!(
-            "header must be a JSON object, found {}",
-            json.kind()
-        )));
+        return Err(bad(format!("header must be a JSON object, found {}", json.kind())));
     };
     let mut tensors = Vec::with_capacity(entries.len());
     let mut metadata = Vec::new();
@@ -233,20 +215,16 @@ fn parse_metadata(value: &Json) -> std::result::Result<Vec<(String, String)>, St
         .iter()
         .map(|(k, v)| match v.as_str() {
             Some(s) => Ok((k.clone(), s.to_string())),
-            None => Err(format!(
-                "__metadata__ value of \"{k}\" must be a string, found {}",
-                v.kind()
-            )),
+            None => {
+                Err(format!("__metadata__ value of \"{k}\" must be a string, found {}", v.kind()))
+            }
         })
         .collect()
 }
 
 fn parse_tensor_info(name: &str, value: &Json) -> std::result::Result<TensorInfo, String> {
-    let field = |key: &str| {
-        value
-            .get(key)
-            .ok_or_else(|| format!("tensor `{name}`: missing \"{key}\""))
-    };
+    let field =
+        |key: &str| value.get(key).ok_or_else(|| format!("tensor `{name}`: missing \"{key}\""));
     let dtype = field("dtype")?
         .as_str()
         .ok_or_else(|| format!("tensor `{name}`: \"dtype\" must be a string"))?;
@@ -270,12 +248,7 @@ fn parse_tensor_info(name: &str, value: &Json) -> std::result::Result<TensorInfo
     .ok_or_else(|| {
         format!("tensor `{name}`: \"data_offsets\" must be two non-negative integers [begin, end]")
     })?;
-    Ok(TensorInfo {
-        name: name.to_string(),
-        dtype: dtype.to_string(),
-        shape,
-        data_offsets,
-    })
+    Ok(TensorInfo { name: name.to_string(), dtype: dtype.to_string(), shape, data_offsets })
 }
 
 /// Bits per element of every dtype the format defines (`None`: not a safetensors dtype).
@@ -306,20 +279,14 @@ fn validate_layout(tensors: &[TensorInfo]) -> std::result::Result<u64, String> {
                 info.name
             ));
         }
-        let overflow = || {
-            format!(
-                "tensor `{}`: shape {:?} is too large",
-                info.name, info.shape
-            )
-        };
+        let overflow = || format!("tensor `{}`: shape {:?} is too large", info.name, info.shape);
         let elements = info
             .shape
             .iter()
             .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
             .ok_or_else(overflow)?;
-        let bits = elements
-            .checked_mul(dtype_bits(&info.dtype).unwrap_or(0))
-            .ok_or_else(overflow)?;
+        let bits =
+            elements.checked_mul(dtype_bits(&info.dtype).unwrap_or(0)).ok_or_else(overflow)?;
         if bits % 8 != 0 || bits / 8 != end - begin {
             return Err(format!(
                 "tensor `{}`: {} x {:?} needs {} bytes but data_offsets [{begin}, {end}] hold {}",
@@ -435,18 +402,10 @@ mod tests {
             (t("F32", "[2]", "[8, 0]"), 8, "should start at 0"),
             (t("Q4", "[2]", "[0, 8]"), 8, "unknown dtype"),
             (t("F32", "[-2]", "[0, 8]"), 8, "non-negative integers"),
-            (
-                t("F32", "[4294967296, 4294967296, 4294967296]", "[0, 8]"),
-                8,
-                "too large",
-            ),
+            (t("F32", "[4294967296, 4294967296, 4294967296]", "[0, 8]"), 8, "too large"),
             (t("F32", "[2]", "[0]"), 8, "two non-negative integers"),
             ("[1]".to_string(), 0, "must be a JSON object"),
-            (
-                r#"{"__metadata__": {"a": 1}}"#.to_string(),
-                0,
-                "must be a string",
-            ),
+            (r#"{"__metadata__": {"a": 1}}"#.to_string(), 0, "must be a string"),
             (
                 r#"{"w": {"shape": [1], "data_offsets": [0, 4]}}"#.to_string(),
                 4,
@@ -459,11 +418,6 @@ mod tests {
         }
         let overlapping = r#"{"a": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]},
                               "b": {"dtype": "U8", "shape": [4], "data_offsets": [2, 6]}}"#;
-        assert!(
-            header(overlapping, 6)
-                .unwrap_err()
-                .to_string()
-                .contains("contiguous")
-        );
+        assert!(header(overlapping, 6).unwrap_err().to_string().contains("contiguous"));
     }
 }

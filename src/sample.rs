@@ -51,11 +51,7 @@ pub struct SamplingParams {
 
 impl SamplingParams {
     /// Always the most likely token.
-    pub const GREEDY: Self = Self {
-        temperature: 0.0,
-        top_k: None,
-        top_p: None,
-    };
+    pub const GREEDY: Self = Self { temperature: 0.0, top_k: None, top_p: None };
 
     /// Checks the ranges: temperature finite and `>= 0`, top-k `>= 1`, top-p in `(0, 1]`.
     pub fn validate(&self) -> Result<()> {
@@ -72,9 +68,7 @@ impl SamplingParams {
         }
         if let Some(p) = self.top_p {
             if !(p > 0.0 && p <= 1.0) {
-                return Err(Error::InvalidSampling(format!(
-                    "top-p must be in (0, 1], found {p}"
-                )));
+                return Err(Error::InvalidSampling(format!("top-p must be in (0, 1], found {p}")));
             }
         }
         Ok(())
@@ -125,10 +119,7 @@ pub fn distribution(logits: &[f32], params: &SamplingParams) -> Vec<f64> {
     }
 
     // Softmax over the kept tokens (max subtracted first, so no exp overflows).
-    let max = kept
-        .iter()
-        .map(|&i| scaled[i])
-        .fold(f64::NEG_INFINITY, f64::max);
+    let max = kept.iter().map(|&i| scaled[i]).fold(f64::NEG_INFINITY, f64::max);
     for &i in &kept {
         probs[i] = exp_f64(scaled[i] - max);
     }
@@ -157,9 +148,7 @@ pub fn distribution(logits: &[f32], params: &SamplingParams) -> Vec<f64> {
 /// Descending by value, then ascending by id: the order "most likely first, ties to the
 /// lower id". NaN sorts last.
 fn by_value_then_id(a: f64, a_id: usize, b: f64, b_id: usize) -> std::cmp::Ordering {
-    b.partial_cmp(&a)
-        .unwrap_or_else(|| a.is_nan().cmp(&b.is_nan()))
-        .then(a_id.cmp(&b_id))
+    b.partial_cmp(&a).unwrap_or_else(|| a.is_nan().cmp(&b.is_nan())).then(a_id.cmp(&b_id))
 }
 
 fn normalise(probs: &mut [f64]) {
@@ -197,10 +186,7 @@ impl Sampler {
     /// A sampler; errors on out-of-range parameters or seed 0.
     pub fn new(params: SamplingParams, seed: u64) -> Result<Self> {
         params.validate()?;
-        Ok(Self {
-            params,
-            rng: XorShift64::new(seed)?,
-        })
+        Ok(Self { params, rng: XorShift64::new(seed)? })
     }
 
     /// The parameters.
@@ -224,11 +210,7 @@ mod tests {
     use super::*;
 
     fn params(temperature: f32, top_k: Option<usize>, top_p: Option<f32>) -> SamplingParams {
-        SamplingParams {
-            temperature,
-            top_k,
-            top_p,
-        }
+        SamplingParams { temperature, top_k, top_p }
     }
 
     #[test]
@@ -257,10 +239,7 @@ mod tests {
         assert_eq!(kept(0.951), vec![0, 1, 2, 3]);
         assert_eq!(kept(1.0), vec![0, 1, 2, 3]);
         let probs = distribution(&logits, &params(1.0, None, Some(0.7)));
-        assert!(
-            (probs[1] - 0.625).abs() < 1e-6 && (probs[3] - 0.375).abs() < 1e-6,
-            "renormalised"
-        );
+        assert!((probs[1] - 0.625).abs() < 1e-6 && (probs[3] - 0.375).abs() < 1e-6, "renormalised");
     }
 
     #[test]
@@ -302,9 +281,6 @@ mod tests {
             let error = Sampler::new(params(t, k, p), 1).unwrap_err().to_string();
             assert!(error.contains(needle), "{error}");
         }
-        assert_eq!(
-            Sampler::new(SamplingParams::GREEDY, 0).unwrap_err(),
-            Error::ZeroSeed
-        );
+        assert_eq!(Sampler::new(SamplingParams::GREEDY, 0).unwrap_err(), Error::ZeroSeed);
     }
 }

@@ -54,20 +54,14 @@ impl<'t, T: Tokenizer + ?Sized> TextStream<'t, T> {
     /// A stream that continues after `context` (the prompt), whose text is not repeated.
     pub fn new(tokenizer: &'t T, context: &[u32]) -> Self {
         let bytes_seen = tokenizer.decode_bytes(context).map_or(0, |b| b.len());
-        Self {
-            tokenizer,
-            ids: context.to_vec(),
-            bytes_seen,
-            pending: Vec::new(),
-        }
+        Self { tokenizer, ids: context.to_vec(), bytes_seen, pending: Vec::new() }
     }
 
     /// Adds one token and returns the text that is now complete (possibly empty).
     pub fn push(&mut self, id: u32) -> Result<String> {
         self.ids.push(id);
         let bytes = self.tokenizer.decode_bytes(&self.ids)?;
-        self.pending
-            .extend_from_slice(&bytes[self.bytes_seen.min(bytes.len())..]);
+        self.pending.extend_from_slice(&bytes[self.bytes_seen.min(bytes.len())..]);
         self.bytes_seen = bytes.len();
         Ok(take_complete_utf8(&mut self.pending))
     }

@@ -47,10 +47,7 @@ pub const PRINT_DECIMALS: usize = 5;
 impl Trace {
     /// A trace that records.
     pub fn new() -> Self {
-        Self {
-            enabled: true,
-            tensors: Vec::new(),
-        }
+        Self { enabled: true, tensors: Vec::new() }
     }
 
     /// A trace that records nothing and costs (almost) nothing.
@@ -81,11 +78,7 @@ impl Trace {
         }
         let data = make();
         debug_assert_eq!(data.len(), shape.iter().product::<usize>(), "{name}");
-        self.tensors.push(TracedTensor {
-            name: name.to_string(),
-            shape: shape.to_vec(),
-            data,
-        });
+        self.tensors.push(TracedTensor { name: name.to_string(), shape: shape.to_vec(), data });
     }
 
     /// Every recorded tensor, in order.
@@ -124,11 +117,8 @@ impl fmt::Display for TracedTensor {
     /// across the line, with [`PRINT_DECIMALS`] decimals, right-aligned.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{} {:?}", self.name, self.shape)?;
-        let cells: Vec<String> = self
-            .data
-            .iter()
-            .map(|&x| format_fixed(x, PRINT_DECIMALS))
-            .collect();
+        let cells: Vec<String> =
+            self.data.iter().map(|&x| format_fixed(x, PRINT_DECIMALS)).collect();
         let width = cells.iter().map(String::len).max().unwrap_or(0);
         let n_cols = self.shape.last().copied().unwrap_or(1).max(1);
         for row in cells.chunks(n_cols) {
@@ -184,9 +174,6 @@ mod tests {
             shape: vec![2, 2],
             data: vec![1.0, -2.0, 0.5, f32::NEG_INFINITY],
         };
-        assert_eq!(
-            t.to_string(),
-            "m [2, 2]\n   1.00000 -2.00000\n   0.50000     -inf\n"
-        );
+        assert_eq!(t.to_string(), "m [2, 2]\n   1.00000 -2.00000\n   0.50000     -inf\n");
     }
 }

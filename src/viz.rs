@@ -118,10 +118,7 @@ impl FromStr for HeadId {
     /// head is checked later, by [`HeadId::check`].
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         let parsed = s.split_once('.').and_then(|(layer, head)| {
-            Some(HeadId {
-                layer: layer.parse().ok()?,
-                head: head.parse().ok()?,
-            })
+            Some(HeadId { layer: layer.parse().ok()?, head: head.parse().ok()? })
         });
         parsed.ok_or_else(|| {
             format!("expected LAYER.HEAD such as 0.1 (layer 0, head 1), found {s:?}")
@@ -176,10 +173,7 @@ pub struct ExplainOptions {
 impl Default for ExplainOptions {
     /// Every head, the [`DEFAULT_TOP_N`] most likely tokens.
     fn default() -> Self {
-        Self {
-            heads: Heads::All,
-            top_n: DEFAULT_TOP_N,
-        }
+        Self { heads: Heads::All, top_n: DEFAULT_TOP_N }
     }
 }
 
@@ -242,10 +236,7 @@ impl AttentionMap {
         if key >= self.n_keys {
             return 0.0;
         }
-        self.weights
-            .get(row * self.n_keys + key)
-            .copied()
-            .unwrap_or(0.0)
+        self.weights.get(row * self.n_keys + key).copied().unwrap_or(0.0)
     }
 
     /// "layer 0, head 1, step 3" or "layer 0, head 1, steps 1-5 stacked".
@@ -294,10 +285,7 @@ pub struct CacheFill {
 impl CacheFill {
     /// Measures `cache`.
     pub fn of(cache: &KvCache) -> Self {
-        let per_layer_capacity = cache
-            .memory_bytes()
-            .checked_div(cache.n_layer())
-            .unwrap_or(0);
+        let per_layer_capacity = cache.memory_bytes().checked_div(cache.n_layer()).unwrap_or(0);
         let layers = (0..cache.n_layer())
             .map(|_| LayerFill {
                 positions: cache.len(),
@@ -305,10 +293,7 @@ impl CacheFill {
                 capacity_bytes: per_layer_capacity,
             })
             .collect();
-        Self {
-            capacity: cache.capacity(),
-            layers,
-        }
+        Self { capacity: cache.capacity(), layers }
     }
 
     /// Bytes used and allocated, over all layers.
@@ -432,11 +417,7 @@ impl Explanation {
 /// model's own belief, whose most likely token is the one greedy takes.
 pub fn shown_sampling(sampling: &SamplingParams) -> SamplingParams {
     if sampling.is_greedy() {
-        SamplingParams {
-            temperature: 1.0,
-            top_k: None,
-            top_p: None,
-        }
+        SamplingParams { temperature: 1.0, top_k: None, top_p: None }
     } else {
         *sampling
     }
@@ -522,11 +503,7 @@ impl<'t> Recorder<'t> {
         self.decode_texts(tokens)?;
         let number = self.steps.len() + 1;
         let ended_text = tokens.len() == n_seen; // the chosen token was <|endoftext|>
-        let chosen = if ended_text {
-            self.tokenizer.end_of_text()
-        } else {
-            Some(tokens[n_seen])
-        };
+        let chosen = if ended_text { self.tokenizer.end_of_text() } else { Some(tokens[n_seen]) };
         let probabilities = distribution(last_row(logits), &shown_sampling(&self.config.sampling));
         let (ids, other_probability) = most_likely(&probabilities, self.top_n, chosen);
         self.steps.push(StepView {
@@ -576,10 +553,7 @@ impl<'t> Recorder<'t> {
     }
 
     fn attention_maps(&self, trace: &Trace, step: usize) -> Vec<AttentionMap> {
-        self.heads
-            .iter()
-            .filter_map(|&head| AttentionMap::from_trace(trace, head, step))
-            .collect()
+        self.heads.iter().filter_map(|&head| AttentionMap::from_trace(trace, head, step)).collect()
     }
 
     fn candidates(&self, ids: &[usize], probabilities: &[f64]) -> Result<Vec<Candidate>> {
@@ -611,21 +585,15 @@ fn last_row(logits: &TracedTensor) -> &[f32] {
 /// them; and the summed probability of all the other ids.
 fn most_likely(probabilities: &[f64], top_n: usize, chosen: Option<u32>) -> (Vec<usize>, f64) {
     let mut ids: Vec<usize> = (0..probabilities.len()).collect();
-    ids.sort_by(|&a, &b| {
-        probabilities[b]
-            .total_cmp(&probabilities[a])
-            .then(a.cmp(&b))
-    });
+    ids.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]).then(a.cmp(&b)));
     ids.truncate(top_n);
     if let Some(chosen) = chosen.map(|id| id as usize) {
         if chosen < probabilities.len() && !ids.contains(&chosen) {
             ids.push(chosen);
         }
     }
-    let other = (0..probabilities.len())
-        .filter(|id| !ids.contains(id))
-        .map(|id| probabilities[id])
-        .sum();
+    let other =
+        (0..probabilities.len()).filter(|id| !ids.contains(id)).map(|id| probabilities[id]).sum();
     (ids, other)
 }
 
@@ -719,9 +687,7 @@ fn fit(text: &str, width: usize) -> String {
 
 /// `"3 world"`: a position and its visible token (`?` if no label was given).
 fn position_label(position: usize, labels: &[String]) -> String {
-    let token = labels
-        .get(position)
-        .map_or("?".to_string(), |t| visible_token(t));
+    let token = labels.get(position).map_or("?".to_string(), |t| visible_token(t));
     format!("{position} {token}")
 }
 
@@ -742,14 +708,9 @@ pub fn attention_heatmap(map: &AttentionMap, labels: &[String]) -> String {
         "attention weights, {} (rows: queries, columns: keys, {MASKED}: masked future)",
         map.title()
     )];
-    let header: Vec<String> = (0..map.n_keys)
-        .map(|key| fit(&position_label(key, labels), CELL_WIDTH))
-        .collect();
-    lines.push(format!(
-        "{} {}",
-        " ".repeat(ROW_LABEL_WIDTH),
-        header.join(" ")
-    ));
+    let header: Vec<String> =
+        (0..map.n_keys).map(|key| fit(&position_label(key, labels), CELL_WIDTH)).collect();
+    lines.push(format!("{} {}", " ".repeat(ROW_LABEL_WIDTH), header.join(" ")));
     for row in 0..map.n_queries {
         lines.push(heatmap_row(map, row, labels));
     }
@@ -758,10 +719,7 @@ pub fn attention_heatmap(map: &AttentionMap, labels: &[String]) -> String {
 
 /// One query row of [`attention_heatmap`].
 fn heatmap_row(map: &AttentionMap, row: usize, labels: &[String]) -> String {
-    let label = fit(
-        &position_label(map.query_position(row), labels),
-        ROW_LABEL_WIDTH,
-    );
+    let label = fit(&position_label(map.query_position(row), labels), ROW_LABEL_WIDTH);
     let cells: Vec<String> = (0..map.n_keys)
         .map(|key| {
             let cell = if map.is_masked(row, key) {
@@ -801,10 +759,7 @@ fn distribution_caption(sampling: &SamplingParams) -> String {
          its own distribution would be 1 on that token and 0 elsewhere)"
             .into()
     } else {
-        format!(
-            "the distribution the sampler draws from ({})",
-            sampling_knobs(sampling)
-        )
+        format!("the distribution the sampler draws from ({})", sampling_knobs(sampling))
     }
 }
 
@@ -832,15 +787,9 @@ fn bar(fraction: f64) -> String {
 fn chosen_label(step: &StepView) -> String {
     let text = match step.chosen_candidate() {
         Some(candidate) => visible_token(&candidate.text),
-        None => step
-            .chosen
-            .map_or("(none)".to_string(), |id| format!("id {id}")),
+        None => step.chosen.map_or("(none)".to_string(), |id| format!("id {id}")),
     };
-    if step.ended_text {
-        text + " (ends the text)"
-    } else {
-        text
-    }
+    if step.ended_text { text + " (ends the text)" } else { text }
 }
 
 /// The `n` most likely next tokens of a step as bars, the chosen one marked `▶`, and the
@@ -862,11 +811,7 @@ pub fn top_candidates(step: &StepView, n: usize) -> String {
     )];
     let shown = shown_candidates(step, n);
     for candidate in &shown {
-        let marker = if Some(candidate.id) == step.chosen {
-            '▶'
-        } else {
-            ' '
-        };
+        let marker = if Some(candidate.id) == step.chosen { '▶' } else { ' ' };
         let token = fit(&visible_token(&candidate.text), TOKEN_WIDTH);
         let p = candidate.probability;
         lines.push(format!("  {marker} {token} {p:.4} {}", bar(p)));
@@ -893,10 +838,7 @@ fn shown_candidates(step: &StepView, n: usize) -> Vec<&Candidate> {
 
 /// `lines`, each without trailing spaces and ended by a newline.
 fn as_text(lines: &[String]) -> String {
-    lines
-        .iter()
-        .map(|line| line.trim_end().to_string() + "\n")
-        .collect()
+    lines.iter().map(|line| line.trim_end().to_string() + "\n").collect()
 }
 
 /// `"400 B"`, `"1.5 KiB"`, `"72.0 MiB"`.
@@ -908,11 +850,7 @@ pub fn format_bytes(bytes: usize) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }
 
 /// The KV cache's fill, one line per layer: positions used of capacity, a bar (`█` used,
@@ -927,18 +865,11 @@ pub fn cache_fill(fill: &CacheFill) -> String {
         return "KV cache: none (capacity 0)\n".into();
     }
     let positions = fill.layers.first().map_or(0, |l| l.positions);
-    let mut lines = vec![format!(
-        "KV cache: {positions} of {} positions filled in every layer",
-        fill.capacity
-    )];
+    let mut lines =
+        vec![format!("KV cache: {positions} of {} positions filled in every layer", fill.capacity)];
     let count_width = format!("{0}/{0}", fill.capacity).len();
     for (layer, layer_fill) in fill.layers.iter().enumerate() {
-        lines.push(cache_layer_line(
-            layer,
-            layer_fill,
-            fill.capacity,
-            count_width,
-        ));
+        lines.push(cache_layer_line(layer, layer_fill, fill.capacity, count_width));
     }
     lines.push(cache_total_line(fill));
     as_text(&lines)
@@ -962,9 +893,7 @@ fn cache_total_line(fill: &CacheFill) -> String {
     let (used, allocated) = fill.total_bytes();
     let n_layer = fill.layers.len();
     let bytes_per_float = size_of::<f32>();
-    let n_embd = allocated
-        .checked_div(2 * n_layer * fill.capacity * bytes_per_float)
-        .unwrap_or(0);
+    let n_embd = allocated.checked_div(2 * n_layer * fill.capacity * bytes_per_float).unwrap_or(0);
     format!(
         "  in all: {} used, {} allocated = 2 (k, v) x {n_layer} layers x {} positions x {n_embd} floats x {bytes_per_float} bytes",
         format_bytes(used),
@@ -1088,10 +1017,8 @@ fn html_summary(explanation: &Explanation) -> String {
         Decoding::Cached => "cached decoding (KV cache)",
         Decoding::FullRecompute => "full recomputation (every position rerun at every step)",
     };
-    let stop = explanation
-        .stop_reason
-        .as_ref()
-        .map_or("still running".to_string(), StopReason::to_string);
+    let stop =
+        explanation.stop_reason.as_ref().map_or("still running".to_string(), StopReason::to_string);
     format!(
         "<p class=\"summary\">Model: n_layer {}, n_head {}, n_embd {}, n_vocab {}, n_ctx {}. \
          {decoding}; probabilities shown: {}. Stopped: {}.</p>",
@@ -1161,11 +1088,7 @@ fn html_candidates(step: &StepView) -> String {
         .iter()
         .map(|c| {
             let chosen = Some(c.id) == step.chosen;
-            let class = if chosen {
-                "candidate chosen"
-            } else {
-                "candidate"
-            };
+            let class = if chosen { "candidate chosen" } else { "candidate" };
             let marker = if chosen { "▶" } else { "" };
             html_probability_row(class, c.probability, marker, &html_token(&c.text))
         })
@@ -1173,17 +1096,9 @@ fn html_candidates(step: &StepView) -> String {
     let n_other = step.n_vocab.saturating_sub(step.candidates.len());
     if n_other > 0 {
         let label = format!("({n_other} other tokens)");
-        rows.push(html_probability_row(
-            "other",
-            step.other_probability,
-            "",
-            &label,
-        ));
+        rows.push(html_probability_row("other", step.other_probability, "", &label));
     }
-    format!(
-        "<table class=\"candidates\">\n{}\n</table>",
-        rows.join("\n")
-    )
+    format!("<table class=\"candidates\">\n{}\n</table>", rows.join("\n"))
 }
 
 /// `<tr class=.. data-p=..>`: marker, (escaped) label, probability, bar.
@@ -1293,11 +1208,7 @@ fn svg_label(position: usize, labels: &[String]) -> String {
 /// in small maps, printed inside.
 fn svg_cell(map: &AttentionMap, row: usize, key: usize, labels: &[String]) -> String {
     let weight = map.weight(row, key);
-    let opacity = if weight.is_nan() {
-        0.0
-    } else {
-        weight.clamp(0.0, 1.0)
-    };
+    let opacity = if weight.is_nan() { 0.0 } else { weight.clamp(0.0, 1.0) };
     let (x, y) = (SVG_LABEL_PX + key * CELL_PX, SVG_LABEL_PX + row * CELL_PX);
     let tooltip = format!(
         "query {} → key {}: {}",
@@ -1312,11 +1223,7 @@ fn svg_cell(map: &AttentionMap, row: usize, key: usize, labels: &[String]) -> St
         escape_html(&tooltip)
     );
     if map.n_keys <= MAX_KEYS_WITH_NUMBERS {
-        let class = if opacity > 0.5 {
-            " class=\"light\""
-        } else {
-            ""
-        };
+        let class = if opacity > 0.5 { " class=\"light\"" } else { "" };
         cell.push_str(&format!(
             "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" dominant-baseline=\"middle\"{class}>{}</text>",
             x + CELL_PX / 2,
@@ -1347,12 +1254,7 @@ pub struct LearnPictures {
 impl LearnPictures {
     /// The four pictures, in the order above.
     pub fn blocks(&self) -> [&str; 4] {
-        [
-            &self.attention,
-            &self.decode_step,
-            &self.candidates,
-            &self.cache,
-        ]
+        [&self.attention, &self.decode_step, &self.candidates, &self.cache]
     }
 }
 
@@ -1361,17 +1263,8 @@ impl LearnPictures {
 pub fn learn_pictures() -> Result<LearnPictures> {
     let (encoder, hparams, weights) = crate::dummy::load_encoder_hparams_and_params();
     let model = Model::new(hparams, weights)?;
-    let config = GenerateConfig {
-        max_tokens: 5,
-        ..GenerateConfig::default()
-    };
-    let run = explain_generation(
-        &model,
-        &encoder,
-        "hello",
-        &config,
-        &ExplainOptions::default(),
-    )?;
+    let config = GenerateConfig { max_tokens: 5, ..GenerateConfig::default() };
+    let run = explain_generation(&model, &encoder, "hello", &config, &ExplainOptions::default())?;
     let (Some(first), Some(last)) = (run.steps.first(), run.steps.last()) else {
         return Err(Error::EmptyPrompt); // unreachable: "hello" is one token, 5 steps run
     };
@@ -1384,11 +1277,7 @@ pub fn learn_pictures() -> Result<LearnPictures> {
     let decode_step = last
         .attention_map(HeadId { layer: 0, head: 0 })
         .map_or(String::new(), |map| attention_heatmap(map, &last.seen));
-    let candidates: Vec<String> = run
-        .steps
-        .iter()
-        .map(|step| top_candidates(step, 4))
-        .collect();
+    let candidates: Vec<String> = run.steps.iter().map(|step| top_candidates(step, 4)).collect();
     let cache = [first, last]
         .map(|step| format!("after step {}:\n{}", step.number, cache_fill(&step.cache)));
     Ok(LearnPictures {
@@ -1429,12 +1318,8 @@ mod tests {
 
     #[test]
     fn queries_are_the_last_positions_and_see_no_later_key() {
-        let map = AttentionMap {
-            n_queries: 1,
-            n_keys: 3,
-            weights: vec![0.2, 0.3, 0.5],
-            ..map_2x2()
-        };
+        let map =
+            AttentionMap { n_queries: 1, n_keys: 3, weights: vec![0.2, 0.3, 0.5], ..map_2x2() };
         assert_eq!(map.query_position(0), 2);
         assert!(!map.is_masked(0, 2));
         let full = map_2x2();
@@ -1466,10 +1351,7 @@ mod tests {
 
     #[test]
     fn html_escaping_covers_markup_and_quotes() {
-        assert_eq!(
-            escape_html("<UNK> & \"x\" 'y'"),
-            "&lt;UNK&gt; &amp; &quot;x&quot; &#39;y&#39;"
-        );
+        assert_eq!(escape_html("<UNK> & \"x\" 'y'"), "&lt;UNK&gt; &amp; &quot;x&quot; &#39;y&#39;");
     }
 
     #[test]
@@ -1479,14 +1361,8 @@ mod tests {
             .resolve(&hparams)
             .unwrap_err()
             .to_string();
-        assert!(
-            error.contains("layer 2 does not exist: the model has 2 layers (0-1)"),
-            "{error}"
-        );
-        let error = HeadId { layer: 1, head: 5 }
-            .check(&hparams)
-            .unwrap_err()
-            .to_string();
+        assert!(error.contains("layer 2 does not exist: the model has 2 layers (0-1)"), "{error}");
+        let error = HeadId { layer: 1, head: 5 }.check(&hparams).unwrap_err().to_string();
         assert!(
             error.contains("head 5 does not exist: each layer of the model has 2 heads (0-1)"),
             "{error}"
@@ -1519,36 +1395,17 @@ mod tests {
         assert_eq!(ids, vec![1, 3], "ties: the lower id first");
         assert!((other - 0.2).abs() < 1e-12);
         let (ids, other) = most_likely(&probabilities, 2, Some(4));
-        assert_eq!(
-            ids,
-            vec![1, 3, 4],
-            "a sampled token outside the top is kept"
-        );
+        assert_eq!(ids, vec![1, 3, 4], "a sampled token outside the top is kept");
         assert!((other - 0.15).abs() < 1e-12);
     }
 
     #[test]
     fn greedy_shows_the_softmax_at_temperature_one() {
         let shown = shown_sampling(&SamplingParams::GREEDY);
-        assert_eq!(
-            (shown.temperature, shown.top_k, shown.top_p),
-            (1.0, None, None)
-        );
-        let top_k_1 = SamplingParams {
-            temperature: 0.7,
-            top_k: Some(1),
-            top_p: None,
-        };
-        assert_eq!(
-            shown_sampling(&top_k_1).temperature,
-            1.0,
-            "top-k 1 is greedy too"
-        );
-        let sampling = SamplingParams {
-            temperature: 0.7,
-            top_k: Some(3),
-            top_p: Some(0.9),
-        };
+        assert_eq!((shown.temperature, shown.top_k, shown.top_p), (1.0, None, None));
+        let top_k_1 = SamplingParams { temperature: 0.7, top_k: Some(1), top_p: None };
+        assert_eq!(shown_sampling(&top_k_1).temperature, 1.0, "top-k 1 is greedy too");
+        let sampling = SamplingParams { temperature: 0.7, top_k: Some(3), top_p: Some(0.9) };
         assert_eq!(shown_sampling(&sampling), sampling);
     }
 
@@ -1561,18 +1418,11 @@ mod tests {
             chosen: Some(7),
             ended_text: false,
             attention: Vec::new(),
-            candidates: vec![Candidate {
-                id: 7,
-                text: " dog".into(),
-                probability: 0.25,
-            }],
+            candidates: vec![Candidate { id: 7, text: " dog".into(), probability: 0.25 }],
             other_probability: 0.75,
             n_vocab: 50257,
             sampling: SamplingParams::GREEDY,
-            cache: CacheFill {
-                capacity: 0,
-                layers: Vec::new(),
-            },
+            cache: CacheFill { capacity: 0, layers: Vec::new() },
         };
         let picture = top_candidates(&step, 10);
         assert_eq!(
@@ -1596,24 +1446,14 @@ mod tests {
         let cache = KvCache::with_capacity(&hparams, 6);
         let fill = CacheFill::of(&cache);
         assert_eq!(fill.layers.len(), 2);
-        assert_eq!(
-            fill.layers[0],
-            LayerFill {
-                positions: 0,
-                bytes: 0,
-                capacity_bytes: 480
-            }
-        );
+        assert_eq!(fill.layers[0], LayerFill { positions: 0, bytes: 0, capacity_bytes: 480 });
         let picture = cache_fill(&fill);
         assert!(
             picture.starts_with("KV cache: 0 of 6 positions filled in every layer\n"),
             "{picture}"
         );
         assert!(picture.contains("0 B of 480 B"), "{picture}");
-        assert!(
-            picture.contains("x 6 positions x 10 floats x 4 bytes"),
-            "{picture}"
-        );
+        assert!(picture.contains("x 6 positions x 10 floats x 4 bytes"), "{picture}");
         let none = CacheFill::of(&KvCache::with_capacity(&hparams, 0));
         assert_eq!(cache_fill(&none), "KV cache: none (capacity 0)\n");
     }

@@ -80,10 +80,7 @@ fn a_missing_file_is_named() {
         let dir = scratch_copy("missing");
         std::fs::remove_file(dir.join(file)).unwrap();
         let error = error_of(&dir);
-        assert!(
-            error.contains(file) && error.contains("not found"),
-            "{error}"
-        );
+        assert!(error.contains(file) && error.contains("not found"), "{error}");
     }
 }
 
@@ -95,23 +92,11 @@ fn every_truncation_of_the_safetensors_file_is_an_error() {
     let path = dir.join("model.safetensors");
     let header_end = 8 + u64::from_le_bytes(original[..8].try_into().unwrap()) as usize;
     let mut lengths: Vec<usize> = (0..original.len()).step_by(997).collect();
-    lengths.extend([
-        1,
-        7,
-        8,
-        9,
-        header_end - 1,
-        header_end,
-        header_end + 1,
-        original.len() - 1,
-    ]);
+    lengths.extend([1, 7, 8, 9, header_end - 1, header_end, header_end + 1, original.len() - 1]);
     for len in lengths {
         std::fs::write(&path, &original[..len]).unwrap();
         let error = load_weights(&path, &hparams).expect_err(&format!("truncated to {len} bytes"));
-        assert!(
-            error.to_string().contains("model.safetensors"),
-            "{len}: {error}"
-        );
+        assert!(error.to_string().contains("model.safetensors"), "{len}: {error}");
     }
 }
 
@@ -145,10 +130,7 @@ fn header_bit_flips_are_errors_or_harmless() {
             }
         }
     }
-    assert!(
-        errors > 20 * harmless,
-        "{errors} errors, {harmless} harmless flips"
-    );
+    assert!(errors > 20 * harmless, "{errors} errors, {harmless} harmless flips");
 }
 
 #[test]
@@ -172,10 +154,7 @@ fn an_unsupported_dtype_a_missing_tensor_and_an_unexpected_tensor_are_named() {
     let path = dir.join("model.safetensors");
 
     let mut entries = original_entries();
-    let wte = entries
-        .iter_mut()
-        .find(|e| e.0 == "transformer.wte.weight")
-        .unwrap();
+    let wte = entries.iter_mut().find(|e| e.0 == "transformer.wte.weight").unwrap();
     wte.1 = "I32"; // same size as F32: the layout is valid, the dtype is not loadable
     write_safetensors(&path, &entries);
     let error = error_of(&dir);
@@ -188,39 +167,22 @@ fn an_unsupported_dtype_a_missing_tensor_and_an_unexpected_tensor_are_named() {
     entries.retain(|e| e.0 != "transformer.h.1.ln_2.bias");
     write_safetensors(&path, &entries);
     let error = error_of(&dir);
-    assert!(
-        error.contains("tensor `transformer.h.1.ln_2.bias` is missing"),
-        "{error}"
-    );
+    assert!(error.contains("tensor `transformer.h.1.ln_2.bias` is missing"), "{error}");
 
     let mut entries = original_entries();
-    entries.push((
-        "transformer.h.3.ln_1.weight".into(),
-        "F32",
-        vec![32],
-        vec![0; 128],
-    ));
+    entries.push(("transformer.h.3.ln_1.weight".into(), "F32", vec![32], vec![0; 128]));
     write_safetensors(&path, &entries);
     let error = error_of(&dir);
-    assert!(
-        error.contains("unexpected tensor `transformer.h.3.ln_1.weight`"),
-        "{error}"
-    );
+    assert!(error.contains("unexpected tensor `transformer.h.3.ln_1.weight`"), "{error}");
 
     let mut entries = original_entries();
-    let wte = entries
-        .iter()
-        .find(|e| e.0 == "transformer.wte.weight")
-        .unwrap();
+    let wte = entries.iter().find(|e| e.0 == "transformer.wte.weight").unwrap();
     let mut lm_head = wte.3.clone();
     lm_head[0] ^= 1;
     entries.push(("lm_head.weight".into(), "F32", wte.2.clone(), lm_head));
     write_safetensors(&path, &entries);
     let error = error_of(&dir);
-    assert!(
-        error.contains("lm_head.weight differs from wte.weight"),
-        "{error}"
-    );
+    assert!(error.contains("lm_head.weight differs from wte.weight"), "{error}");
 }
 
 #[test]
@@ -242,11 +204,7 @@ fn a_shape_that_disagrees_with_config_json_is_named_with_both_shapes() {
 #[test]
 fn corrupt_text_files_are_named() {
     for (file, edit, needle) in [
-        (
-            "config.json",
-            "{\"n_layer\": 3,",
-            "config.json: invalid JSON at byte 14",
-        ),
+        ("config.json", "{\"n_layer\": 3,", "config.json: invalid JSON at byte 14"),
         (
             "config.json",
             "{\"n_layer\": 3}",

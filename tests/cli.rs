@@ -4,10 +4,7 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 fn gpt2_edu(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gpt2-edu"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
+    Command::new(env!("CARGO_BIN_EXE_gpt2-edu")).args(args).output().expect("the binary runs")
 }
 
 fn stdout(output: &Output) -> String {
@@ -70,15 +67,9 @@ fn prompt_from_a_file_and_from_stdin() {
 fn trace_prints_every_step_and_ends_with_the_text() {
     let output = gpt2_edu(&["hello", "-n", "2", "--trace"]);
     let text = stdout(&output);
-    assert!(
-        text.contains("=== step 1: input \"hello\" -> next token 1 (\"world\")"),
-        "{text}"
-    );
+    assert!(text.contains("=== step 1: input \"hello\" -> next token 1 (\"world\")"), "{text}");
     assert!(text.contains("=== step 2: input \"hello world\" -> next token 1 (\"world\")"));
-    assert!(
-        text.contains("block.1.attn.weights.head.1 [1, 2]"),
-        "step 2 sees two keys"
-    );
+    assert!(text.contains("block.1.attn.weights.head.1 [1, 2]"), "step 2 sees two keys");
     assert!(text.ends_with("hello world world\n"));
 }
 
@@ -88,20 +79,14 @@ fn help_and_version() {
     assert!(help.status.success());
     assert!(stdout(&help).contains("--weights-seed"));
     let version = gpt2_edu(&["-V"]);
-    assert_eq!(
-        stdout(&version),
-        format!("gpt2-edu {}\n", env!("CARGO_PKG_VERSION"))
-    );
+    assert_eq!(stdout(&version), format!("gpt2-edu {}\n", env!("CARGO_PKG_VERSION")));
 }
 
 #[test]
 fn usage_errors_exit_2_with_a_message() {
     for (args, message) in [
         (vec!["hello", "--bogus"], "unknown option '--bogus'"),
-        (
-            vec!["hello", "-n", "many"],
-            "expects a non-negative whole number",
-        ),
+        (vec!["hello", "-n", "many"], "expects a non-negative whole number"),
         (vec!["hello", "-n"], "needs a value"),
         (vec!["hello", "--weights-seed", "0"], "must not be 0"),
         (vec![], "missing prompt"),
@@ -114,10 +99,7 @@ fn usage_errors_exit_2_with_a_message() {
 #[test]
 fn runtime_errors_exit_1_with_a_message() {
     for (args, message) in [
-        (
-            vec!["hello", "-n", "1024"],
-            "context overflow: 1 prompt tokens + 1024 new tokens",
-        ),
+        (vec!["hello", "-n", "1024"], "context overflow: 1 prompt tokens + 1024 new tokens"),
         (vec!["  ", "-n", "2"], "the prompt is empty"),
         (
             vec!["--prompt-file", "/nonexistent/prompt.txt"],
@@ -126,11 +108,7 @@ fn runtime_errors_exit_1_with_a_message() {
     ] {
         let output = gpt2_edu(&args);
         assert_eq!(output.status.code(), Some(1), "{args:?}");
-        assert!(
-            stderr(&output).contains(message),
-            "{args:?}: {}",
-            stderr(&output)
-        );
+        assert!(stderr(&output).contains(message), "{args:?}: {}", stderr(&output));
         assert!(!stderr(&output).contains("panicked"));
     }
 }
@@ -194,10 +172,7 @@ fn a_checkpoint_folder_runs_with_model() {
 
     let output = gpt2_edu(&["--model", dir, prompt, "-n", "12"]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(
-        stdout(&output),
-        format!("{}\n", tokenizer.decode(&all_ids).unwrap())
-    );
+    assert_eq!(stdout(&output), format!("{}\n", tokenizer.decode(&all_ids).unwrap()));
 
     let output = gpt2_edu(&["--model", dir, prompt, "-n", "12", "--ids", "--no-cache"]);
     let expected: Vec<String> = all_ids.iter().map(u32::to_string).collect();
@@ -217,11 +192,7 @@ fn model_errors_exit_1_and_name_the_problem() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-gpt2");
     let output = gpt2_edu(&["--model", dir, "hi", "-n", "64"]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("n_ctx = 64"),
-        "{}",
-        stderr(&output)
-    );
+    assert!(stderr(&output).contains("n_ctx = 64"), "{}", stderr(&output));
 
     let output = gpt2_edu(&["--model", dir, "hi", "--weights-seed", "5"]);
     assert_eq!(output.status.code(), Some(2));
@@ -246,23 +217,14 @@ fn sampling_options_are_seeded_and_validated() {
     assert_ne!(run("3"), run("4"));
     assert!(run("3").starts_with("hello "));
     for (args, message) in [
-        (
-            vec!["hello", "--temperature", "-0.5"],
-            "temperature must be a finite number >= 0",
-        ),
+        (vec!["hello", "--temperature", "-0.5"], "temperature must be a finite number >= 0"),
         (vec!["hello", "--temperature", "NaN"], "found NaN"),
         (vec!["hello", "--temperature"], "needs a value"),
         (vec!["hello", "--top-p", "0"], "top-p must be in (0, 1]"),
         (vec!["hello", "--top-k", "0"], "top-k must be at least 1"),
-        (
-            vec!["hello", "--top-k", "ten"],
-            "expects a non-negative whole number",
-        ),
+        (vec!["hello", "--top-k", "ten"], "expects a non-negative whole number"),
         (vec!["hello", "--seed", "0"], "must not be 0"),
-        (
-            vec!["hello", "--top-p", "0.5", "--top-p", "0.6"],
-            "more than once",
-        ),
+        (vec!["hello", "--top-p", "0.5", "--top-p", "0.6"], "more than once"),
     ] {
         assert_usage_error(&args, message);
     }
@@ -273,10 +235,7 @@ fn stop_strings_end_the_text_and_say_so() {
     let output = gpt2_edu(&["hello", "-n", "5", "--stop", "<UNK>", "--stop", "nothing"]);
     assert!(output.status.success());
     assert_eq!(stdout(&output), "hello world world world \n");
-    assert_eq!(
-        stderr(&output),
-        "(stopped: reached the stop string \"<UNK>\")\n"
-    );
+    assert_eq!(stderr(&output), "(stopped: reached the stop string \"<UNK>\")\n");
 }
 
 #[test]
@@ -284,25 +243,15 @@ fn pictures_on_the_command_line() {
     let output = gpt2_edu(&["hello", "-n", "2", "--explain"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
-    assert!(
-        text.contains("attention weights, layer 0, head 0"),
-        "{text}"
-    );
-    assert!(
-        text.ends_with("hello world world\n"),
-        "the text comes once, at the end"
-    );
+    assert!(text.contains("attention weights, layer 0, head 0"), "{text}");
+    assert!(text.ends_with("hello world world\n"), "the text comes once, at the end");
 
     let output = gpt2_edu(&["hello", "-n", "2", "--attention=1.1"]);
     assert!(stdout(&output).contains("layer 1, head 1, step 2"));
 
     let path = std::env::temp_dir().join(format!("gpt2-edu-report-{}.html", std::process::id()));
     let output = gpt2_edu(&["hello", "-n", "3", "--html", path.to_str().unwrap()]);
-    assert_eq!(
-        stdout(&output),
-        "hello world world world\n",
-        "generation output is unaffected"
-    );
+    assert_eq!(stdout(&output), "hello world world world\n", "generation output is unaffected");
     let html = std::fs::read_to_string(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>"), "{}", &html[..40]);

@@ -71,11 +71,7 @@ fn golden_file_is_for_the_default_seed_and_has_every_case() {
 fn xorshift_draws_and_wte_equal_numpy_exactly() {
     let (seed, _, draws, wte) = golden();
     let mut rng = XorShift64::new(seed).unwrap();
-    let ours: Vec<f64> = rng
-        .uniform_vec(draws.len())
-        .into_iter()
-        .map(f64::from)
-        .collect();
+    let ours: Vec<f64> = rng.uniform_vec(draws.len()).into_iter().map(f64::from).collect();
     assert_eq!(ours, draws, "every draw is k / 2^24, exact in f32 and f64");
     let (_, _, weights) = load_encoder_hparams_and_params();
     let ours: Vec<f64> = weights.wte.into_iter().map(f64::from).collect();
@@ -118,13 +114,7 @@ fn greedy_continuations_match_numpy_with_and_without_the_cache() {
 
 #[test]
 fn the_three_worked_examples() {
-    assert_eq!(
-        gpt2_edu::gen_text("hello", 5).unwrap(),
-        "hello world world world <UNK> <UNK>"
-    );
-    assert_eq!(
-        gpt2_edu::gen_text("hello world", 3).unwrap(),
-        "hello world world world <UNK>"
-    );
+    assert_eq!(gpt2_edu::gen_text("hello", 5).unwrap(), "hello world world world <UNK> <UNK>");
+    assert_eq!(gpt2_edu::gen_text("hello world", 3).unwrap(), "hello world world world <UNK>");
     assert_eq!(gpt2_edu::gen_text("the", 1).unwrap(), "the world");
 }

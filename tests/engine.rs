@@ -48,9 +48,7 @@ fn check_engine(
     let mut fed = 0;
     for &chunk in chunks {
         let new = &tokens[fed..fed + chunk];
-        let logits = engine
-            .forward(new, &mut cache, &mut workspace, Logits::All)
-            .unwrap();
+        let logits = engine.forward(new, &mut cache, &mut workspace, Logits::All).unwrap();
         assert_bits_eq(
             logits,
             rows(fed, fed + chunk),
@@ -59,14 +57,9 @@ fn check_engine(
         fed += chunk;
     }
     for t in fed..tokens.len() {
-        let logits = engine
-            .forward(&tokens[t..t + 1], &mut cache, &mut workspace, Logits::Last)
-            .unwrap();
-        assert_bits_eq(
-            logits,
-            rows(t, t + 1),
-            &format!("{what}: decode step at position {t}"),
-        );
+        let logits =
+            engine.forward(&tokens[t..t + 1], &mut cache, &mut workspace, Logits::Last).unwrap();
+        assert_bits_eq(logits, rows(t, t + 1), &format!("{what}: decode step at position {t}"));
     }
     assert_caches_eq(&cache, &reference.cache, what);
 }
@@ -121,25 +114,15 @@ fn the_engine_equals_the_reference_bit_for_bit_on_random_models() {
 }
 
 fn fixture(name: &str) -> Model {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
     gpt2_edu::load_dir(&dir).unwrap().1
 }
 
 #[test]
 fn the_engine_equals_the_reference_on_the_checkpoint_fixtures_and_the_dummy() {
     let (_, hparams, weights) = gpt2_edu::load_encoder_hparams_and_params();
-    let mut models = vec![(
-        "the dummy".to_string(),
-        Model::new(hparams, weights).unwrap(),
-    )];
-    for name in [
-        "tiny-gpt2",
-        "tiny-gpt2-f16",
-        "tiny-gpt2-bf16",
-        "tiny-gpt2-legacy",
-    ] {
+    let mut models = vec![("the dummy".to_string(), Model::new(hparams, weights).unwrap())];
+    for name in ["tiny-gpt2", "tiny-gpt2-f16", "tiny-gpt2-bf16", "tiny-gpt2-legacy"] {
         models.push((name.to_string(), fixture(name)));
     }
     for (seed, (label, model)) in models.into_iter().enumerate() {
@@ -156,9 +139,7 @@ fn prefill_asking_for_the_last_row_gives_the_last_row() {
     let all = model.forward(&tokens).unwrap();
     let engine = Engine::new(model);
     let (mut cache, mut workspace) = (KvCache::new(engine.hparams()), Workspace::new(2));
-    let last = engine
-        .forward(&tokens, &mut cache, &mut workspace, Logits::Last)
-        .unwrap();
+    let last = engine.forward(&tokens, &mut cache, &mut workspace, Logits::Last).unwrap();
     assert_bits_eq(last, &all[16 * 513..], "the last row");
 }
 
@@ -166,26 +147,17 @@ fn prefill_asking_for_the_last_row_gives_the_last_row() {
 fn one_workspace_serves_two_engines_in_turn() {
     let (model_a, prompt_a, _, _) = random_case(5);
     let (model_b, prompt_b, _, _) = random_case(6);
-    let (expected_a, expected_b) = (
-        model_a.forward(&prompt_a).unwrap(),
-        model_b.forward(&prompt_b).unwrap(),
-    );
+    let (expected_a, expected_b) =
+        (model_a.forward(&prompt_a).unwrap(), model_b.forward(&prompt_b).unwrap());
     let (engine_a, engine_b) = (Engine::new(model_a), Engine::new(model_b));
     let mut workspace = Workspace::new(2);
     for _ in 0..2 {
-        for (engine, prompt, expected) in [
-            (&engine_a, &prompt_a, &expected_a),
-            (&engine_b, &prompt_b, &expected_b),
-        ] {
+        for (engine, prompt, expected) in
+            [(&engine_a, &prompt_a, &expected_a), (&engine_b, &prompt_b, &expected_b)]
+        {
             let mut cache = KvCache::new(engine.hparams());
-            let logits = engine
-                .forward(prompt, &mut cache, &mut workspace, Logits::All)
-                .unwrap();
-            assert_bits_eq(
-                logits,
-                expected,
-                "an engine after another in the same workspace",
-            );
+            let logits = engine.forward(prompt, &mut cache, &mut workspace, Logits::All).unwrap();
+            assert_bits_eq(logits, expected, "an engine after another in the same workspace");
         }
     }
 }

@@ -16,11 +16,7 @@ fn tiny_gpt2() -> (Bpe, Model) {
 fn hot(seed: u64, max_tokens: usize) -> GenerateConfig {
     GenerateConfig {
         max_tokens,
-        sampling: SamplingParams {
-            temperature: 1.5,
-            top_k: None,
-            top_p: None,
-        },
+        sampling: SamplingParams { temperature: 1.5, top_k: None, top_p: None },
         seed,
         ..GenerateConfig::default()
     }
@@ -38,11 +34,7 @@ fn run_text(
     for piece in text.by_ref() {
         out.push_str(&piece.unwrap());
     }
-    (
-        out,
-        text.stop_reason().cloned(),
-        text.tokens().tokens().to_vec(),
-    )
+    (out, text.stop_reason().cloned(), text.tokens().tokens().to_vec())
 }
 
 #[test]
@@ -52,10 +44,7 @@ fn end_of_text_stops_generation_unless_turned_off() {
     let prompt = tokenizer.encode("Once upon a time");
     // Find a seed whose sample hits <|endoftext|> (found by the scan, not assumed).
     let unstopped = |seed| {
-        let config = GenerateConfig {
-            stop_at_end_of_text: false,
-            ..hot(seed, 40)
-        };
+        let config = GenerateConfig { stop_at_end_of_text: false, ..hot(seed, 40) };
         Generator::new(&model, &prompt, &config, Some(eot))
             .unwrap()
             .collect::<Result<Vec<u32>, _>>()
@@ -66,11 +55,7 @@ fn end_of_text_stops_generation_unless_turned_off() {
         .find(|(_, ids)| ids.contains(&eot))
         .expect("some seed samples <|endoftext|>");
     let at = ids.iter().position(|&id| id == eot).unwrap();
-    assert_eq!(
-        ids.len(),
-        40,
-        "with the stop turned off, <|endoftext|> is just a token"
-    );
+    assert_eq!(ids.len(), 40, "with the stop turned off, <|endoftext|> is just a token");
 
     let mut generator = Generator::new(&model, &prompt, &hot(seed, 40), Some(eot)).unwrap();
     let stopped: Vec<u32> = generator.by_ref().collect::<Result<_, _>>().unwrap();
@@ -99,10 +84,7 @@ fn stop_strings_cut_the_text_exactly_where_the_first_one_begins() {
         let len = 1 + (rng.next_u64() % 6) as usize;
         let stop: String = full[start..].chars().take(len).collect();
         let stops = vec!["NEVER-IN-TEXT".to_string(), stop.clone()];
-        let config = GenerateConfig {
-            stop_strings: stops,
-            ..hot(seed, 30)
-        };
+        let config = GenerateConfig { stop_strings: stops, ..hot(seed, 30) };
         let (cut, reason, _) = run_text(&model, &tokenizer, "The quick brown fox", &config);
         let first = full.find(&stop).unwrap();
         assert_eq!(cut, full[..first], "seed {seed}, stop {stop:?}");
@@ -124,10 +106,7 @@ fn a_stop_string_spanning_tokens_is_never_partly_printed() {
     // " world" could be the start of "world wor", so "world" waits; the second " world"
     // completes the stop string, and the held "world" is dropped with it.
     assert_eq!(pieces, vec![" ".to_string()]);
-    assert_eq!(
-        text.stop_reason(),
-        Some(&StopReason::StopString("world wor".into()))
-    );
+    assert_eq!(text.stop_reason(), Some(&StopReason::StopString("world wor".into())));
 }
 
 #[test]
@@ -136,11 +115,7 @@ fn streamed_text_equals_decoding_the_whole_sequence_even_for_broken_utf8() {
     for seed in 1..=20 {
         // Hot sampling over byte-level tokens produces partial and invalid UTF-8.
         let config = GenerateConfig {
-            sampling: SamplingParams {
-                temperature: 3.0,
-                top_k: None,
-                top_p: None,
-            },
+            sampling: SamplingParams { temperature: 3.0, top_k: None, top_p: None },
             ..hot(seed, 40)
         };
         let (streamed, _, ids) = run_text(&model, &tokenizer, "é", &config);
@@ -153,19 +128,11 @@ fn streamed_text_equals_decoding_the_whole_sequence_even_for_broken_utf8() {
 fn a_request_that_cannot_fit_is_refused_before_any_work() {
     let (tokenizer, model) = tiny_gpt2(); // n_ctx 64
     let prompt = tokenizer.encode("Hello world"); // a few tokens
-    let fits = GenerateConfig {
-        max_tokens: 64 - prompt.len(),
-        ..GenerateConfig::default()
-    };
-    let generated: Vec<u32> = Generator::new(&model, &prompt, &fits, None)
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let fits = GenerateConfig { max_tokens: 64 - prompt.len(), ..GenerateConfig::default() };
+    let generated: Vec<u32> =
+        Generator::new(&model, &prompt, &fits, None).unwrap().collect::<Result<_, _>>().unwrap();
     assert_eq!(prompt.len() + generated.len(), 64, "exactly n_ctx is fine");
-    let too_many = GenerateConfig {
-        max_tokens: 65 - prompt.len(),
-        ..GenerateConfig::default()
-    };
+    let too_many = GenerateConfig { max_tokens: 65 - prompt.len(), ..GenerateConfig::default() };
     assert_eq!(
         Generator::new(&model, &prompt, &too_many, None).unwrap_err(),
         Error::ContextOverflow {
@@ -175,17 +142,10 @@ fn a_request_that_cannot_fit_is_refused_before_any_work() {
         }
     );
     let bad = GenerateConfig {
-        sampling: SamplingParams {
-            temperature: -1.0,
-            top_k: None,
-            top_p: None,
-        },
+        sampling: SamplingParams { temperature: -1.0, top_k: None, top_p: None },
         ..GenerateConfig::default()
     };
-    assert!(matches!(
-        Generator::new(&model, &prompt, &bad, None),
-        Err(Error::InvalidSampling(_))
-    ));
+    assert!(matches!(Generator::new(&model, &prompt, &bad, None), Err(Error::InvalidSampling(_))));
     assert_eq!(
         Generator::new(&model, &[], &GenerateConfig::default(), None).unwrap_err(),
         Error::EmptyPrompt

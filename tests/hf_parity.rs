@@ -20,21 +20,11 @@ fn golden() -> Json {
 }
 
 fn ids(value: &Json) -> Vec<u32> {
-    value
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as u32)
-        .collect()
+    value.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect()
 }
 
 fn floats(value: &Json) -> Vec<f32> {
-    value
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap() as f32)
-        .collect()
+    value.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect()
 }
 
 fn variant_dir(variant: &Json) -> PathBuf {
@@ -43,12 +33,7 @@ fn variant_dir(variant: &Json) -> PathBuf {
 
 fn variants() -> Vec<(String, Json)> {
     let golden = golden();
-    let variants = golden
-        .get("variants")
-        .unwrap()
-        .as_object()
-        .unwrap()
-        .to_vec();
+    let variants = golden.get("variants").unwrap().as_object().unwrap().to_vec();
     assert_eq!(variants.len(), 4, "f32, f16, bf16 and legacy");
     variants
 }
@@ -59,24 +44,11 @@ fn full_forward_logits_match_transformers_within_1e_4() {
     for (name, variant) in variants() {
         let (_, model) = load_dir(&variant_dir(&variant)).unwrap();
         let ours = model.forward(&tokens).unwrap();
-        let theirs: Vec<f32> = variant
-            .get("logits")
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(floats)
-            .collect();
+        let theirs: Vec<f32> =
+            variant.get("logits").unwrap().as_array().unwrap().iter().flat_map(floats).collect();
         assert_eq!(ours.len(), theirs.len(), "{name}");
-        let worst = ours
-            .iter()
-            .zip(&theirs)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max);
-        assert!(
-            worst < TOLERANCE,
-            "{name}: largest logit difference {worst:e}"
-        );
+        let worst = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(worst < TOLERANCE, "{name}: largest logit difference {worst:e}");
     }
 }
 
@@ -87,11 +59,7 @@ fn prompts_tokenize_as_transformers_and_greedy_ids_agree_where_the_top_two_are_a
         for case in variant.get("greedy").unwrap().as_array().unwrap() {
             let prompt = case.get("prompt").and_then(Json::as_str).unwrap();
             let prompt_ids = tokenizer.encode(prompt);
-            assert_eq!(
-                prompt_ids,
-                ids(case.get("prompt_ids").unwrap()),
-                "{name}: {prompt:?}"
-            );
+            assert_eq!(prompt_ids, ids(case.get("prompt_ids").unwrap()), "{name}: {prompt:?}");
             let expected = ids(case.get("generated").unwrap());
             let gaps = floats(case.get("top2_gaps").unwrap());
             let cached = generate(&model, &prompt_ids, expected.len(), Decoding::Cached).unwrap();
@@ -108,10 +76,7 @@ fn prompts_tokenize_as_transformers_and_greedy_ids_agree_where_the_top_two_are_a
                 if *gap <= TOLERANCE {
                     break;
                 }
-                assert_eq!(
-                    ours, theirs,
-                    "{name}: {prompt:?}: step {step} (top-2 gap {gap})"
-                );
+                assert_eq!(ours, theirs, "{name}: {prompt:?}: step {step} (top-2 gap {gap})");
             }
         }
     }
@@ -122,23 +87,11 @@ fn half_precision_checkpoints_differ_from_f32_only_by_rounding() {
     // A sanity check on the goldens themselves: F16/BF16 weights are the F32 ones rounded,
     // so their logits are close to, but not equal to, the F32 logits.
     let tokens = ids(golden().get("logits_tokens").unwrap());
-    let dir = |v: &str| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(v)
-    };
-    let f32_logits = load_dir(&dir("tiny-gpt2"))
-        .unwrap()
-        .1
-        .forward(&tokens)
-        .unwrap();
+    let dir = |v: &str| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(v);
+    let f32_logits = load_dir(&dir("tiny-gpt2")).unwrap().1.forward(&tokens).unwrap();
     for (variant, bound) in [("tiny-gpt2-f16", 0.05), ("tiny-gpt2-bf16", 0.5)] {
         let logits = load_dir(&dir(variant)).unwrap().1.forward(&tokens).unwrap();
-        let worst = logits
-            .iter()
-            .zip(&f32_logits)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max);
+        let worst = logits.iter().zip(&f32_logits).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
         assert!(worst > 0.0 && worst < bound, "{variant}: {worst}");
     }
 }

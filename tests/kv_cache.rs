@@ -71,19 +71,11 @@ fn assert_cache_matches_full_pass(model: &Model, tokens: &[u32], cache: &KvCache
     assert_eq!(cache.len(), tokens.len(), "{what}: cache length");
     for layer in 0..hp.n_layer {
         for head in 0..hp.n_head {
-            for (name, cached) in [
-                ("k", cache.keys(layer, head)),
-                ("v", cache.values(layer, head)),
-            ] {
-                let full = &trace
-                    .get(&format!("block.{layer}.attn.{name}.head.{head}"))
-                    .unwrap()
-                    .data;
-                assert_bits_eq(
-                    cached,
-                    full,
-                    &format!("{what}: layer {layer} head {head} {name}"),
-                );
+            for (name, cached) in [("k", cache.keys(layer, head)), ("v", cache.values(layer, head))]
+            {
+                let full =
+                    &trace.get(&format!("block.{layer}.attn.{name}.head.{head}")).unwrap().data;
+                assert_bits_eq(cached, full, &format!("{what}: layer {layer} head {head} {name}"));
             }
         }
     }
@@ -106,17 +98,10 @@ fn cached_decoding_is_bit_identical_to_full_recomputation() {
             assert_cache_matches_full_pass(&model, &fed, &cache, &what);
         }
         let cached = generate(&model, &prompt, n_generate, Decoding::Cached).unwrap();
-        assert_eq!(
-            cached, reference,
-            "{label}: generate(Cached) vs generate(FullRecompute)"
-        );
+        assert_eq!(cached, reference, "{label}: generate(Cached) vs generate(FullRecompute)");
     }
     // The random configurations really cover the ranges the claim is about.
-    assert_eq!(
-        shapes.len(),
-        16,
-        "every n_layer 1-4 x n_head 1-4 combination: {shapes:?}"
-    );
+    assert_eq!(shapes.len(), 16, "every n_layer 1-4 x n_head 1-4 combination: {shapes:?}");
 }
 
 #[test]

@@ -13,11 +13,7 @@ fn worked_trace_table(prompt: &str, n_tokens: usize) -> String {
     let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
     let model = Model::new(hparams, weights).unwrap();
     let md = |word: String| {
-        if word == "<UNK>" {
-            "`<UNK>`".to_string()
-        } else {
-            word
-        }
+        if word == "<UNK>" { "`<UNK>`".to_string() } else { word }
     };
     let mut table =
         String::from("| step | the model sees | hello | world | the | `<UNK>` | next |\n");
@@ -32,17 +28,10 @@ fn worked_trace_table(prompt: &str, n_tokens: usize) -> String {
             .enumerate()
             .map(|(id, &logit)| {
                 let value = format_fixed(logit, PRINT_DECIMALS);
-                if id == next as usize {
-                    format!("**{value}**")
-                } else {
-                    value
-                }
+                if id == next as usize { format!("**{value}**") } else { value }
             })
             .collect();
-        let seen: Vec<String> = tokens
-            .iter()
-            .map(|&t| md(encoder.decode(&[t]).unwrap()))
-            .collect();
+        let seen: Vec<String> = tokens.iter().map(|&t| md(encoder.decode(&[t]).unwrap())).collect();
         table.push_str(&format!(
             "| {step} | {} | {} | {} |\n",
             seen.join(" "),
@@ -57,10 +46,7 @@ fn worked_trace_table(prompt: &str, n_tokens: usize) -> String {
 #[test]
 fn worked_trace_table_matches_the_code() {
     let table = worked_trace_table("hello", 5);
-    assert!(
-        LEARN.contains(&table),
-        "LEARN.md section 12 should contain:\n{table}"
-    );
+    assert!(LEARN.contains(&table), "LEARN.md section 12 should contain:\n{table}");
 }
 
 #[test]
@@ -91,10 +77,7 @@ fn tokenization_walkthrough_matches_the_tokenizer() {
     let bpe =
         gpt2_edu::bpe::Bpe::from_files(&dir.join("vocab.json"), &dir.join("merges.txt")).unwrap();
     let walkthrough = bpe.explain(" GPT-2's tokens!");
-    assert!(
-        LEARN.contains(&walkthrough),
-        "LEARN.md section 15 should contain:\n{walkthrough}"
-    );
+    assert!(LEARN.contains(&walkthrough), "LEARN.md section 15 should contain:\n{walkthrough}");
 }
 
 #[test]
@@ -130,20 +113,10 @@ fn sampling_table() -> String {
     ];
     let mut table =
         String::from("| setting | hello | world | the | `<UNK>` |\n|---|---:|---:|---:|---:|\n");
-    let cells: Vec<String> = logits
-        .iter()
-        .map(|&l| format_fixed(l, PRINT_DECIMALS))
-        .collect();
+    let cells: Vec<String> = logits.iter().map(|&l| format_fixed(l, PRINT_DECIMALS)).collect();
     table.push_str(&format!("| logits | {} |\n", cells.join(" | ")));
     for (name, temperature, top_k, top_p) in settings {
-        let probs = distribution(
-            &logits,
-            &SamplingParams {
-                temperature,
-                top_k,
-                top_p,
-            },
-        );
+        let probs = distribution(&logits, &SamplingParams { temperature, top_k, top_p });
         let cells: Vec<String> = probs.iter().map(|&p| format!("{p:.4}")).collect();
         table.push_str(&format!("| {name} | {} |\n", cells.join(" | ")));
     }
@@ -153,8 +126,5 @@ fn sampling_table() -> String {
 #[test]
 fn sampling_table_matches_the_sampler() {
     let table = sampling_table();
-    assert!(
-        LEARN.contains(&table),
-        "LEARN.md's sampling chapter should contain:\n{table}"
-    );
+    assert!(LEARN.contains(&table), "LEARN.md's sampling chapter should contain:\n{table}");
 }

@@ -7,11 +7,7 @@ use gpt2_edu::sample::{Sampler, SamplingParams, distribution};
 use gpt2_edu::{Model, Tokenizer, XorShift64, dummy};
 
 fn params(temperature: f32, top_k: Option<usize>, top_p: Option<f32>) -> SamplingParams {
-    SamplingParams {
-        temperature,
-        top_k,
-        top_p,
-    }
+    SamplingParams { temperature, top_k, top_p }
 }
 
 /// Random logits: `n` values in [-4, 4) from the test's own generator.
@@ -55,11 +51,9 @@ fn top_k_1_and_temperature_0_are_greedy() {
     for trial in 0..500 {
         let logits = random_logits(&mut rng, 1 + trial % 60);
         let greedy = argmax(&logits);
-        for p in [
-            params(0.0, None, None),
-            params(1.0, Some(1), None),
-            params(2.5, Some(1), Some(0.5)),
-        ] {
+        for p in
+            [params(0.0, None, None), params(1.0, Some(1), None), params(2.5, Some(1), Some(0.5))]
+        {
             let mut sampler = Sampler::new(p, 1 + trial as u64).unwrap();
             assert_eq!(sampler.sample(&logits), greedy, "{p:?} on {logits:?}");
         }
@@ -69,11 +63,7 @@ fn top_k_1_and_temperature_0_are_greedy() {
     let model = Model::new(hparams, weights).unwrap();
     let prompt = encoder.encode("the hello");
     let run = |sampling| {
-        let config = GenerateConfig {
-            max_tokens: 30,
-            sampling,
-            ..GenerateConfig::default()
-        };
+        let config = GenerateConfig { max_tokens: 30, sampling, ..GenerateConfig::default() };
         Generator::new(&model, &prompt, &config, None)
             .unwrap()
             .collect::<Result<Vec<u32>, _>>()
@@ -82,11 +72,7 @@ fn top_k_1_and_temperature_0_are_greedy() {
     let greedy = run(SamplingParams::GREEDY);
     assert_eq!(run(params(0.0, Some(3), Some(0.3))), greedy);
     assert_eq!(run(params(1.7, Some(1), None)), greedy);
-    assert_ne!(
-        run(params(1.0, None, None)),
-        greedy,
-        "real sampling does differ"
-    );
+    assert_ne!(run(params(1.0, None, None)), greedy, "real sampling does differ");
 }
 
 #[test]
@@ -101,10 +87,7 @@ fn top_k_never_picks_outside_the_k_most_likely() {
         let mut sampler = Sampler::new(params(3.0, Some(k), None), 100 + trial as u64).unwrap();
         let drawn = counts(&mut sampler, &logits, 500);
         for (id, &n) in drawn.iter().enumerate() {
-            assert!(
-                n == 0 || top.contains(&id),
-                "top-{k} drew {id}, outside {top:?}"
-            );
+            assert!(n == 0 || top.contains(&id), "top-{k} drew {id}, outside {top:?}");
         }
     }
 }
@@ -123,16 +106,11 @@ fn top_p_keeps_the_smallest_most_likely_set_that_reaches_p() {
         assert!(mass >= p as f64 - 1e-9, "kept mass {mass} < p {p}");
         // ... every kept token is at least as likely as every dropped one ...
         let least_kept = kept.iter().map(|&i| full[i]).fold(1.0, f64::min);
-        let most_dropped = (0..logits.len())
-            .filter(|i| !kept.contains(i))
-            .map(|i| full[i])
-            .fold(0.0, f64::max);
+        let most_dropped =
+            (0..logits.len()).filter(|i| !kept.contains(i)).map(|i| full[i]).fold(0.0, f64::max);
         assert!(least_kept >= most_dropped);
         // ... and without its least likely token it would not reach p: the set is smallest.
-        assert!(
-            mass - least_kept < p as f64 + 1e-9,
-            "a smaller set reaches p too"
-        );
+        assert!(mass - least_kept < p as f64 + 1e-9, "a smaller set reaches p too");
         // The kept probabilities are the originals, renormalised.
         for &i in &kept {
             assert!((kept_probs[i] - full[i] / mass).abs() < 1e-9);
@@ -159,26 +137,17 @@ fn frequencies_match_the_softmax_at_temperatures_half_one_and_two() {
             let observed = counts(&mut sampler, logits, DRAWS);
             let right = reference_probs(logits, temperature as f64);
             let statistic = chi_square(&observed, &right);
-            assert!(
-                statistic < bound,
-                "T = {temperature}: chi-square {statistic:.1} >= {bound}"
-            );
+            assert!(statistic < bound, "T = {temperature}: chi-square {statistic:.1} >= {bound}");
 
             // The same counts are far from what a sampler that ignored the temperature
             // (always T = 1), or one that was off by one token, would be compared against.
             if temperature != 1.0 {
                 let ignored = chi_square(&observed, &reference_probs(logits, 1.0));
-                assert!(
-                    ignored > 1000.0,
-                    "T = {temperature} is indistinguishable from T = 1"
-                );
+                assert!(ignored > 1000.0, "T = {temperature} is indistinguishable from T = 1");
             }
             let mut shifted = observed.clone();
             shifted.rotate_left(1);
-            assert!(
-                chi_square(&shifted, &right) > 1000.0,
-                "an off-by-one sampler would pass"
-            );
+            assert!(chi_square(&shifted, &right) > 1000.0, "an off-by-one sampler would pass");
         }
     }
 }

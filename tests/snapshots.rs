@@ -26,9 +26,7 @@ fn dummy_model() -> (dummy::WordEncoder, Model) {
 fn stage(trace: &Trace, names: &[&str]) -> String {
     let mut text = String::new();
     for name in names {
-        let tensor = trace
-            .get(name)
-            .unwrap_or_else(|| panic!("trace has no {name}"));
+        let tensor = trace.get(name).unwrap_or_else(|| panic!("trace has no {name}"));
         text.push_str(&tensor.to_string());
         text.push('\n');
     }
@@ -62,9 +60,7 @@ fn block_names(layer: usize, n_head: usize) -> Vec<String> {
 fn every_intermediate_tensor_of_hello_world() {
     let (encoder, model) = dummy_model();
     let mut trace = Trace::new();
-    model
-        .forward_full_traced(&encoder.encode("hello world"), &mut trace)
-        .unwrap();
+    model.forward_full_traced(&encoder.encode("hello world"), &mut trace).unwrap();
 
     let mut expected_names: Vec<String> = ["wte", "wpe", "embeddings"].map(String::from).to_vec();
     for layer in 0..model.hparams.n_layer {
@@ -72,10 +68,7 @@ fn every_intermediate_tensor_of_hello_world() {
     }
     expected_names.extend(["ln_f", "logits"].map(String::from));
     let recorded: Vec<&str> = trace.tensors().iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(
-        recorded, expected_names,
-        "the trace records exactly these, in this order"
-    );
+    assert_eq!(recorded, expected_names, "the trace records exactly these, in this order");
 
     in_snapshot_folder(|| {
         insta::assert_snapshot!("embeddings", stage(&trace, &["wte", "wpe", "embeddings"]));
@@ -90,18 +83,13 @@ fn every_intermediate_tensor_of_hello_world() {
 
 /// The cache's keys and values, per layer and head, as a readable table.
 fn cache_text(cache: &KvCache) -> String {
-    let mut text = format!(
-        "positions filled: {} of {}\n",
-        cache.len(),
-        cache.capacity()
-    );
+    let mut text = format!("positions filled: {} of {}\n", cache.len(), cache.capacity());
     let d_head = cache.n_embd() / cache.n_head();
     for layer in 0..cache.n_layer() {
         for head in 0..cache.n_head() {
-            for (name, rows) in [
-                ("keys", cache.keys(layer, head)),
-                ("values", cache.values(layer, head)),
-            ] {
+            for (name, rows) in
+                [("keys", cache.keys(layer, head)), ("values", cache.values(layer, head))]
+            {
                 text.push_str(&format!(
                     "layer {layer} head {head} {name} [{}, {d_head}]\n",
                     cache.len()
@@ -123,9 +111,7 @@ fn cache_text(cache: &KvCache) -> String {
 fn kv_cache_after_prefill_and_three_decode_steps() {
     let (encoder, model) = dummy_model();
     let mut cache = KvCache::new(&model.hparams);
-    let logits = model
-        .forward_cached(&encoder.encode("hello world"), &mut cache)
-        .unwrap();
+    let logits = model.forward_cached(&encoder.encode("hello world"), &mut cache).unwrap();
     let mut next = gpt2_edu::generate::argmax(&logits[logits.len() - 4..]);
     in_snapshot_folder(|| {
         insta::assert_snapshot!("kv_cache_prefill", cache_text(&cache));
@@ -145,8 +131,6 @@ fn a_cached_prefill_records_the_same_tensors_as_the_full_pass() {
     let mut full = Trace::new();
     model.forward_full_traced(&tokens, &mut full).unwrap();
     let mut cached = Trace::new();
-    model
-        .forward_traced(&tokens, &mut KvCache::new(&model.hparams), &mut cached)
-        .unwrap();
+    model.forward_traced(&tokens, &mut KvCache::new(&model.hparams), &mut cached).unwrap();
     assert_eq!(full.tensors(), cached.tensors());
 }

@@ -23,10 +23,7 @@ fn corpus() -> Vec<(String, Vec<u32>)> {
         .map(|case| {
             let text = case.get("text").and_then(Json::as_str).unwrap().to_string();
             let ids = case.get("ids").and_then(Json::as_array).unwrap();
-            (
-                text,
-                ids.iter().map(|id| id.as_u64().unwrap() as u32).collect(),
-            )
+            (text, ids.iter().map(|id| id.as_u64().unwrap() as u32).collect())
         })
         .collect()
 }
@@ -41,12 +38,7 @@ fn encode_matches_huggingface_on_every_corpus_string() {
         .filter(|(text, ids)| &bpe.encode(text) != ids)
         .map(|(text, ids)| format!("{text:?}: ours {:?}, HuggingFace {ids:?}", bpe.encode(text)))
         .collect();
-    assert!(
-        mismatches.is_empty(),
-        "{} mismatches:\n{}",
-        mismatches.len(),
-        mismatches.join("\n")
-    );
+    assert!(mismatches.is_empty(), "{} mismatches:\n{}", mismatches.len(), mismatches.join("\n"));
 }
 
 #[test]
@@ -77,10 +69,7 @@ fn well_known_ids() {
     assert_eq!(bpe.n_vocab(), 50257);
     assert_eq!(bpe.end_of_text(), Some(50256));
     assert_eq!(bpe.encode("The dog"), vec![464, 3290]);
-    assert_eq!(
-        bpe.encode("Hello<|endoftext|>World"),
-        vec![15496, 50256, 10603]
-    );
+    assert_eq!(bpe.encode("Hello<|endoftext|>World"), vec![15496, 50256, 10603]);
     // An emoji spans two tokens; the first alone is half a character and decodes to U+FFFD.
     let ids = bpe.encode("😀");
     assert_eq!(ids.len(), 2);

@@ -17,19 +17,12 @@ fn dummy_model() -> (dummy::WordEncoder, Model) {
 }
 
 fn config(max_tokens: usize) -> GenerateConfig {
-    GenerateConfig {
-        max_tokens,
-        ..GenerateConfig::default()
-    }
+    GenerateConfig { max_tokens, ..GenerateConfig::default() }
 }
 
 fn sampling_config(max_tokens: usize, seed: u64) -> GenerateConfig {
     GenerateConfig {
-        sampling: SamplingParams {
-            temperature: 1.5,
-            top_k: Some(3),
-            top_p: None,
-        },
+        sampling: SamplingParams { temperature: 1.5, top_k: Some(3), top_p: None },
         seed,
         ..config(max_tokens)
     }
@@ -43,14 +36,8 @@ fn tiny_gpt2() -> (Bpe, Model) {
 /// The worked example: "hello", 5 greedy tokens, every head.
 fn worked_example() -> Explanation {
     let (encoder, model) = dummy_model();
-    viz::explain_generation(
-        &model,
-        &encoder,
-        "hello",
-        &config(5),
-        &ExplainOptions::default(),
-    )
-    .unwrap()
+    viz::explain_generation(&model, &encoder, "hello", &config(5), &ExplainOptions::default())
+        .unwrap()
 }
 
 /// The text and token ids a plain `TextGenerator` produces.
@@ -72,10 +59,7 @@ fn recording_does_not_change_the_generated_tokens() {
     let (encoder, model) = dummy_model();
     let configs = [
         config(5),
-        GenerateConfig {
-            decoding: Decoding::FullRecompute,
-            ..config(7)
-        },
+        GenerateConfig { decoding: Decoding::FullRecompute, ..config(7) },
         sampling_config(12, 5),
         sampling_config(12, 99),
     ];
@@ -107,13 +91,7 @@ fn the_worked_example_is_recorded_step_by_step() {
     assert_eq!(run.steps.len(), 5);
     for (i, step) in run.steps.iter().enumerate() {
         assert_eq!(step.number, i + 1);
-        assert_eq!(
-            step.seen.len(),
-            i + 1,
-            "step {} has seen {} tokens",
-            i + 1,
-            i + 1
-        );
+        assert_eq!(step.seen.len(), i + 1, "step {} has seen {} tokens", i + 1, i + 1);
         assert_eq!(step.attention.len(), 4, "2 layers x 2 heads");
         for map in &step.attention {
             // Cached: step 1 runs the prompt (1 token here), each later step 1 token.
@@ -128,16 +106,10 @@ fn the_worked_example_is_recorded_step_by_step() {
         .iter()
         .map(|c| (c.text.clone(), format!("{:.4}", c.probability)))
         .collect();
-    let expected = [
-        ("world", "0.4379"),
-        ("hello", "0.2667"),
-        ("the", "0.2037"),
-        ("<UNK>", "0.0918"),
-    ];
-    let expected: Vec<(String, String)> = expected
-        .iter()
-        .map(|(t, p)| (t.to_string(), p.to_string()))
-        .collect();
+    let expected =
+        [("world", "0.4379"), ("hello", "0.2667"), ("the", "0.2037"), ("<UNK>", "0.0918")];
+    let expected: Vec<(String, String)> =
+        expected.iter().map(|(t, p)| (t.to_string(), p.to_string())).collect();
     assert_eq!(step_1, expected);
 }
 
@@ -152,13 +124,9 @@ fn a_prompt_of_several_tokens_is_one_step_with_one_query_row_per_token() {
         &ExplainOptions::default(),
     )
     .unwrap();
-    let first = run.steps[0]
-        .attention_map(HeadId { layer: 1, head: 1 })
-        .unwrap();
+    let first = run.steps[0].attention_map(HeadId { layer: 1, head: 1 }).unwrap();
     assert_eq!((first.n_queries, first.n_keys), (3, 3));
-    let second = run.steps[1]
-        .attention_map(HeadId { layer: 1, head: 1 })
-        .unwrap();
+    let second = run.steps[1].attention_map(HeadId { layer: 1, head: 1 }).unwrap();
     assert_eq!((second.n_queries, second.n_keys), (1, 4));
     assert_eq!(second.query_position(0), 3);
 }
@@ -169,10 +137,7 @@ fn stacked_cached_rows_equal_the_last_step_of_full_recomputation() {
     let options = ExplainOptions::default();
     let cached =
         viz::explain_generation(&model, &encoder, "hello world", &config(4), &options).unwrap();
-    let full_config = GenerateConfig {
-        decoding: Decoding::FullRecompute,
-        ..config(4)
-    };
+    let full_config = GenerateConfig { decoding: Decoding::FullRecompute, ..config(4) };
     let full =
         viz::explain_generation(&model, &encoder, "hello world", &full_config, &options).unwrap();
     for &head in &cached.heads {
@@ -180,10 +145,7 @@ fn stacked_cached_rows_equal_the_last_step_of_full_recomputation() {
         let last_full = full.steps.last().unwrap().attention_map(head).unwrap();
         assert_eq!((stacked.n_queries, stacked.n_keys), (5, 5));
         assert_eq!(stacked.weights, last_full.weights, "{head}: bit for bit");
-        assert_eq!(
-            full.attention_over_run(head).unwrap().weights,
-            stacked.weights
-        );
+        assert_eq!(full.attention_over_run(head).unwrap().weights, stacked.weights);
     }
 }
 
@@ -192,28 +154,13 @@ fn the_step_that_chooses_end_of_text_is_recorded() {
     // The dummy vocabulary has no end-of-text token; stop strings end a run the same way
     // (the step runs, then generation ends). Here the stop string is the first new word.
     let (encoder, model) = dummy_model();
-    let config = GenerateConfig {
-        stop_strings: vec!["world".into()],
-        ..config(5)
-    };
-    let run = viz::explain_generation(
-        &model,
-        &encoder,
-        "hello",
-        &config,
-        &ExplainOptions::default(),
-    )
-    .unwrap();
-    assert_eq!(
-        run.steps.len(),
-        1,
-        "the step whose token reached the stop string"
-    );
+    let config = GenerateConfig { stop_strings: vec!["world".into()], ..config(5) };
+    let run =
+        viz::explain_generation(&model, &encoder, "hello", &config, &ExplainOptions::default())
+            .unwrap();
+    assert_eq!(run.steps.len(), 1, "the step whose token reached the stop string");
     assert_eq!(run.steps[0].chosen, Some(1));
-    assert_eq!(
-        run.stop_reason,
-        Some(gpt2_edu::generate::StopReason::StopString("world".into()))
-    );
+    assert_eq!(run.stop_reason, Some(gpt2_edu::generate::StopReason::StopString("world".into())));
 }
 
 #[test]
@@ -224,11 +171,7 @@ fn the_step_that_chooses_end_of_text_is_recorded_with_a_real_tokenizer() {
     // A seed whose sampled text ends with <|endoftext|> (found by the scan, not assumed).
     let (config, plain_ids) = (1..500)
         .map(|seed| GenerateConfig {
-            sampling: SamplingParams {
-                temperature: 1.5,
-                top_k: None,
-                top_p: None,
-            },
+            sampling: SamplingParams { temperature: 1.5, top_k: None, top_p: None },
             seed,
             ..config(30)
         })
@@ -240,22 +183,13 @@ fn the_step_that_chooses_end_of_text_is_recorded_with_a_real_tokenizer() {
         })
         .find_map(|(config, ids, ended)| ended.then_some((config, ids)))
         .expect("some seed samples <|endoftext|>");
-    let run = viz::explain_generation(
-        &model,
-        &tokenizer,
-        prompt,
-        &config,
-        &ExplainOptions::default(),
-    )
-    .unwrap();
+    let run =
+        viz::explain_generation(&model, &tokenizer, prompt, &config, &ExplainOptions::default())
+            .unwrap();
     assert_eq!(run.tokens, plain_ids);
     assert_eq!(run.stop_reason, Some(StopReason::EndOfText));
     let n_generated = run.tokens.len() - run.n_prompt;
-    assert_eq!(
-        run.steps.len(),
-        n_generated + 1,
-        "one step per token, then the one that ended"
-    );
+    assert_eq!(run.steps.len(), n_generated + 1, "one step per token, then the one that ended");
     let last = run.steps.last().unwrap();
     assert!(last.ended_text);
     assert_eq!(last.chosen, Some(eot));
@@ -274,19 +208,13 @@ fn the_step_that_chooses_end_of_text_is_recorded_with_a_real_tokenizer() {
     assert!(picture.contains("3 ␣up"), "{picture}");
     let html = viz::html_report(&run);
     assert_well_formed_and_self_contained(&html);
-    assert!(
-        html.contains("(503 other tokens)"),
-        "513 tokens, the top 10 listed"
-    );
+    assert!(html.contains("(503 other tokens)"), "513 tokens, the top 10 listed");
 }
 
 #[test]
 fn chosen_heads_only_are_recorded_and_unknown_ones_are_errors() {
     let (encoder, model) = dummy_model();
-    let only = ExplainOptions {
-        heads: Heads::Only(vec![HeadId { layer: 1, head: 0 }]),
-        top_n: 2,
-    };
+    let only = ExplainOptions { heads: Heads::Only(vec![HeadId { layer: 1, head: 0 }]), top_n: 2 };
     let run = viz::explain_generation(&model, &encoder, "hello", &config(3), &only).unwrap();
     for step in &run.steps {
         assert_eq!(step.attention.len(), 1);
@@ -294,19 +222,14 @@ fn chosen_heads_only_are_recorded_and_unknown_ones_are_errors() {
         assert_eq!(step.candidates.len(), 2);
     }
     for (head, message) in [
-        (
-            HeadId { layer: 2, head: 0 },
-            "layer 2 does not exist: the model has 2 layers (0-1)",
-        ),
+        (HeadId { layer: 2, head: 0 }, "layer 2 does not exist: the model has 2 layers (0-1)"),
         (
             HeadId { layer: 0, head: 2 },
             "head 2 does not exist: each layer of the model has 2 heads (0-1)",
         ),
     ] {
-        let options = ExplainOptions {
-            heads: Heads::Only(vec![head]),
-            ..ExplainOptions::default()
-        };
+        let options =
+            ExplainOptions { heads: Heads::Only(vec![head]), ..ExplainOptions::default() };
         let error =
             viz::explain_generation(&model, &encoder, "hello", &config(3), &options).unwrap_err();
         assert!(matches!(error, Error::NoSuchHead(_)), "{error:?}");
@@ -318,26 +241,14 @@ fn chosen_heads_only_are_recorded_and_unknown_ones_are_errors() {
 fn probabilities_are_the_samplers_distribution() {
     let (encoder, model) = dummy_model();
     let config = sampling_config(6, 7);
-    let run = viz::explain_generation(
-        &model,
-        &encoder,
-        "hello",
-        &config,
-        &ExplainOptions::default(),
-    )
-    .unwrap();
+    let run =
+        viz::explain_generation(&model, &encoder, "hello", &config, &ExplainOptions::default())
+            .unwrap();
     for step in &run.steps {
-        let zero = step
-            .candidates
-            .iter()
-            .filter(|c| c.probability == 0.0)
-            .count();
+        let zero = step.candidates.iter().filter(|c| c.probability == 0.0).count();
         assert_eq!(zero, 1, "top-k 3 of 4 tokens leaves one at zero");
         let chosen = step.chosen_candidate().unwrap();
-        assert!(
-            chosen.probability > 0.0,
-            "the sampler never draws a zero-probability token"
-        );
+        assert!(chosen.probability > 0.0, "the sampler never draws a zero-probability token");
         let total: f64 =
             step.candidates.iter().map(|c| c.probability).sum::<f64>() + step.other_probability;
         assert!((total - 1.0).abs() < 1e-9);
@@ -364,31 +275,19 @@ fn heatmap_of_the_first_step_has_weight_one_on_the_only_key() {
 #[test]
 fn heatmap_over_the_run_leaves_the_future_empty() {
     let run = worked_example();
-    let map = run
-        .attention_over_run(HeadId { layer: 0, head: 0 })
-        .unwrap();
+    let map = run.attention_over_run(HeadId { layer: 0, head: 0 }).unwrap();
     let picture = viz::attention_heatmap(&map, &run.token_texts);
     let lines: Vec<&str> = picture.lines().collect();
     assert_eq!(lines.len(), 2 + 5, "title, key labels, 5 query rows");
-    assert!(
-        lines[0].contains("layer 0, head 0, steps 1-5 stacked"),
-        "{picture}"
-    );
-    assert!(
-        lines[1].contains("0 hello") && lines[1].contains("4 <UNK>"),
-        "{picture}"
-    );
+    assert!(lines[0].contains("layer 0, head 0, steps 1-5 stacked"), "{picture}");
+    assert!(lines[1].contains("0 hello") && lines[1].contains("4 <UNK>"), "{picture}");
     // The first query sees only itself: weight 1 on key 0, then four masked cells.
     let first: Vec<&str> = lines[2].split_whitespace().collect();
     assert_eq!(first, ["0", "hello", "█", "1.00", "·", "·", "·", "·"]);
     // Query 2 ("world" at position 2) sees keys 0-2; keys 3 and 4 are its future.
     let third: Vec<&str> = lines[4].split_whitespace().collect();
     assert_eq!(&third[..2], ["2", "world"]);
-    assert_eq!(
-        third.iter().filter(|&&cell| cell == "·").count(),
-        2,
-        "{picture}"
-    );
+    assert_eq!(third.iter().filter(|&&cell| cell == "·").count(), 2, "{picture}");
     assert_eq!(&third[third.len() - 2..], ["·", "·"]);
     // The last query sees everything.
     assert!(!lines[6].contains('·'), "{picture}");
@@ -399,18 +298,9 @@ fn candidates_mark_the_chosen_token_and_sum_to_one() {
     let run = worked_example();
     let picture = viz::top_candidates(&run.steps[0], 2);
     let lines: Vec<&str> = picture.lines().collect();
-    assert!(
-        lines[0] == "step 1: \"hello\" -> world   (softmax at T = 1)",
-        "{picture}"
-    );
-    assert!(
-        lines[1].starts_with("  ▶ world        0.4379 ██████████████████"),
-        "{picture}"
-    );
-    assert!(
-        lines[2].starts_with("    hello        0.2667 ███████████"),
-        "{picture}"
-    );
+    assert!(lines[0] == "step 1: \"hello\" -> world   (softmax at T = 1)", "{picture}");
+    assert!(lines[1].starts_with("  ▶ world        0.4379 ██████████████████"), "{picture}");
+    assert!(lines[2].starts_with("    hello        0.2667 ███████████"), "{picture}");
     assert!(lines[3].starts_with("    (2 other)    0.2955"), "{picture}");
     assert_eq!(lines.len(), 4);
 }
@@ -422,16 +312,11 @@ fn cache_fill_grows_one_position_per_step() {
         let picture = viz::cache_fill(&step.cache);
         let n = step.number;
         assert!(
-            picture.starts_with(&format!(
-                "KV cache: {n} of 6 positions filled in every layer\n"
-            )),
+            picture.starts_with(&format!("KV cache: {n} of 6 positions filled in every layer\n")),
             "{picture}"
         );
         // 2 (keys, values) x n positions x 10 floats x 4 bytes per layer.
-        assert!(
-            picture.contains(&format!("{} B of 480 B", 80 * n)),
-            "{picture}"
-        );
+        assert!(picture.contains(&format!("{} B of 480 B", 80 * n)), "{picture}");
     }
 }
 
@@ -458,21 +343,10 @@ fn step_pictures_are_the_three_pictures_in_order() {
 fn assert_well_formed_and_self_contained(html: &str) {
     const VOID: [&str; 6] = ["meta", "br", "hr", "img", "input", "link"];
     let lower = html.to_lowercase();
-    for forbidden in [
-        "<script",
-        "http",
-        "src=",
-        "href=",
-        "url(",
-        "@import",
-        "<link",
-        "<iframe",
-        "javascript:",
-    ] {
-        assert!(
-            !lower.contains(forbidden),
-            "the report must not contain {forbidden:?}"
-        );
+    for forbidden in
+        ["<script", "http", "src=", "href=", "url(", "@import", "<link", "<iframe", "javascript:"]
+    {
+        assert!(!lower.contains(forbidden), "the report must not contain {forbidden:?}");
     }
     assert!(html.starts_with("<!DOCTYPE html>\n<html lang=\"en\">"));
     let mut open: Vec<String> = Vec::new();
@@ -486,22 +360,12 @@ fn assert_well_formed_and_self_contained(html: &str) {
             continue; // <!DOCTYPE html>
         }
         if let Some(name) = tag.strip_prefix('/') {
-            let expected = open
-                .pop()
-                .unwrap_or_else(|| panic!("</{name}> closes nothing"));
+            let expected = open.pop().unwrap_or_else(|| panic!("</{name}> closes nothing"));
             assert_eq!(name, expected, "</{name}> closes <{expected}>");
             continue;
         }
-        let name = tag
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .trim_end_matches('/')
-            .to_string();
-        assert!(
-            name.chars().all(|c| c.is_ascii_alphanumeric()),
-            "tag name {name:?}"
-        );
+        let name = tag.split_whitespace().next().unwrap().trim_end_matches('/').to_string();
+        assert!(name.chars().all(|c| c.is_ascii_alphanumeric()), "tag name {name:?}");
         if !tag.ends_with('/') && !VOID.contains(&name.as_str()) {
             open.push(name);
         }
@@ -521,23 +385,16 @@ fn step_sections(html: &str) -> Vec<&str> {
 /// Every value of `attribute="..."` in `html`.
 fn attribute_values<'a>(html: &'a str, attribute: &str) -> Vec<&'a str> {
     let needle = format!("{attribute}=\"");
-    html.split(needle.as_str())
-        .skip(1)
-        .map(|s| &s[..s.find('"').unwrap()])
-        .collect()
+    html.split(needle.as_str()).skip(1).map(|s| &s[..s.find('"').unwrap()]).collect()
 }
 
 #[test]
 fn html_report_is_well_formed_and_self_contained() {
     assert_well_formed_and_self_contained(&viz::html_report(&worked_example()));
     let (encoder, model) = dummy_model();
-    for config in [
-        sampling_config(9, 3),
-        GenerateConfig {
-            decoding: Decoding::FullRecompute,
-            ..config(3)
-        },
-    ] {
+    for config in
+        [sampling_config(9, 3), GenerateConfig { decoding: Decoding::FullRecompute, ..config(3) }]
+    {
         let run = viz::explain_generation(
             &model,
             &encoder,
@@ -578,11 +435,7 @@ fn html_report_has_one_attention_map_per_layer_head_and_step() {
     // The stacked overview: one 5 x 5 triangle (15 visible cells) per head.
     let run = &html[html.find("<section class=\"run\"").unwrap()..];
     assert_eq!(run.matches("<figure class=\"attention-run\"").count(), 4);
-    assert_eq!(
-        run.matches("<rect").count(),
-        4 * 15,
-        "the masked future is drawn empty"
-    );
+    assert_eq!(run.matches("<rect").count(), 4 * 15, "the masked future is drawn empty");
 }
 
 #[test]
@@ -594,22 +447,9 @@ fn html_report_holds_the_escaped_tokens() {
         .filter(|s| s.contains("data-pos"))
         .map(|s| &s[s.find('>').unwrap() + 1..s.find("</span>").unwrap()])
         .collect();
-    assert_eq!(
-        tokens,
-        [
-            "hello",
-            "world",
-            "world",
-            "world",
-            "&lt;UNK&gt;",
-            "&lt;UNK&gt;"
-        ]
-    );
+    assert_eq!(tokens, ["hello", "world", "world", "world", "&lt;UNK&gt;", "&lt;UNK&gt;"]);
     assert_eq!(html.matches("class=\"token prompt\" data-pos").count(), 1);
-    assert_eq!(
-        html.matches("class=\"token generated\" data-pos").count(),
-        5
-    );
+    assert_eq!(html.matches("class=\"token generated\" data-pos").count(), 5);
     assert!(!html.contains("<UNK>"), "token text must be escaped");
     assert!(html.contains("<pre>hello world world world &lt;UNK&gt; &lt;UNK&gt;</pre>"));
 }
@@ -617,10 +457,7 @@ fn html_report_holds_the_escaped_tokens() {
 #[test]
 fn html_report_probabilities_sum_to_one_per_step() {
     let (encoder, model) = dummy_model();
-    let top_2 = ExplainOptions {
-        top_n: 2,
-        ..ExplainOptions::default()
-    };
+    let top_2 = ExplainOptions { top_n: 2, ..ExplainOptions::default() };
     for (config, options) in [
         (config(5), ExplainOptions::default()),
         (config(5), top_2.clone()),
@@ -631,10 +468,8 @@ fn html_report_probabilities_sum_to_one_per_step() {
         for step in step_sections(&html) {
             let table = &step[step.find("<table class=\"candidates\">").unwrap()..];
             let table = &table[..table.find("</table>").unwrap()];
-            let p: Vec<f64> = attribute_values(table, "data-p")
-                .iter()
-                .map(|v| v.parse().unwrap())
-                .collect();
+            let p: Vec<f64> =
+                attribute_values(table, "data-p").iter().map(|v| v.parse().unwrap()).collect();
             assert!(p.len() >= 2);
             let total: f64 = p.iter().sum();
             assert!((total - 1.0).abs() < 1e-9, "{p:?}");
@@ -649,10 +484,7 @@ fn html_report_to_an_unwritable_path_is_an_io_error_naming_it() {
     match viz::write_html_report(&worked_example(), path) {
         Err(Error::Io { path, message }) => {
             assert_eq!(path, "/nonexistent-dir/x.html");
-            assert!(
-                message.contains("writing the HTML report failed"),
-                "{message}"
-            );
+            assert!(message.contains("writing the HTML report failed"), "{message}");
         }
         other => panic!("expected Error::Io, got {other:?}"),
     }
@@ -692,9 +524,6 @@ fn learn_md_holds_the_pictures() {
     const LEARN: &str = include_str!("../LEARN.md");
     for picture in viz::learn_pictures().unwrap().blocks() {
         let block = format!("```text\n{picture}```\n");
-        assert!(
-            LEARN.contains(&block),
-            "LEARN.md section 19 should contain:\n{block}"
-        );
+        assert!(LEARN.contains(&block), "LEARN.md section 19 should contain:\n{block}");
     }
 }

@@ -73,12 +73,7 @@ impl Engine {
     /// `wte` is transposed in place).
     pub fn new(model: Model) -> Self {
         let Model { hparams, weights } = model;
-        let Weights {
-            wte,
-            wpe,
-            blocks,
-            ln_f,
-        } = weights;
+        let Weights { wte, wpe, blocks, ln_f } = weights;
         let pack = |layer| Arc::new(PackedLinear::pack(layer));
         let blocks = blocks
             .into_iter()
@@ -92,13 +87,7 @@ impl Engine {
             })
             .collect();
         let wte = PackedLinear::pack_transposed(wte, hparams.n_vocab, hparams.n_embd);
-        Self {
-            hparams,
-            wte: Arc::new(wte),
-            wpe,
-            blocks,
-            ln_f,
-        }
+        Self { hparams, wte: Arc::new(wte), wpe, blocks, ln_f }
     }
 
     /// The sizes.
@@ -158,17 +147,9 @@ impl Engine {
         buffers: &mut Buffers,
     ) {
         let eps = self.hparams.layer_norm_eps;
-        block
-            .ln_1
-            .forward_into(&buffers.residual, eps, &mut buffers.normed);
+        block.ln_1.forward_into(&buffers.residual, eps, &mut buffers.normed);
         self.attention(block, kv, pos0, pool, buffers);
-        let Buffers {
-            residual: x,
-            normed,
-            sublayer,
-            hidden,
-            ..
-        } = buffers;
+        let Buffers { residual: x, normed, sublayer, hidden, .. } = buffers;
         add_in_place(x, sublayer);
 
         block.ln_2.forward_into(x, eps, normed);
@@ -188,15 +169,7 @@ impl Engine {
         buffers: &mut Buffers,
     ) {
         let n_embd = self.hparams.n_embd;
-        let Buffers {
-            normed,
-            qkv,
-            queries,
-            heads,
-            heads_scratch,
-            sublayer,
-            ..
-        } = buffers;
+        let Buffers { normed, qkv, queries, heads, heads_scratch, sublayer, .. } = buffers;
         pool.compute(&block.attn_c_attn, Activation::None, normed, qkv); // [n_new, 3 n_embd]
         queries.clear();
         for (i, row) in qkv.chunks_exact(3 * n_embd).enumerate() {
@@ -218,14 +191,8 @@ impl Engine {
             Logits::All => &x[..],
             Logits::Last => &x[x.len().saturating_sub(n_embd)..],
         };
-        self.ln_f
-            .forward_into(kept, self.hparams.layer_norm_eps, &mut buffers.final_normed);
-        pool.compute(
-            &self.wte,
-            Activation::None,
-            &buffers.final_normed,
-            &mut buffers.logits,
-        );
+        self.ln_f.forward_into(kept, self.hparams.layer_norm_eps, &mut buffers.final_normed);
+        pool.compute(&self.wte, Activation::None, &buffers.final_normed, &mut buffers.logits);
         &buffers.logits
     }
 }
@@ -275,10 +242,7 @@ impl Workspace {
     /// `n_threads - 1` workers, started now and kept until the workspace is dropped
     /// (`n_threads` 0 counts as 1).
     pub fn new(n_threads: usize) -> Self {
-        Self {
-            pool: ThreadPool::new(n_threads),
-            buffers: Buffers::default(),
-        }
+        Self { pool: ThreadPool::new(n_threads), buffers: Buffers::default() }
     }
 
     /// Threads used for the products, the caller's included.

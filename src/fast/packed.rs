@@ -81,12 +81,7 @@ impl PackedLinear {
                 panels.extend_from_slice(&row[start..end]);
             }
         }
-        Self {
-            panels,
-            bias: Some(layer.b),
-            n_in,
-            n_out,
-        }
+        Self { panels, bias: Some(layer.b), n_in, n_out }
     }
 
     /// Packs `m^T` for a row-major `m` of `[n_rows, n_cols]`, in place: the logits' form of
@@ -108,12 +103,7 @@ impl PackedLinear {
                 }
             }
         }
-        Self {
-            panels,
-            bias: None,
-            n_in: n_cols,
-            n_out: n_rows,
-        }
+        Self { panels, bias: None, n_in: n_cols, n_out: n_rows }
     }
 
     /// Input width: rows of `W`.
@@ -160,15 +150,7 @@ impl PackedLinear {
     pub fn forward(&self, x: &[f32]) -> Vec<f32> {
         let mut out = vec![0.0; x.len() / self.n_in.max(1) * self.n_out];
         let stride = self.n_out;
-        self.columns_into(
-            x,
-            0..self.n_out,
-            OutColumns {
-                data: &mut out,
-                stride,
-                col0: 0,
-            },
-        );
+        self.columns_into(x, 0..self.n_out, OutColumns { data: &mut out, stride, col0: 0 });
         out
     }
 
@@ -223,12 +205,7 @@ impl PackedLinear {
             }
             for r in row..n_rows {
                 let mut sums = [0.0; PANEL];
-                panel_row(
-                    &x[r * n_in..(r + 1) * n_in],
-                    panel,
-                    width,
-                    &mut sums[..width],
-                );
+                panel_row(&x[r * n_in..(r + 1) * n_in], panel, width, &mut sums[..width]);
                 self.store(out.at(r, cols.clone()), &sums, cols.start);
             }
         }
@@ -316,22 +293,10 @@ mod tests {
     fn in_two_shares(packed: &PackedLinear, x: &[f32], cut: usize) -> Vec<f32> {
         let (n_rows, n_out) = (x.len() / packed.n_in(), packed.n_out());
         let mut joined = vec![f32::NAN; n_rows * n_out];
-        let tail = OutColumns {
-            data: &mut joined,
-            stride: n_out,
-            col0: 0,
-        };
+        let tail = OutColumns { data: &mut joined, stride: n_out, col0: 0 };
         packed.columns_into(x, cut..n_out, tail);
         let mut head = vec![f32::NAN; n_rows * cut];
-        packed.columns_into(
-            x,
-            0..cut,
-            OutColumns {
-                data: &mut head,
-                stride: cut,
-                col0: 0,
-            },
-        );
+        packed.columns_into(x, 0..cut, OutColumns { data: &mut head, stride: cut, col0: 0 });
         if cut > 0 {
             for (r, part) in head.chunks_exact(cut).enumerate() {
                 joined[r * n_out..r * n_out + cut].copy_from_slice(part);
@@ -352,10 +317,7 @@ mod tests {
             (5, 16, 50257),
         ] {
             let seed = (n_rows * n_in + n_out) as u64;
-            let layer = Linear {
-                w: random(n_in * n_out, seed),
-                b: random(n_out, seed + 1),
-            };
+            let layer = Linear { w: random(n_in * n_out, seed), b: random(n_out, seed + 1) };
             let x = random(n_rows * n_in, 99);
             let plain = linear(&x, &layer.w, &layer.b);
             let packed = PackedLinear::pack(layer.clone());
@@ -363,43 +325,26 @@ mod tests {
             let what = format!("{n_rows}x{n_in}x{n_out}");
             assert_eq!(bits(&packed.forward(&x)), bits(&plain), "{what}");
             let cut = n_out / 3 / PANEL * PANEL;
-            assert_eq!(
-                bits(&in_two_shares(&packed, &x, cut)),
-                bits(&plain),
-                "split {what}"
-            );
+            assert_eq!(bits(&in_two_shares(&packed, &x, cut)), bits(&plain), "split {what}");
         }
     }
 
     #[test]
     fn packed_embedding_rows_and_logits_equal_the_plain_ones_bit_for_bit() {
-        for (n_rows, n_vocab, n_embd) in [
-            (1, 1, 7),
-            (2, 7, 1),
-            (1, 33, 16),
-            (3, 50, 33),
-            (1, 768, 64),
-            (1, 50257, 8),
-        ] {
+        for (n_rows, n_vocab, n_embd) in
+            [(1, 1, 7), (2, 7, 1), (1, 33, 16), (3, 50, 33), (1, 768, 64), (1, 50257, 8)]
+        {
             let wte = random(n_vocab * n_embd, (n_vocab + n_embd) as u64);
             let packed = PackedLinear::pack_transposed(wte.clone(), n_vocab, n_embd);
             let mut row = Vec::new();
             packed.column_into(n_vocab - 1, &mut row);
-            assert_eq!(
-                row,
-                wte[(n_vocab - 1) * n_embd..].to_vec(),
-                "the last token's row"
-            );
+            assert_eq!(row, wte[(n_vocab - 1) * n_embd..].to_vec(), "the last token's row");
             let x = random(n_rows * n_embd, 7);
             let plain = matmul_transposed(&x, &wte, n_embd, n_vocab);
             let what = format!("{n_vocab}x{n_embd}");
             assert_eq!(bits(&packed.forward(&x)), bits(&plain), "{what}");
             let cut = n_vocab / 2 / PANEL * PANEL;
-            assert_eq!(
-                bits(&in_two_shares(&packed, &x, cut)),
-                bits(&plain),
-                "split {what}"
-            );
+            assert_eq!(bits(&in_two_shares(&packed, &x, cut)), bits(&plain), "split {what}");
         }
     }
 }

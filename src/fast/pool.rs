@@ -98,11 +98,7 @@ impl Job {
 
 #[derive(Debug)]
 enum Task {
-    Run {
-        job: Job,
-        n_rows: usize,
-        cols: Range<usize>,
-    },
+    Run { job: Job, n_rows: usize, cols: Range<usize> },
     Quit,
 }
 
@@ -139,9 +135,8 @@ impl ThreadPool {
     /// A pool of `n_threads` threads in all (at least 1: the caller).
     pub fn new(n_threads: usize) -> Self {
         let shared = Shared::default();
-        let workers = (1..n_threads.max(1))
-            .map(|index| spawn_worker(index, shared.clone()))
-            .collect();
+        let workers =
+            (1..n_threads.max(1)).map(|index| spawn_worker(index, shared.clone())).collect();
         Self { shared, workers }
     }
 
@@ -180,11 +175,7 @@ impl ThreadPool {
         heads: &mut Vec<f32>,
     ) {
         let lend = |kv: &mut LayerKv| {
-            let mut slot = self
-                .shared
-                .kv
-                .write()
-                .expect("no thread panicked holding the cache");
+            let mut slot = self.shared.kv.write().expect("no thread panicked holding the cache");
             std::mem::swap(&mut *slot, kv);
         };
         lend(kv); // the cache into the pool
@@ -194,46 +185,25 @@ impl ThreadPool {
 
     /// Splits `job` by output columns between the caller and the workers.
     fn split(&self, job: Job, x: &[f32], out: &mut Vec<f32>, scratch: &mut HeadScratch) {
-        let kv = self
-            .shared
-            .kv
-            .read()
-            .expect("no thread panicked while lending the cache");
+        let kv = self.shared.kv.read().expect("no thread panicked while lending the cache");
         let (n_in, n_out) = job.widths(&kv);
         let n_rows = x.len() / n_in.max(1);
         out.resize(n_rows * n_out, 0.0);
         let shares = split_columns(n_out, self.n_threads(), job.column_unit(&kv));
         self.share_input(x);
         // Workers with an empty share (a tiny product) are left idle.
-        let busy = || {
-            self.workers
-                .iter()
-                .zip(&shares[1..])
-                .filter(|(_, c)| !c.is_empty())
-        };
+        let busy = || self.workers.iter().zip(&shares[1..]).filter(|(_, c)| !c.is_empty());
         for (worker, cols) in busy() {
-            let task = Task::Run {
-                job: job.clone(),
-                n_rows,
-                cols: cols.clone(),
-            };
-            worker
-                .tasks
-                .send(task)
-                .expect("worker threads live as long as the pool");
+            let task = Task::Run { job: job.clone(), n_rows, cols: cols.clone() };
+            worker.tasks.send(task).expect("worker threads live as long as the pool");
         }
-        let mine = OutColumns {
-            data: out,
-            stride: n_out,
-            col0: 0,
-        };
+        let mine = OutColumns { data: out, stride: n_out, col0: 0 };
         job.run(&kv, scratch, x, shares[0].clone(), mine);
         for (worker, cols) in busy() {
             wait(&worker.done).expect("worker threads live as long as the pool");
             let part = worker.output.lock().expect("no worker panicked");
-            for (out_row, part_row) in out
-                .chunks_exact_mut(n_out)
-                .zip(part.chunks_exact(cols.len()))
+            for (out_row, part_row) in
+                out.chunks_exact_mut(n_out).zip(part.chunks_exact(cols.len()))
             {
                 out_row[cols.clone()].copy_from_slice(part_row);
             }
@@ -243,11 +213,8 @@ impl ThreadPool {
     /// Copies `x` where the workers read it (nothing to do without workers).
     fn share_input(&self, x: &[f32]) {
         if !self.workers.is_empty() {
-            let mut shared = self
-                .shared
-                .input
-                .write()
-                .expect("no thread panicked while holding the input");
+            let mut shared =
+                self.shared.input.write().expect("no thread panicked while holding the input");
             shared.clear();
             shared.extend_from_slice(x);
         }
@@ -257,11 +224,7 @@ impl ThreadPool {
 /// `n_out` columns in `n_parts` contiguous shares, cut at multiples of `unit`.
 fn split_columns(n_out: usize, n_parts: usize, unit: usize) -> Vec<Range<usize>> {
     let cut = |i: usize| {
-        if i == n_parts {
-            n_out
-        } else {
-            (n_out * i / n_parts) / unit.max(1) * unit.max(1)
-        }
+        if i == n_parts { n_out } else { (n_out * i / n_parts) / unit.max(1) * unit.max(1) }
     };
     (0..n_parts).map(|i| cut(i)..cut(i + 1)).collect()
 }
@@ -288,12 +251,7 @@ fn spawn_worker(index: usize, shared: Shared) -> Worker {
         .name(format!("gpt2-edu worker {index}"))
         .spawn(move || work(&shared, &inbox, &outbox, &my_output))
         .expect("the operating system can start a thread");
-    Worker {
-        tasks,
-        done,
-        output,
-        thread: Some(thread),
-    }
+    Worker { tasks, done, output, thread: Some(thread) }
 }
 
 /// A worker's life: run each task into its own output buffer, say when it is done.
@@ -306,28 +264,12 @@ fn work(
     let mut scratch = HeadScratch::default(); // this worker's attention buffers
     while let Some(Task::Run { job, n_rows, cols }) = wait(inbox) {
         {
-            let x = shared
-                .input
-                .read()
-                .expect("the caller does not panic while writing");
-            let kv = shared
-                .kv
-                .read()
-                .expect("the caller does not panic while lending");
+            let x = shared.input.read().expect("the caller does not panic while writing");
+            let kv = shared.kv.read().expect("the caller does not panic while lending");
             let mut out = output.lock().expect("only this worker writes its output");
             out.resize(n_rows * cols.len(), 0.0); // grows once, then reused
             let (stride, col0) = (cols.len(), cols.start);
-            job.run(
-                &kv,
-                &mut scratch,
-                &x,
-                cols,
-                OutColumns {
-                    data: &mut out,
-                    stride,
-                    col0,
-                },
-            );
+            job.run(&kv, &mut scratch, &x, cols, OutColumns { data: &mut out, stride, col0 });
         }
         if outbox.send(()).is_err() {
             return;
@@ -375,10 +317,7 @@ mod tests {
     #[test]
     fn a_product_on_one_to_four_threads_equals_the_packed_kernel_alone() {
         let mut rng = crate::rng::XorShift64::new(5).unwrap();
-        let layer = Linear {
-            w: rng.uniform_vec(40 * 200),
-            b: rng.uniform_vec(200),
-        };
+        let layer = Linear { w: rng.uniform_vec(40 * 200), b: rng.uniform_vec(200) };
         let matrix = Arc::new(PackedLinear::pack(layer));
         let x = rng.uniform_vec(3 * 40);
         let mut alone = matrix.forward(&x);
@@ -408,22 +347,12 @@ mod tests {
         let before = kv.clone();
         let queries = rng.uniform_vec(3 * n_embd); // 3 new positions, keys 0..6
         let mut one_thread = vec![f32::NAN; queries.len()];
-        let all = OutColumns {
-            data: &mut one_thread,
-            stride: n_embd,
-            col0: 0,
-        };
+        let all = OutColumns { data: &mut one_thread, stride: n_embd, col0: 0 };
         attend_heads(&queries, &kv, 6, 0..2, &mut HeadScratch::default(), all);
         for threads in 1..=3 {
             let pool = ThreadPool::new(threads);
             let mut shared = Vec::new();
-            pool.attend(
-                &queries,
-                &mut kv,
-                6,
-                &mut HeadScratch::default(),
-                &mut shared,
-            );
+            pool.attend(&queries, &mut kv, 6, &mut HeadScratch::default(), &mut shared);
             assert_eq!(bits(&shared), bits(&one_thread), "{threads} threads");
             assert_eq!(kv, before, "the cache is back with the caller, unchanged");
         }

@@ -33,18 +33,11 @@ pub fn random_case(seed: u64) -> (Model, Vec<u32>, usize, String) {
     if centred {
         centre(&mut weights, &mut rng);
     }
-    let prompt = (0..n_prompt)
-        .map(|_| pick(&mut rng, 0, hparams.n_vocab - 1) as u32)
-        .collect();
+    let prompt = (0..n_prompt).map(|_| pick(&mut rng, 0, hparams.n_vocab - 1) as u32).collect();
     let label = format!(
         "seed {seed}: {hparams:?}, centred {centred}, prompt {n_prompt}, generate {n_generate}"
     );
-    (
-        Model::new(hparams, weights).unwrap(),
-        prompt,
-        n_generate,
-        label,
-    )
+    (Model::new(hparams, weights).unwrap(), prompt, n_generate, label)
 }
 
 /// Maps every weight `u` in `[0, 1)` to `2u - 1` and gives the layer norms random gains
@@ -55,12 +48,7 @@ fn centre(weights: &mut Weights, rng: &mut XorShift64) {
     centre_all(&mut weights.wpe);
     for block in &mut weights.blocks {
         let (attn, mlp) = (&mut block.attn, &mut block.mlp);
-        for linear in [
-            &mut attn.c_attn,
-            &mut attn.c_proj,
-            &mut mlp.c_fc,
-            &mut mlp.c_proj,
-        ] {
+        for linear in [&mut attn.c_attn, &mut attn.c_proj, &mut mlp.c_fc, &mut mlp.c_proj] {
             centre_all(&mut linear.w);
             centre_all(&mut linear.b);
         }
@@ -80,11 +68,7 @@ fn centre(weights: &mut Weights, rng: &mut XorShift64) {
 pub fn assert_bits_eq(actual: &[f32], expected: &[f32], what: &str) {
     assert_eq!(actual.len(), expected.len(), "{what}: lengths differ");
     for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
-        assert_eq!(
-            a.to_bits(),
-            e.to_bits(),
-            "{what}: element {i}: {a:e} != {e:e}"
-        );
+        assert_eq!(a.to_bits(), e.to_bits(), "{what}: element {i}: {a:e} != {e:e}");
     }
 }
 

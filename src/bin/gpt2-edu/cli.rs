@@ -276,9 +276,7 @@ impl Flags {
         if top_k_or_p && !temperature_given {
             self.sampling.temperature = 1.0; // top-k or top-p alone means sampling at T = 1
         }
-        self.sampling
-            .validate()
-            .map_err(|e| UsageError(e.to_string()))?;
+        self.sampling.validate().map_err(|e| UsageError(e.to_string()))?;
         if self.model_dir.is_some() && self.weights_seed.is_some() {
             return Err(UsageError(
                 "--weights-seed sets the dummy model's weights; it cannot be used with --model"
@@ -286,17 +284,10 @@ impl Flags {
             ));
         }
         Ok(Options {
-            prompt: prompt_source(
-                self.prompt_file.take(),
-                std::mem::take(&mut self.positional),
-            )?,
+            prompt: prompt_source(self.prompt_file.take(), std::mem::take(&mut self.positional))?,
             model_dir: self.model_dir,
             n_tokens: self.n_tokens.unwrap_or(DEFAULT_TOKENS as u64) as usize,
-            decoding: if self.no_cache {
-                Decoding::FullRecompute
-            } else {
-                Decoding::Cached
-            },
+            decoding: if self.no_cache { Decoding::FullRecompute } else { Decoding::Cached },
             print_ids: self.print_ids,
             trace: self.trace,
             weights_seed: self.weights_seed.unwrap_or(DEFAULT_WEIGHTS_SEED),
@@ -323,9 +314,9 @@ fn prompt_source(
         )),
         (Some(path), _) if path == "-" => Ok(PromptSource::Stdin),
         (Some(path), _) => Ok(PromptSource::File(PathBuf::from(path))),
-        (None, 0) => Err(UsageError(
-            "missing prompt: try gpt2-edu \"hello\" -n 5 (see --help)".into(),
-        )),
+        (None, 0) => {
+            Err(UsageError("missing prompt: try gpt2-edu \"hello\" -n 5 (see --help)".into()))
+        }
         (None, 1) => Ok(PromptSource::Text(positional.remove(0))),
         (None, n) => Err(UsageError(format!(
             "expected one prompt but found {n} arguments ({}); quote a prompt of several words",
@@ -337,9 +328,7 @@ fn prompt_source(
 /// A `--stop` string: not empty.
 fn parse_stop(stop: &str) -> Result<String, UsageError> {
     if stop.is_empty() {
-        return Err(UsageError(
-            "option '--stop' needs a non-empty string".into(),
-        ));
+        return Err(UsageError("option '--stop' needs a non-empty string".into()));
     }
     Ok(stop.to_string())
 }
@@ -360,11 +349,7 @@ struct OptionSpec {
 }
 
 const fn option(long: &'static str, short: Option<&'static str>, takes_value: bool) -> OptionSpec {
-    OptionSpec {
-        long,
-        short,
-        takes_value,
-    }
+    OptionSpec { long, short, takes_value }
 }
 
 /// Every option the command line knows.
@@ -392,18 +377,13 @@ const OPTIONS: [OptionSpec; 19] = [
 
 /// The long name of an option given by its long or short name.
 fn canonical_name(flag: &str) -> Option<&'static str> {
-    OPTIONS
-        .iter()
-        .find(|o| o.long == flag || o.short == Some(flag))
-        .map(|o| o.long)
+    OPTIONS.iter().find(|o| o.long == flag || o.short == Some(flag)).map(|o| o.long)
 }
 
 /// A seed for xorshift: a whole number, not 0.
 fn parse_seed(name: &str, value: &str) -> Result<u64, UsageError> {
     match parse_number(name, value)? {
-        0 => Err(UsageError(format!(
-            "option '{name}' must not be 0 (xorshift's fixed point)"
-        ))),
+        0 => Err(UsageError(format!("option '{name}' must not be 0 (xorshift's fixed point)"))),
         seed => Ok(seed),
     }
 }
@@ -417,15 +397,9 @@ fn parse_float(name: &str, value: &str) -> Result<f32, UsageError> {
 
 /// A non-negative whole number that fits in `usize` and `u64`.
 fn parse_number(name: &str, value: &str) -> Result<u64, UsageError> {
-    value
-        .parse::<u64>()
-        .ok()
-        .filter(|&n| usize::try_from(n).is_ok())
-        .ok_or_else(|| {
-            UsageError(format!(
-                "option '{name}' expects a non-negative whole number, found '{value}'"
-            ))
-        })
+    value.parse::<u64>().ok().filter(|&n| usize::try_from(n).is_ok()).ok_or_else(|| {
+        UsageError(format!("option '{name}' expects a non-negative whole number, found '{value}'"))
+    })
 }
 
 #[cfg(test)]
@@ -467,29 +441,14 @@ mod tests {
         assert_eq!(options.weights_seed, 9);
         assert_eq!(options.prompt, PromptSource::Text("-x".into()));
         assert_eq!(run(&["--prompt-file", "-"]).prompt, PromptSource::Stdin);
-        assert_eq!(
-            run(&["x", "--model=dir"]).model_dir,
-            Some(PathBuf::from("dir"))
-        );
+        assert_eq!(run(&["x", "--model=dir"]).model_dir, Some(PathBuf::from("dir")));
         assert_eq!(run(&["x"]).model_dir, None);
 
-        let options = run(&[
-            "x",
-            "--temperature",
-            "0.7",
-            "--top-k=40",
-            "--top-p",
-            "0.9",
-            "--seed",
-            "7",
-        ]);
+        let options =
+            run(&["x", "--temperature", "0.7", "--top-k=40", "--top-p", "0.9", "--seed", "7"]);
         assert_eq!(
             options.sampling,
-            SamplingParams {
-                temperature: 0.7,
-                top_k: Some(40),
-                top_p: Some(0.9)
-            }
+            SamplingParams { temperature: 0.7, top_k: Some(40), top_p: Some(0.9) }
         );
         assert_eq!(options.seed, 7);
         assert_eq!(
@@ -499,26 +458,14 @@ mod tests {
         );
         assert_eq!(run(&["x"]).sampling, SamplingParams::GREEDY);
         let options = run(&["x", "--stop", "a", "--stop", "b b", "--ignore-eot"]);
-        assert_eq!(
-            options.stop_strings,
-            vec!["a".to_string(), "b b".to_string()]
-        );
+        assert_eq!(options.stop_strings, vec!["a".to_string(), "b b".to_string()]);
         assert!(!options.stop_at_end_of_text);
         assert!(run(&["x"]).stop_at_end_of_text);
         assert_eq!(run(&["x", "--threads", "3"]).threads, 3);
-        assert_eq!(
-            run(&["x", "--attention"]).attention,
-            Some(HeadId { layer: 0, head: 0 })
-        );
-        assert_eq!(
-            run(&["x", "--attention=1.3"]).attention,
-            Some(HeadId { layer: 1, head: 3 })
-        );
+        assert_eq!(run(&["x", "--attention"]).attention, Some(HeadId { layer: 0, head: 0 }));
+        assert_eq!(run(&["x", "--attention=1.3"]).attention, Some(HeadId { layer: 1, head: 3 }));
         assert!(run(&["x", "--explain"]).explain);
-        assert_eq!(
-            run(&["x", "--html", "r.html"]).html,
-            Some(PathBuf::from("r.html"))
-        );
+        assert_eq!(run(&["x", "--html", "r.html"]).html, Some(PathBuf::from("r.html")));
         assert!(run(&["x"]).threads >= 1);
         assert_eq!(parse_args(["-V"]), Ok(Command::Version));
         assert_eq!(parse_args(["x", "-h"]), Ok(Command::Help));

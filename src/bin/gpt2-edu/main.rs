@@ -11,10 +11,8 @@ use std::process::ExitCode;
 use cli::Command;
 
 fn main() -> ExitCode {
-    let args: Result<Vec<String>, _> = std::env::args_os()
-        .skip(1)
-        .map(|a| a.into_string())
-        .collect();
+    let args: Result<Vec<String>, _> =
+        std::env::args_os().skip(1).map(|a| a.into_string()).collect();
     let Ok(args) = args else {
         eprintln!("error: arguments must be valid UTF-8");
         return ExitCode::from(2);

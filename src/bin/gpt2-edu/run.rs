@@ -130,11 +130,7 @@ impl Printer {
             write!(out, "{}", text.prompt_text())?;
         }
         out.flush()?;
-        Ok(Self {
-            out,
-            print_ids: options.print_ids,
-            at_the_end,
-        })
+        Ok(Self { out, print_ids: options.print_ids, at_the_end })
     }
 
     /// One step's output: its text `piece` (whole characters only) or its new ids.
@@ -192,33 +188,16 @@ impl<'t> Watcher<'t> {
                 Some(_) => Heads::All,
                 None => Heads::Only(vec![shown_head]),
             };
-            let explain = ExplainOptions {
-                heads,
-                ..ExplainOptions::default()
-            };
-            recorder = Some(Recorder::new(
-                model,
-                tokenizer,
-                &options.generate_config(),
-                &explain,
-            )?);
+            let explain = ExplainOptions { heads, ..ExplainOptions::default() };
+            recorder = Some(Recorder::new(model, tokenizer, &options.generate_config(), &explain)?);
         }
         if let Some(path) = &options.html {
             // Fail before any work if the report cannot be written, not after the output.
             std::fs::File::create(path).map_err(|e| {
-                Failure::Message(format!(
-                    "cannot write the HTML report to {}: {e}",
-                    path.display()
-                ))
+                Failure::Message(format!("cannot write the HTML report to {}: {e}", path.display()))
             })?;
         }
-        Ok(Self {
-            tokenizer,
-            options,
-            recorder,
-            shown_head,
-            step: 0,
-        })
+        Ok(Self { tokenizer, options, recorder, shown_head, step: 0 })
     }
 
     /// Shows the step whose tensors are in `trace`; `before` tokens were there before it.
