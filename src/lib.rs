@@ -33,29 +33,29 @@
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
+pub mod error; // what can go wrong
+pub mod hparams; // every size in the model
+pub mod math; // exp and tanh with the same bits on every platform
+pub mod rng; // xorshift64, exactly specified, so numpy can rebuild the dummy weights
+pub mod matrix; // row-major matrices: matmul, linear, dot
+pub mod trace; // recording every intermediate tensor
+pub mod json; // a strict JSON parser, for config.json and vocab.json
+pub mod safetensors; // the weights' file format
+mod unicode_tables; // \p{L} and \p{N}, for GPT-2's pre-tokenizer
+pub mod tokenizer; // text to token ids and back
+pub mod bpe; // GPT-2's byte-level BPE
+pub mod layer_norm; // rows to mean 0, variance 1, then scaled and shifted
+pub mod softmax; // scores to probabilities
+pub mod gelu; // the feed-forward network's non-linearity
+pub mod kv_cache; // every layer's keys and values so far
 pub mod attention; // causal multi-head self-attention
 pub mod block; // x = x + attn(ln_1(x)); x = x + mlp(ln_2(x))
-pub mod bpe; // GPT-2's byte-level BPE
-pub mod checkpoint; // loading a HuggingFace GPT-2 folder
-pub mod dummy; // the exercise's dummy model and gen_text
-pub mod error; // what can go wrong
-pub mod fast; // the fast engine, bit-identical to the reference
-pub mod gelu; // the feed-forward network's non-linearity
-pub mod generate; // the autoregressive loop, streaming, stop conditions
-pub mod hparams; // every size in the model
-pub mod json; // a strict JSON parser, for config.json and vocab.json
-pub mod kv_cache; // every layer's keys and values so far
-pub mod layer_norm; // rows to mean 0, variance 1, then scaled and shifted
-pub mod math; // exp and tanh with the same bits on every platform
-pub mod matrix; // row-major matrices: matmul, linear, dot
 pub mod model; // the reference GPT-2: weights and the forward pass to logits
-pub mod rng; // xorshift64, exactly specified, so numpy can rebuild the dummy weights
-pub mod safetensors; // the weights' file format
+pub mod checkpoint; // loading a HuggingFace GPT-2 folder
+pub mod fast; // the fast engine, bit-identical to the reference
 pub mod sample; // greedy, temperature, top-k, top-p
-pub mod softmax; // scores to probabilities
-pub mod tokenizer; // text to token ids and back
-pub mod trace; // recording every intermediate tensor
-mod unicode_tables; // \p{L} and \p{N}, for GPT-2's pre-tokenizer
+pub mod generate; // the autoregressive loop, streaming, stop conditions
+pub mod dummy; // the exercise's dummy model and gen_text
 pub mod viz; // pictures of attention, probabilities and the cache
 
 pub use bpe::Bpe;
