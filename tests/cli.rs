@@ -280,3 +280,32 @@ fn bad_picture_requests_fail_before_any_output() {
     let output = gpt2_edu(&["hello", "--attention=one"]);
     assert_eq!(output.status.code(), Some(2));
 }
+
+/// Generation runs on the fast engine; watching it (`--trace`, `--html`) runs the reference
+/// model. On a checkpoint, greedy and sampled, both give the same tokens.
+#[test]
+fn the_engine_and_the_reference_model_give_the_same_tokens() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-gpt2");
+    let report = std::env::temp_dir().join(format!("gpt2-edu-same-{}.html", std::process::id()));
+    let sampled = ["--temperature", "1.3", "--top-k", "40", "--seed", "9"];
+    let (tokenizer, _) = gpt2_edu::checkpoint::load_dir(std::path::Path::new(dir)).unwrap();
+    let n_prompt = gpt2_edu::Tokenizer::encode(&tokenizer, "Once upon a time").len();
+    for extra in [&[][..], &sampled[..]] {
+        let run = |more: &[&str]| {
+            let mut args = vec!["--model", dir, "Once upon a time", "-n", "30", "--ids"];
+            args.extend(extra.iter().chain(more));
+            let output = gpt2_edu(&args);
+            assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+            stdout(&output)
+        };
+        let engine = run(&[]);
+        assert_eq!(engine.split_whitespace().count(), n_prompt + 30, "{engine}");
+        let traced = run(&["--trace"]);
+        assert!(traced.contains("=== step 30:"), "the reference model ran, traced");
+        assert_eq!(traced.lines().last().unwrap(), engine.trim_end(), "--trace {extra:?}");
+        let watched = run(&["--html", report.to_str().unwrap()]);
+        assert_eq!(watched, engine, "--html {extra:?}");
+        assert_eq!(run(&["--no-cache", "--threads", "3"]), engine, "--no-cache {extra:?}");
+    }
+    std::fs::remove_file(&report).unwrap();
+}
