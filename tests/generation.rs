@@ -7,10 +7,13 @@ use gpt2_edu::bpe::Bpe;
 use gpt2_edu::checkpoint::load_dir;
 use gpt2_edu::generate::{GenerateConfig, Generator, StopReason, TextGenerator};
 use gpt2_edu::sample::SamplingParams;
-use gpt2_edu::{Error, Model, Tokenizer, XorShift64, dummy};
+use gpt2_edu::{Engine, Error, Model, Tokenizer, XorShift64, dummy};
 
-fn tiny_gpt2() -> (Bpe, Model) {
-    load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-gpt2")).unwrap()
+/// The tiny checkpoint, on the fast engine (what generation runs on).
+fn tiny_gpt2() -> (Bpe, Engine) {
+    let (tokenizer, model) =
+        load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-gpt2")).unwrap();
+    (tokenizer, Engine::new(model))
 }
 
 fn hot(seed: u64, max_tokens: usize) -> GenerateConfig {
@@ -24,7 +27,7 @@ fn hot(seed: u64, max_tokens: usize) -> GenerateConfig {
 
 /// All the text pieces of a generation, concatenated, and how it stopped.
 fn run_text(
-    model: &Model,
+    model: &Engine,
     tokenizer: &dyn Tokenizer,
     prompt: &str,
     config: &GenerateConfig,
@@ -95,7 +98,7 @@ fn stop_strings_cut_the_text_exactly_where_the_first_one_begins() {
 #[test]
 fn a_stop_string_spanning_tokens_is_never_partly_printed() {
     let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
-    let model = Model::new(hparams, weights).unwrap();
+    let model = Engine::new(Model::new(hparams, weights).unwrap());
     let config = GenerateConfig {
         max_tokens: 5,
         stop_strings: vec!["world wor".into()],

@@ -4,7 +4,7 @@
 
 use gpt2_edu::generate::{GenerateConfig, Generator, argmax};
 use gpt2_edu::sample::{Sampler, SamplingParams, distribution};
-use gpt2_edu::{Model, Tokenizer, XorShift64, dummy};
+use gpt2_edu::{Engine, Model, Tokenizer, XorShift64, dummy};
 
 fn params(temperature: f32, top_k: Option<usize>, top_p: Option<f32>) -> SamplingParams {
     SamplingParams { temperature, top_k, top_p }
@@ -60,7 +60,7 @@ fn top_k_1_and_temperature_0_are_greedy() {
     }
     // Whole generations too, on the dummy model.
     let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
-    let model = Model::new(hparams, weights).unwrap();
+    let model = Engine::new(Model::new(hparams, weights).unwrap());
     let prompt = encoder.encode("the hello");
     let run = |sampling| {
         let config = GenerateConfig { max_tokens: 30, sampling, ..GenerateConfig::default() };
@@ -155,7 +155,7 @@ fn frequencies_match_the_softmax_at_temperatures_half_one_and_two() {
 #[test]
 fn the_same_seed_gives_the_same_tokens_and_another_seed_others() {
     let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
-    let model = Model::new(hparams, weights).unwrap();
+    let model = Engine::new(Model::new(hparams, weights).unwrap());
     let prompt = encoder.encode("hello");
     let run = |seed| {
         let config = GenerateConfig {
