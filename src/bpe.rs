@@ -89,28 +89,8 @@ impl Bpe {
         let vocab = parse_vocab(vocab_json, vocab_path)?;
         let id_of: HashMap<&str, u32> =
             vocab.iter().enumerate().map(|(id, t)| (t.as_str(), id as u32)).collect();
-        let byte_to_char = bytes_to_unicode();
-        let char_to_byte: HashMap<char, u8> =
-            byte_to_char.iter().enumerate().map(|(b, &c)| (c, b as u8)).collect();
-
-        let mut token_bytes = Vec::with_capacity(vocab.len());
-        for token in &vocab {
-            let bytes: Option<Vec<u8>> =
-                token.chars().map(|c| char_to_byte.get(&c).copied()).collect();
-            token_bytes.push(bytes.ok_or_else(|| {
-                Error::invalid_file(
-                    vocab_path,
-                    format!("token {token:?} has a character outside GPT-2's byte table"),
-                )
-            })?);
-        }
-        let mut byte_ids = [0u32; 256];
-        for (b, id) in byte_ids.iter_mut().enumerate() {
-            let symbol = byte_to_char[b].to_string();
-            *id = *id_of.get(symbol.as_str()).ok_or_else(|| {
-                Error::invalid_file(vocab_path, format!("no token for byte {b:#04x} ({symbol:?}); a byte-level vocabulary needs all 256"))
-            })?;
-        }
+        let token_bytes = tokens_as_bytes(&vocab, vocab_path)?;
+        let byte_ids = single_byte_ids(&id_of, vocab_path)?;
         let merges = parse_merges(merges_txt, merges_path, &id_of)?;
         Ok(Self { token_bytes, byte_ids, merges, end_of_text: id_of.get(END_OF_TEXT).copied() })
     }
@@ -248,6 +228,43 @@ impl Tokenizer for Bpe {
     fn end_of_text(&self) -> Option<u32> {
         self.end_of_text
     }
+}
+
+/// The bytes each token stands for, in id order: `vocab` is written in [`bytes_to_unicode`]
+/// characters, and each character is mapped back to its byte.
+fn tokens_as_bytes(vocab: &[String], vocab_path: &Path) -> Result<Vec<Vec<u8>>> {
+    let char_to_byte: HashMap<char, u8> =
+        bytes_to_unicode().iter().enumerate().map(|(b, &c)| (c, b as u8)).collect();
+    let mut token_bytes = Vec::with_capacity(vocab.len());
+    for token in vocab {
+        let bytes: Option<Vec<u8>> = token.chars().map(|c| char_to_byte.get(&c).copied()).collect();
+        token_bytes.push(bytes.ok_or_else(|| {
+            Error::invalid_file(
+                vocab_path,
+                format!("token {token:?} has a character outside GPT-2's byte table"),
+            )
+        })?);
+    }
+    Ok(token_bytes)
+}
+
+/// The id of each single byte's token (`[256]`, indexed by byte), looked up in `id_of`
+/// (token text to id); a byte-level vocabulary must have all 256.
+fn single_byte_ids(id_of: &HashMap<&str, u32>, vocab_path: &Path) -> Result<[u32; 256]> {
+    let byte_to_char = bytes_to_unicode();
+    let mut byte_ids = [0u32; 256];
+    for (b, id) in byte_ids.iter_mut().enumerate() {
+        let symbol = byte_to_char[b].to_string();
+        *id = *id_of.get(symbol.as_str()).ok_or_else(|| {
+            Error::invalid_file(
+                vocab_path,
+                format!(
+                    "no token for byte {b:#04x} ({symbol:?}); a byte-level vocabulary needs all 256"
+                ),
+            )
+        })?;
+    }
+    Ok(byte_ids)
 }
 
 /// `vocab.json`: an object from token (in byte-to-unicode characters) to id; the ids must

@@ -61,6 +61,16 @@ pub fn load_dir(dir: &Path) -> Result<(Bpe, Model)> {
 /// Settings that would make the model compute something else than this crate does (another
 /// activation, a different feed-forward width, other attention scaling) are refused.
 pub fn load_config(path: &Path) -> Result<HParams> {
+    let bad = |message: String| Error::invalid_file(path, message);
+    let config = read_config_object(path)?;
+    let hparams = hparams_from_config(&config).map_err(bad)?;
+    hparams.validate().map_err(|e| bad(e.to_string()))?;
+    check_supported(&config, &hparams).map_err(bad)?;
+    Ok(hparams)
+}
+
+/// Reads and parses the file at `path`, which must hold a JSON object.
+fn read_config_object(path: &Path) -> Result<Json> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, &e))?;
     let config = json::parse(&text).map_err(|e| Error::invalid_file(path, e.to_string()))?;
     if config.as_object().is_none() {
@@ -69,42 +79,63 @@ pub fn load_config(path: &Path) -> Result<HParams> {
             format!("expected a JSON object, found {}", config.kind()),
         ));
     }
-    let bad = |message: String| Error::invalid_file(path, message);
-    let size = |key: &str| -> Result<Option<usize>> {
-        match config.get(key) {
-            None | Some(Json::Null) => Ok(None),
-            Some(value) => {
-                value.as_u64().and_then(|n| usize::try_from(n).ok()).map(Some).ok_or_else(|| {
-                    bad(format!("\"{key}\" must be a whole number, found {value:?}"))
-                })
-            }
-        }
-    };
-    let required = |key: &str| size(key)?.ok_or_else(|| bad(format!("\"{key}\" is missing")));
-    let n_ctx = match (size("n_positions")?, size("n_ctx")?) {
-        (Some(p), Some(c)) if p != c => {
-            return Err(bad(format!("\"n_positions\" ({p}) and \"n_ctx\" ({c}) disagree")));
-        }
-        (Some(n), _) | (None, Some(n)) => n,
-        (None, None) => return Err(bad("\"n_positions\" (or \"n_ctx\") is missing".into())),
-    };
-    let layer_norm_eps = match config.get("layer_norm_epsilon") {
-        None => 1e-5,
-        Some(value) => value.as_f64().ok_or_else(|| {
-            bad(format!("\"layer_norm_epsilon\" must be a number, found {value:?}"))
-        })? as f32,
-    };
-    let hparams = HParams {
-        n_vocab: required("vocab_size")?,
+    Ok(config)
+}
+
+/// The hyper-parameters a `config.json` object sets, each read and type-checked (their
+/// consistency is [`HParams::validate`]'s job).
+fn hparams_from_config(config: &Json) -> std::result::Result<HParams, String> {
+    let n_ctx = context_length(config)?;
+    let layer_norm_eps = layer_norm_epsilon(config)?;
+    Ok(HParams {
+        n_vocab: required_size(config, "vocab_size")?,
         n_ctx,
-        n_embd: required("n_embd")?,
-        n_head: required("n_head")?,
-        n_layer: required("n_layer")?,
+        n_embd: required_size(config, "n_embd")?,
+        n_head: required_size(config, "n_head")?,
+        n_layer: required_size(config, "n_layer")?,
         layer_norm_eps,
-    };
-    hparams.validate().map_err(|e| bad(e.to_string()))?;
-    check_supported(&config, &hparams).map_err(bad)?;
-    Ok(hparams)
+    })
+}
+
+/// `config[key]` as a size: a whole number that fits in `usize`, or `None` when the key is
+/// absent or `null`.
+fn optional_size(config: &Json, key: &str) -> std::result::Result<Option<usize>, String> {
+    match config.get(key) {
+        None | Some(Json::Null) => Ok(None),
+        Some(value) => value
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| format!("\"{key}\" must be a whole number, found {value:?}")),
+    }
+}
+
+/// `config[key]` as a size, which must be there.
+fn required_size(config: &Json, key: &str) -> std::result::Result<usize, String> {
+    optional_size(config, key)?.ok_or_else(|| format!("\"{key}\" is missing"))
+}
+
+/// The context length: `n_positions`, or the older `n_ctx`; if both are given they must
+/// agree.
+fn context_length(config: &Json) -> std::result::Result<usize, String> {
+    match (optional_size(config, "n_positions")?, optional_size(config, "n_ctx")?) {
+        (Some(p), Some(c)) if p != c => {
+            Err(format!("\"n_positions\" ({p}) and \"n_ctx\" ({c}) disagree"))
+        }
+        (Some(n), _) | (None, Some(n)) => Ok(n),
+        (None, None) => Err("\"n_positions\" (or \"n_ctx\") is missing".into()),
+    }
+}
+
+/// `layer_norm_epsilon` as an f32 (nearest), 1e-5 (GPT-2's) when absent.
+fn layer_norm_epsilon(config: &Json) -> std::result::Result<f32, String> {
+    match config.get("layer_norm_epsilon") {
+        None => Ok(1e-5),
+        Some(value) => value
+            .as_f64()
+            .map(|eps| eps as f32)
+            .ok_or_else(|| format!("\"layer_norm_epsilon\" must be a number, found {value:?}")),
+    }
 }
 
 /// Refuses configurations whose model differs from the one this crate computes.

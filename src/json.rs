@@ -13,10 +13,20 @@
 //! hostile input cannot overflow the stack). Errors give the byte offset. Numbers keep their
 //! text, so that `as_u64` is exact for integers beyond 2^53 (safetensors offsets).
 
+use std::collections::HashSet;
 use std::fmt;
 
 /// Deepest nesting of arrays and objects accepted.
 pub const MAX_DEPTH: usize = 128;
+
+/// `{`, which begins an object (RFC 8259 names the brackets: this is `begin-object`).
+const BEGIN_OBJECT: u8 = b'{';
+/// `}`, which ends an object (`end-object`).
+const END_OBJECT: u8 = b'}';
+/// `[`, which begins an array (`begin-array`).
+const BEGIN_ARRAY: u8 = b'[';
+/// `]`, which ends an array (`end-array`).
+const END_ARRAY: u8 = b']';
 
 /// A parsed JSON value. Objects keep their keys in file order.
 #[derive(Debug, Clone, PartialEq)]
@@ -161,14 +171,16 @@ impl Parser<'_> {
         }
     }
 
+    /// Parses any value at `depth` levels of nesting (after optional whitespace), choosing
+    /// the kind by its first byte.
     fn value(&mut self, depth: usize) -> Result<Json, JsonError> {
         if depth > MAX_DEPTH {
             return Err(self.error(format!("nested deeper than {MAX_DEPTH} levels")));
         }
         self.skip_whitespace();
         match self.peek() {
-            Some(b'{') => self.object(depth),
-            Some(b'[') => self.array(depth),
+            Some(BEGIN_OBJECT) => self.object(depth),
+            Some(BEGIN_ARRAY) => self.array(depth),
             Some(b'"') => Ok(Json::String(self.string()?)),
             Some(b'-' | b'0'..=b'9') => self.number(),
             Some(b't') => self.literal("true", Json::Bool(true)),
@@ -179,6 +191,7 @@ impl Parser<'_> {
         }
     }
 
+    /// Parses the keyword `word` (`true`, `false` or `null`), which stands for `value`.
     fn literal(&mut self, word: &str, value: Json) -> Result<Json, JsonError> {
         if self.bytes[self.at..].starts_with(word.as_bytes()) {
             self.at += word.len();
@@ -188,76 +201,90 @@ impl Parser<'_> {
         }
     }
 
+    /// Parses `{ }` or `{ string : value (, string : value)* }`, refusing duplicate keys.
     fn object(&mut self, depth: usize) -> Result<Json, JsonError> {
-        self.expect(b'{')?;
         let mut pairs: Vec<(String, Json)> = Vec::new();
-        self.skip_whitespace();
-        if self.peek() == Some(b'}') {
-            self.at += 1;
-            return Ok(Json::Object(pairs));
-        }
-        let mut keys = std::collections::HashSet::new();
-        loop {
-            self.skip_whitespace();
-            if self.peek() != Some(b'"') {
-                return Err(self.error("expected a string key"));
-            }
-            let key_at = self.at;
-            let key = self.string()?;
-            if !keys.insert(key.clone()) {
-                return Err(JsonError {
-                    offset: key_at,
-                    message: format!("duplicate key \"{key}\""),
-                });
-            }
-            self.skip_whitespace();
-            self.expect(b':')?;
-            let value = self.value(depth + 1)?;
-            pairs.push((key, value));
-            self.skip_whitespace();
-            match self.peek() {
-                Some(b',') => self.at += 1,
-                Some(b'}') => {
-                    self.at += 1;
-                    return Ok(Json::Object(pairs));
-                }
-                _ => return Err(self.error("expected ',' or '}' in object")),
-            }
-        }
+        let mut keys = HashSet::new();
+        self.sequence(BEGIN_OBJECT, END_OBJECT, "object", |parser| {
+            let key = parser.key(&mut keys)?;
+            parser.skip_whitespace();
+            parser.expect(b':')?;
+            pairs.push((key, parser.value(depth + 1)?));
+            Ok(())
+        })?;
+        Ok(Json::Object(pairs))
     }
 
+    /// Parses an object's key (after optional whitespace): a string not already in `seen`,
+    /// which it is then added to. A duplicate is reported at the key's opening quote.
+    fn key(&mut self, seen: &mut HashSet<String>) -> Result<String, JsonError> {
+        self.skip_whitespace();
+        if self.peek() != Some(b'"') {
+            return Err(self.error("expected a string key"));
+        }
+        let key_at = self.at;
+        let key = self.string()?;
+        if !seen.insert(key.clone()) {
+            return Err(JsonError { offset: key_at, message: format!("duplicate key \"{key}\"") });
+        }
+        Ok(key)
+    }
+
+    /// Parses `[ ]` or `[ value (, value)* ]`.
     fn array(&mut self, depth: usize) -> Result<Json, JsonError> {
-        self.expect(b'[')?;
         let mut items = Vec::new();
+        self.sequence(BEGIN_ARRAY, END_ARRAY, "array", |parser| {
+            items.push(parser.value(depth + 1)?);
+            Ok(())
+        })?;
+        Ok(Json::Array(items))
+    }
+
+    /// The shape objects and arrays share: `open`, then nothing or `element (, element)*`,
+    /// then `close`. `element` parses one element (a key-value pair, or a value); `what`
+    /// names the container in the error for a missing `,` or `close`.
+    fn sequence(
+        &mut self,
+        open: u8,
+        close: u8,
+        what: &str,
+        mut element: impl FnMut(&mut Self) -> Result<(), JsonError>,
+    ) -> Result<(), JsonError> {
+        self.expect(open)?;
         self.skip_whitespace();
-        if self.peek() == Some(b']') {
+        if self.peek() == Some(close) {
             self.at += 1;
-            return Ok(Json::Array(items));
+            return Ok(());
         }
         loop {
-            items.push(self.value(depth + 1)?);
+            element(self)?;
             self.skip_whitespace();
             match self.peek() {
                 Some(b',') => self.at += 1,
-                Some(b']') => {
+                Some(b) if b == close => {
                     self.at += 1;
-                    return Ok(Json::Array(items));
+                    return Ok(());
                 }
-                _ => return Err(self.error("expected ',' or ']' in array")),
+                _ => {
+                    let expected = format!("expected ',' or '{}' in {what}", close as char);
+                    return Err(self.error(expected));
+                }
             }
         }
     }
 
-    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+    /// Parses `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, keeping the text as written.
     fn number(&mut self) -> Result<Json, JsonError> {
         let start = self.at;
-        let digits = |p: &mut Self| {
-            let from = p.at;
-            while let Some(b'0'..=b'9') = p.peek() {
-                p.at += 1;
-            }
-            p.at - from
-        };
+        self.integer_part()?;
+        self.fraction()?;
+        self.exponent()?;
+        Ok(Json::Number(self.text[start..self.at].to_string()))
+    }
+
+    /// Skips `-?(0|[1-9][0-9]*)`: an optional minus, then `0` alone or digits that do not
+    /// start with `0`.
+    fn integer_part(&mut self) -> Result<(), JsonError> {
         if self.peek() == Some(b'-') {
             self.at += 1;
         }
@@ -269,28 +296,48 @@ impl Parser<'_> {
                 }
             }
             Some(b'1'..=b'9') => {
-                digits(self);
+                self.digits();
             }
             _ => return Err(self.error("expected a digit")),
         }
+        Ok(())
+    }
+
+    /// Skips `(\.[0-9]+)?`: nothing, or a point and at least one digit.
+    fn fraction(&mut self) -> Result<(), JsonError> {
         if self.peek() == Some(b'.') {
             self.at += 1;
-            if digits(self) == 0 {
+            if self.digits() == 0 {
                 return Err(self.error("expected a digit after '.'"));
             }
         }
+        Ok(())
+    }
+
+    /// Skips `([eE][+-]?[0-9]+)?`: nothing, or `e`, an optional sign and at least one digit.
+    fn exponent(&mut self) -> Result<(), JsonError> {
         if let Some(b'e' | b'E') = self.peek() {
             self.at += 1;
             if let Some(b'+' | b'-') = self.peek() {
                 self.at += 1;
             }
-            if digits(self) == 0 {
+            if self.digits() == 0 {
                 return Err(self.error("expected a digit in the exponent"));
             }
         }
-        Ok(Json::Number(self.text[start..self.at].to_string()))
+        Ok(())
     }
 
+    /// Skips `[0-9]*` and returns how many digits there were.
+    fn digits(&mut self) -> usize {
+        let from = self.at;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.at += 1;
+        }
+        self.at - from
+    }
+
+    /// Parses a string from its opening quote to its closing one, unescaping it.
     fn string(&mut self) -> Result<String, JsonError> {
         self.expect(b'"')?;
         let mut out = String::new();
@@ -319,6 +366,8 @@ impl Parser<'_> {
         }
     }
 
+    /// Parses what follows a backslash in a string: one of `"\/bfnrt`, or `u` and four hex
+    /// digits, and returns the character it stands for.
     fn escape(&mut self) -> Result<char, JsonError> {
         let Some(b) = self.peek() else {
             return Err(self.error("unterminated escape"));
@@ -333,26 +382,7 @@ impl Parser<'_> {
             b'n' => '\n',
             b'r' => '\r',
             b't' => '\t',
-            b'u' => {
-                let unit = self.hex4()?;
-                match unit {
-                    0xD800..=0xDBFF => {
-                        // A high surrogate must be followed by \u and a low surrogate.
-                        if !self.bytes[self.at..].starts_with(b"\\u") {
-                            return Err(self.error("lone high surrogate in \\u escape"));
-                        }
-                        self.at += 2;
-                        let low = self.hex4()?;
-                        if !(0xDC00..=0xDFFF).contains(&low) {
-                            return Err(self.error("high surrogate not followed by a low one"));
-                        }
-                        let code = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
-                        char::from_u32(code).expect("a surrogate pair is a valid scalar")
-                    }
-                    0xDC00..=0xDFFF => return Err(self.error("lone low surrogate in \\u escape")),
-                    _ => char::from_u32(unit).expect("not a surrogate, so valid"),
-                }
-            }
+            b'u' => self.unicode_escape()?,
             _ => {
                 self.at -= 1;
                 return Err(self.error("unknown escape"));
@@ -360,6 +390,30 @@ impl Parser<'_> {
         })
     }
 
+    /// Parses the four hex digits after `\u` (a UTF-16 code unit), and for a high surrogate
+    /// the `\uXXXX` low surrogate that must follow it; returns the character they encode.
+    fn unicode_escape(&mut self) -> Result<char, JsonError> {
+        let unit = self.hex4()?;
+        match unit {
+            0xD800..=0xDBFF => {
+                // A high surrogate must be followed by \u and a low surrogate.
+                if !self.bytes[self.at..].starts_with(b"\\u") {
+                    return Err(self.error("lone high surrogate in \\u escape"));
+                }
+                self.at += 2;
+                let low = self.hex4()?;
+                if !(0xDC00..=0xDFFF).contains(&low) {
+                    return Err(self.error("high surrogate not followed by a low one"));
+                }
+                let code = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+                Ok(char::from_u32(code).expect("a surrogate pair is a valid scalar"))
+            }
+            0xDC00..=0xDFFF => Err(self.error("lone low surrogate in \\u escape")),
+            _ => Ok(char::from_u32(unit).expect("not a surrogate, so valid")),
+        }
+    }
+
+    /// Parses exactly four hex digits (of a `\u` escape) into their value, `0..=0xFFFF`.
     fn hex4(&mut self) -> Result<u32, JsonError> {
         let hex = self
             .bytes

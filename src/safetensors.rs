@@ -107,6 +107,13 @@ impl SafeTensors {
     /// Reads tensor `name`, checks that its shape is `expected_shape`, and converts it to
     /// f32 (row-major, as stored).
     pub fn read_f32(&self, name: &str, expected_shape: &[usize]) -> Result<Vec<f32>> {
+        let info = self.entry_with_shape(name, expected_shape)?;
+        let element_size = self.element_size(info)?;
+        self.read_converted(info, element_size)
+    }
+
+    /// The entry for `name`, if it exists and its shape is `expected_shape`.
+    fn entry_with_shape(&self, name: &str, expected_shape: &[usize]) -> Result<&TensorInfo> {
         let info = self.get(name).ok_or_else(|| Error::MissingTensor {
             path: self.path.display().to_string(),
             tensor: name.to_string(),
@@ -118,19 +125,27 @@ impl SafeTensors {
                 found: info.shape.clone(),
             });
         }
-        let element_size = match info.dtype.as_str() {
-            "F32" => 4,
-            "F16" | "BF16" => 2,
-            other => {
-                return Err(Error::UnsupportedDtype {
-                    path: self.path.display().to_string(),
-                    tensor: name.to_string(),
-                    dtype: other.to_string(),
-                });
-            }
-        };
-        // Read through a small buffer and convert as we go: the bytes never exist in memory
-        // all at once, so loading holds the f32 weights plus this buffer.
+        Ok(info)
+    }
+
+    /// Bytes per element of a tensor that converts to f32: 4 for F32, 2 for F16 and BF16;
+    /// any other dtype is an error.
+    fn element_size(&self, info: &TensorInfo) -> Result<usize> {
+        match info.dtype.as_str() {
+            "F32" => Ok(4),
+            "F16" | "BF16" => Ok(2),
+            other => Err(Error::UnsupportedDtype {
+                path: self.path.display().to_string(),
+                tensor: info.name.clone(),
+                dtype: other.to_string(),
+            }),
+        }
+    }
+
+    /// Reads the bytes of `info` (an F32, F16 or BF16 tensor of `element_size`-byte
+    /// elements) through a small buffer and converts them as it goes: the bytes never exist
+    /// in memory all at once, so loading holds the f32 weights plus this buffer.
+    fn read_converted(&self, info: &TensorInfo, element_size: usize) -> Result<Vec<f32>> {
         const CHUNK_BYTES: usize = 1 << 20; // a multiple of every element size
         let (begin, end) = info.data_offsets;
         let total = (end - begin) as usize;
@@ -143,23 +158,29 @@ impl SafeTensors {
         while done < total {
             let bytes = &mut chunk[..CHUNK_BYTES.min(total - done)];
             file.read_exact(bytes).map_err(|e| Error::io(&self.path, &e))?;
-            match info.dtype.as_str() {
-                "F32" => values.extend(
-                    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-                ),
-                "F16" => values.extend(
-                    bytes.chunks_exact(2).map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]]))),
-                ),
-                _ => values.extend(
-                    bytes.chunks_exact(2).map(|b| bf16_to_f32(u16::from_le_bytes([b[0], b[1]]))),
-                ),
-            }
+            append_as_f32(&info.dtype, bytes, &mut values);
             done += bytes.len();
         }
         Ok(values)
     }
 }
 
+/// Decodes `bytes` (whole little-endian elements of `dtype`: F32, F16 or BF16) and appends
+/// them to `values` as f32.
+fn append_as_f32(dtype: &str, bytes: &[u8], values: &mut Vec<f32>) {
+    match dtype {
+        "F32" => values
+            .extend(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+        "F16" => values
+            .extend(bytes.chunks_exact(2).map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]])))),
+        // BF16, the one other dtype `element_size` lets through.
+        _ => values
+            .extend(bytes.chunks_exact(2).map(|b| bf16_to_f32(u16::from_le_bytes([b[0], b[1]])))),
+    }
+}
+
+/// Checks the header length read from the file's first 8 bytes: at most
+/// [`MAX_HEADER_SIZE`], and short enough to fit in the `file_len`-byte file.
 fn check_header_len(path: &Path, header_len: u64, file_len: u64) -> Result<()> {
     if header_len > MAX_HEADER_SIZE {
         return Err(Error::invalid_file(
@@ -207,6 +228,7 @@ pub fn parse_header(path: &Path, header: &[u8], data_len: u64) -> Result<Header>
     Ok(Header { tensors, metadata })
 }
 
+/// The `__metadata__` entry: an object whose values are all strings, as pairs in file order.
 fn parse_metadata(value: &Json) -> std::result::Result<Vec<(String, String)>, String> {
     let pairs = value
         .as_object()
@@ -222,6 +244,8 @@ fn parse_metadata(value: &Json) -> std::result::Result<Vec<(String, String)>, St
         .collect()
 }
 
+/// One tensor's entry, `{"dtype": "F32", "shape": [2, 3], "data_offsets": [begin, end]}`,
+/// with each field's type checked (where its bytes lie is [`validate_layout`]'s job).
 fn parse_tensor_info(name: &str, value: &Json) -> std::result::Result<TensorInfo, String> {
     let field =
         |key: &str| value.get(key).ok_or_else(|| format!("tensor `{name}`: missing \"{key}\""));
@@ -279,27 +303,32 @@ fn validate_layout(tensors: &[TensorInfo]) -> std::result::Result<u64, String> {
                 info.name
             ));
         }
-        let overflow = || format!("tensor `{}`: shape {:?} is too large", info.name, info.shape);
-        let elements = info
-            .shape
-            .iter()
-            .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
-            .ok_or_else(overflow)?;
-        let bits =
-            elements.checked_mul(dtype_bits(&info.dtype).unwrap_or(0)).ok_or_else(overflow)?;
-        if bits % 8 != 0 || bits / 8 != end - begin {
-            return Err(format!(
-                "tensor `{}`: {} x {:?} needs {} bytes but data_offsets [{begin}, {end}] hold {}",
-                info.name,
-                info.dtype,
-                info.shape,
-                bits as f64 / 8.0,
-                end - begin
-            ));
-        }
+        check_byte_length(info)?;
         expected_begin = end;
     }
     Ok(expected_begin)
+}
+
+/// Checks that a tensor's `data_offsets` (with `begin <= end`) hold exactly
+/// `product(shape) x element size` bytes, computed with checked arithmetic in bits (a
+/// dtype's elements may be smaller than a byte).
+fn check_byte_length(info: &TensorInfo) -> std::result::Result<(), String> {
+    let (begin, end) = info.data_offsets;
+    let overflow = || format!("tensor `{}`: shape {:?} is too large", info.name, info.shape);
+    let elements =
+        info.shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d as u64)).ok_or_else(overflow)?;
+    let bits = elements.checked_mul(dtype_bits(&info.dtype).unwrap_or(0)).ok_or_else(overflow)?;
+    if bits % 8 != 0 || bits / 8 != end - begin {
+        return Err(format!(
+            "tensor `{}`: {} x {:?} needs {} bytes but data_offsets [{begin}, {end}] hold {}",
+            info.name,
+            info.dtype,
+            info.shape,
+            bits as f64 / 8.0,
+            end - begin
+        ));
+    }
+    Ok(())
 }
 
 /// IEEE 754 half precision (1 sign, 5 exponent, 10 mantissa bits) to f32, exactly.

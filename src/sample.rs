@@ -99,50 +99,80 @@ impl Default for SamplingParams {
 /// assert!((p[0] - 2.0 / 3.0).abs() < 1e-7 && p[2] == 0.0); // tie: the lower id stays
 /// ```
 pub fn distribution(logits: &[f32], params: &SamplingParams) -> Vec<f64> {
-    let n = logits.len();
-    let mut probs = vec![0.0; n];
-    if params.is_greedy() || n == 0 {
-        if n > 0 {
-            probs[argmax(logits) as usize] = 1.0;
-        }
-        return probs;
+    if params.is_greedy() || logits.is_empty() {
+        return one_hot_argmax(logits);
     }
     // 1. Temperature.
-    let t = params.temperature as f64;
-    let scaled: Vec<f64> = logits.iter().map(|&l| l as f64 / t).collect();
+    let scaled = divide_by_temperature(logits, params.temperature);
+    // 2. Top-k.
+    let mut kept = top_k_ids(&scaled, params.top_k);
+    // Softmax over the kept tokens.
+    let mut probs = softmax_over(&scaled, &kept);
+    // 3. Top-p.
+    if let Some(p) = params.top_p.filter(|&p| p < 1.0) {
+        keep_top_p(&mut probs, &mut kept, p);
+    }
+    probs
+}
 
-    // 2. Top-k: the k largest scaled logits, ties to the lower id.
+/// Greedy's distribution: `[n_vocab]`, 1 on the [`argmax`], 0 elsewhere (empty for no logits).
+fn one_hot_argmax(logits: &[f32]) -> Vec<f64> {
+    let mut probs = vec![0.0; logits.len()];
+    if !logits.is_empty() {
+        probs[argmax(logits) as usize] = 1.0;
+    }
+    probs
+}
+
+/// `logits / T` in f64, `[n_vocab]` (`temperature > 0`).
+fn divide_by_temperature(logits: &[f32], temperature: f32) -> Vec<f64> {
+    let t = temperature as f64;
+    logits.iter().map(|&l| l as f64 / t).collect()
+}
+
+/// Top-k: the ids of the `top_k` largest scaled logits (`[n_vocab]`), ties to the lower
+/// id, in no particular order; every id `0..n_vocab` when `top_k` is `None` or not below
+/// `n_vocab`.
+fn top_k_ids(scaled: &[f64], top_k: Option<usize>) -> Vec<usize> {
+    let n = scaled.len();
     let mut kept: Vec<usize> = (0..n).collect();
-    if let Some(k) = params.top_k.filter(|&k| k < n) {
+    if let Some(k) = top_k.filter(|&k| k < n) {
         kept.select_nth_unstable_by(k - 1, |&a, &b| by_value_then_id(scaled[a], a, scaled[b], b));
         kept.truncate(k);
     }
+    kept
+}
 
-    // Softmax over the kept tokens (max subtracted first, so no exp overflows).
+/// Softmax over the `kept` ids only: `[n_vocab]`, zero outside them. The largest kept
+/// value is subtracted first, so no `exp` overflows.
+fn softmax_over(scaled: &[f64], kept: &[usize]) -> Vec<f64> {
+    let mut probs = vec![0.0; scaled.len()];
     let max = kept.iter().map(|&i| scaled[i]).fold(f64::NEG_INFINITY, f64::max);
-    for &i in &kept {
+    for &i in kept {
         probs[i] = exp_f64(scaled[i] - max);
     }
     normalise(&mut probs);
-
-    // 3. Top-p: the smallest most-likely-first prefix whose probability reaches p.
-    if let Some(p) = params.top_p.filter(|&p| p < 1.0) {
-        kept.sort_unstable_by(|&a, &b| by_value_then_id(probs[a], a, probs[b], b));
-        let mut cumulative = 0.0;
-        let mut keep = kept.len();
-        for (rank, &i) in kept.iter().enumerate() {
-            cumulative += probs[i];
-            if cumulative >= p as f64 {
-                keep = rank + 1;
-                break;
-            }
-        }
-        for &i in &kept[keep..] {
-            probs[i] = 0.0;
-        }
-        normalise(&mut probs);
-    }
     probs
+}
+
+/// Top-p: keeps the smallest most-likely-first prefix of `kept` whose probability reaches
+/// `p`, zeroes the other kept ids in `probs` (`[n_vocab]`) and renormalises. Sorts `kept`
+/// most likely first on the way.
+fn keep_top_p(probs: &mut [f64], kept: &mut [usize], p: f32) {
+    kept.sort_unstable_by(|&a, &b| by_value_then_id(probs[a], a, probs[b], b));
+    let mut cumulative = 0.0;
+    let mut keep = kept.len();
+    for (rank, &i) in kept.iter().enumerate() {
+        cumulative += probs[i];
+        if cumulative >= p as f64 {
+            keep = rank + 1;
+            break;
+        }
+    }
+    for &i in &kept[keep..] {
+        probs[i] = 0.0;
+    }
+    normalise(probs);
 }
 
 /// Descending by value, then ascending by id: the order "most likely first, ties to the
@@ -151,6 +181,7 @@ fn by_value_then_id(a: f64, a_id: usize, b: f64, b_id: usize) -> std::cmp::Order
     b.partial_cmp(&a).unwrap_or_else(|| a.is_nan().cmp(&b.is_nan())).then(a_id.cmp(&b_id))
 }
 
+/// Divides every probability by their sum, so that they sum to 1.
 fn normalise(probs: &mut [f64]) {
     let total: f64 = probs.iter().sum();
     for p in probs.iter_mut() {
