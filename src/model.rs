@@ -262,7 +262,7 @@ impl Model {
 /// Every way the input to a forward pass can be wrong, reported before any work is done:
 /// a cache made for other sizes, a token outside the vocabulary, more positions than the
 /// context or the cache holds. The reference model and the engine share it.
-pub fn check_input(hparams: &HParams, tokens: &[u32], cache: &KvCache) -> Result<()> {
+pub(crate) fn check_input(hparams: &HParams, tokens: &[u32], cache: &KvCache) -> Result<()> {
     let hp = hparams;
     if (cache.n_layer(), cache.n_embd()) != (hp.n_layer, hp.n_embd) {
         return Err(Error::ShapeMismatch {

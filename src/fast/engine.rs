@@ -68,13 +68,14 @@ pub enum Logits {
 }
 
 impl Engine {
-    /// Packs `model`'s weights, one matrix at a time, consuming it: while the engine runs,
-    /// the weights exist once (packing holds one extra copy of one matrix at a time, and
-    /// `wte` is transposed in place).
+    /// Packs `model`'s weights, consuming it: every matrix is packed in its own memory, one
+    /// at a time (through one scratch buffer the size of the largest), and `wte` is
+    /// transposed in place, so the weights exist once.
     pub fn new(model: Model) -> Self {
         let Model { hparams, weights } = model;
         let Weights { wte, wpe, blocks, ln_f } = weights;
-        let pack = |layer| Arc::new(PackedLinear::pack(layer));
+        let mut scratch = Vec::new();
+        let mut pack = |layer| Arc::new(PackedLinear::pack_with(layer, &mut scratch));
         let blocks = blocks
             .into_iter()
             .map(|block| PackedBlock {

@@ -70,18 +70,28 @@ impl fmt::Debug for PackedLinear {
 }
 
 impl PackedLinear {
-    /// Packs a layer's row-major `[n_in, n_out]` weight (consumed: while packing, one extra
-    /// copy of this one matrix exists).
+    /// Packs a layer's row-major `[n_in, n_out]` weight, in place (see
+    /// [`pack_with`](Self::pack_with)).
     pub fn pack(layer: Linear) -> Self {
+        Self::pack_with(layer, &mut Vec::new())
+    }
+
+    /// Packs a layer's row-major `[n_in, n_out]` weight in its own memory: the panels are
+    /// laid out in `scratch` (reused from matrix to matrix, so no new memory is touched),
+    /// then copied back over the row-major values. Row by row, so the source streams: row
+    /// `k`'s columns `16p..` go to row `k` of panel `p`.
+    pub fn pack_with(layer: Linear, scratch: &mut Vec<f32>) -> Self {
         let (n_in, n_out) = (layer.n_in(), layer.n_out());
-        let mut panels = Vec::with_capacity(layer.w.len());
-        for start in (0..n_out).step_by(PANEL) {
-            let end = (start + PANEL).min(n_out);
-            for row in layer.w.chunks_exact(n_out) {
-                panels.extend_from_slice(&row[start..end]);
+        let Linear { w: mut panels, b } = layer;
+        scratch.resize(panels.len(), 0.0);
+        for (k, row) in panels.chunks_exact(n_out).enumerate() {
+            for (p, part) in row.chunks(PANEL).enumerate() {
+                let at = p * PANEL * n_in + k * part.len();
+                scratch[at..at + part.len()].copy_from_slice(part);
             }
         }
-        Self { panels, bias: Some(layer.b), n_in, n_out }
+        panels.copy_from_slice(scratch);
+        Self { panels, bias: Some(b), n_in, n_out }
     }
 
     /// Packs `m^T` for a row-major `m` of `[n_rows, n_cols]`, in place: the logits' form of
