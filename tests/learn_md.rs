@@ -128,3 +128,95 @@ fn sampling_table_matches_the_sampler() {
     let table = sampling_table();
     assert!(LEARN.contains(&table), "LEARN.md's sampling chapter should contain:\n{table}");
 }
+
+/// The dummy model's full pass on "hello world", traced.
+fn hello_world_trace() -> gpt2_edu::Trace {
+    let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
+    let model = Model::new(hparams, weights).unwrap();
+    let mut trace = gpt2_edu::Trace::new();
+    model.forward_full_traced(&encoder.encode("hello world"), &mut trace).unwrap();
+    trace
+}
+
+/// A traced tensor's rows, each value with five decimals right-aligned in `width`.
+fn rows(trace: &gpt2_edu::Trace, name: &str, width: usize) -> Vec<String> {
+    let tensor = trace.get(name).unwrap();
+    let n_cols = *tensor.shape.last().unwrap();
+    tensor
+        .data
+        .chunks_exact(n_cols)
+        .map(|row| {
+            let cells: Vec<String> = row
+                .iter()
+                .map(|&x| format!("{:>width$}", format_fixed(x, PRINT_DECIMALS)))
+                .collect();
+            cells.join(" ")
+        })
+        .collect()
+}
+
+/// Section 4: head 0 of block 0's scores, masked scores and weights, as the trace prints
+/// them, side by side in columns 39 characters apart.
+#[test]
+fn attention_grids_of_section_4_match_the_trace() {
+    let trace = hello_world_trace();
+    let grids: Vec<Vec<String>> = ["scores", "masked", "weights"]
+        .iter()
+        .map(|stage| {
+            let tensor = trace.get(&format!("block.0.attn.{stage}.head.0")).unwrap();
+            tensor.to_string().lines().map(String::from).collect()
+        })
+        .collect();
+    let mut text = String::new();
+    for line in 0..grids[0].len() {
+        let cells: Vec<String> = grids.iter().map(|grid| format!("{:<38}", grid[line])).collect();
+        text.push_str(cells.join(" ").trim_end());
+        text.push('\n');
+    }
+    assert!(LEARN.contains(&text), "LEARN.md section 4 should contain:\n{text}");
+}
+
+/// Section 9: the logits of "hello world", one row per position.
+#[test]
+fn logits_table_of_section_9_matches_the_trace() {
+    let trace = hello_world_trace();
+    let mut text = String::from("logits [2, 4]        hello    world      the    <UNK>\n");
+    for (label, row) in ["after \"hello\"", "after \"world\""].iter().zip(rows(&trace, "logits", 8))
+    {
+        text.push_str(&format!("  {label}   {row}\n"));
+    }
+    assert!(LEARN.contains(&text), "LEARN.md section 9 should contain:\n{text}");
+}
+
+/// The introduction's cross-entropy example: -ln p of two possible next tokens after
+/// "hello", from the sampling chapter's T = 1 probabilities.
+#[test]
+fn cross_entropy_example_matches_the_probabilities() {
+    use gpt2_edu::sample::{SamplingParams, distribution};
+    let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
+    let model = Model::new(hparams, weights).unwrap();
+    let logits = model.forward(&encoder.encode("hello")).unwrap();
+    let p = distribution(&logits, &SamplingParams { temperature: 1.0, top_k: None, top_p: None });
+    for id in [1, 2] {
+        let claim = format!("-ln {:.4} = {:.4} nats", p[id], -p[id].ln());
+        assert!(LEARN.contains(&claim), "LEARN.md's introduction should say {claim}");
+    }
+}
+
+/// Numbers quoted in the prose of sections 4-6: the second position's attention weights in
+/// both heads of block 0, and a value of the feed-forward layer before and after GELU.
+#[test]
+fn numbers_quoted_in_sections_4_to_6_match_the_trace() {
+    let trace = hello_world_trace();
+    let data = |name: &str| trace.get(name).unwrap().data.clone();
+    for (head, quoted) in [(0, "0.43 / 0.57"), (1, "0.73 / 0.27")] {
+        let w = data(&format!("block.0.attn.weights.head.{head}"));
+        assert_eq!(format!("{:.2} / {:.2}", w[2], w[3]), quoted);
+        assert!(LEARN.contains(quoted));
+    }
+    let (before, after) = (data("block.0.mlp.c_fc"), data("block.0.mlp.gelu"));
+    let at = before.iter().position(|&x| format_fixed(x, PRINT_DECIMALS) == "-0.42288").unwrap();
+    let quoted = format!("`{}` becomes `{}`", "-0.42288", format_fixed(after[at], PRINT_DECIMALS));
+    let prose = LEARN.replace('\n', " "); // the sentence may be wrapped anywhere
+    assert!(prose.contains(&quoted), "LEARN.md section 6 should say {quoted}");
+}

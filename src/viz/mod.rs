@@ -16,13 +16,15 @@
 //! ```
 //!
 //! Record a whole run with [`explain_generation`], or step by step beside your own
-//! [`TextGenerator`](crate::TextGenerator) loop (on the reference model) with a [`Recorder`]. Then draw with [`attention_heatmap`],
-//! [`top_candidates`] and [`cache_fill`] (terminal) or [`html_report`] (browser).
-//! Recording only reads the trace, so the generated tokens are the same as without it.
+//! [`TextGenerator`](crate::TextGenerator) loop on the reference model with a
+//! [`Recorder`]. Then draw with [`attention_heatmap`], [`top_candidates`] and
+//! [`cache_fill`] (terminal) or [`html_report`] (browser). Recording only reads the trace,
+//! so the generated tokens are the same as without it.
 //!
-//! Numerical care: probabilities are the f64s of [`distribution`](crate::sample::distribution), shown with 4 decimals.
-//! The tokens not listed are summed into one "other" probability, so the listed numbers
-//! and it add up to 1.
+//! Numerical care: probabilities are the f64s of
+//! [`distribution`](crate::sample::distribution), shown with 4 decimals. The tokens not
+//! listed are summed into one "other" probability, so the listed numbers and it add up
+//! to 1.
 //!
 //! ```
 //! use gpt2_edu::generate::GenerateConfig;
