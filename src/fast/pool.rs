@@ -189,16 +189,19 @@ impl ThreadPool {
         let (n_in, n_out) = job.widths(&kv);
         let n_rows = x.len() / n_in.max(1);
         out.resize(n_rows * n_out, 0.0);
-        let shares = split_columns(n_out, self.n_threads(), job.column_unit(&kv));
+        let (n_parts, unit) = (self.n_threads(), job.column_unit(&kv));
         self.share_input(x);
-        // Workers with an empty share (a tiny product) are left idle.
-        let busy = || self.workers.iter().zip(&shares[1..]).filter(|(_, c)| !c.is_empty());
+        // Worker i takes share i + 1; one with an empty share (a tiny product) stays idle.
+        let busy = || {
+            let shares = (1..n_parts).map(|i| share(n_out, n_parts, unit, i));
+            self.workers.iter().zip(shares).filter(|(_, cols)| !cols.is_empty())
+        };
         for (worker, cols) in busy() {
-            let task = Task::Run { job: job.clone(), n_rows, cols: cols.clone() };
+            let task = Task::Run { job: job.clone(), n_rows, cols };
             worker.tasks.send(task).expect("worker threads live as long as the pool");
         }
         let mine = OutColumns { data: out, stride: n_out, col0: 0 };
-        job.run(&kv, scratch, x, shares[0].clone(), mine);
+        job.run(&kv, scratch, x, share(n_out, n_parts, unit, 0), mine);
         for (worker, cols) in busy() {
             wait(&worker.done).expect("worker threads live as long as the pool");
             let part = worker.output.lock().expect("no worker panicked");
@@ -221,12 +224,12 @@ impl ThreadPool {
     }
 }
 
-/// `n_out` columns in `n_parts` contiguous shares, cut at multiples of `unit`.
-fn split_columns(n_out: usize, n_parts: usize, unit: usize) -> Vec<Range<usize>> {
-    let cut = |i: usize| {
-        if i == n_parts { n_out } else { (n_out * i / n_parts) / unit.max(1) * unit.max(1) }
-    };
-    (0..n_parts).map(|i| cut(i)..cut(i + 1)).collect()
+/// Share `i` of `n_out` columns cut into `n_parts` contiguous shares at multiples of
+/// `unit` (computed, not stored, so that splitting a product allocates nothing).
+fn share(n_out: usize, n_parts: usize, unit: usize, i: usize) -> Range<usize> {
+    let unit = unit.max(1);
+    let cut = |i: usize| if i == n_parts { n_out } else { (n_out * i / n_parts) / unit * unit };
+    cut(i)..cut(i + 1)
 }
 
 /// Receives one message: spins, then yields, then sleeps (see [`SPINS`]).
@@ -300,7 +303,7 @@ mod tests {
     #[test]
     fn shares_cover_every_column_once() {
         for (n_out, parts) in [(10, 1), (10, 3), (2304, 2), (50257, 4), (7, 4)] {
-            let shares = split_columns(n_out, parts, PANEL);
+            let shares: Vec<_> = (0..parts).map(|i| share(n_out, parts, PANEL, i)).collect();
             assert_eq!(shares.len(), parts);
             assert_eq!(shares[0].start, 0);
             assert_eq!(shares[parts - 1].end, n_out);
@@ -309,8 +312,8 @@ mod tests {
             }
         }
         // Attention's shares are whole heads: cuts at multiples of d_head = 64.
-        for share in split_columns(768, 5, 64) {
-            assert_eq!((share.start % 64, share.end % 64), (0, 0));
+        for cols in (0..5).map(|i| share(768, 5, 64, i)) {
+            assert_eq!((cols.start % 64, cols.end % 64), (0, 0));
         }
     }
 
