@@ -174,7 +174,8 @@ pub(super) fn chosen_label(step: &StepView) -> String {
 
 /// The `n` most likely next tokens of a step as bars, the chosen one marked `▶`, and the
 /// rest of the vocabulary summed into one line. Probabilities are those of the
-/// distribution the sampler draws from ([`shown_sampling`](super::shown_sampling): softmax at T = 1 for greedy).
+/// distribution the sampler draws from ([`shown_sampling`](super::shown_sampling): softmax
+/// at T = 1 for greedy).
 ///
 /// ```text
 /// step 1: "hello" -> world   (softmax at T = 1)
