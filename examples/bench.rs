@@ -107,7 +107,7 @@ fn run(options: &Options) -> Result<(), String> {
         None => random_gpt2_124m(),
     };
     let weights_mb = model_bytes(&model) as f64 / 1e6;
-    let engine = Engine::new(model);
+    let engine = Engine::new(model).map_err(|e| e.to_string())?;
     let hp = *engine.hparams();
     let needed = options.prompt.max(512) + options.tokens;
     if needed > hp.n_ctx {

@@ -137,7 +137,7 @@ pub fn load_encoder_hparams_and_params_with_seed(
 /// Errors: an empty prompt, or a prompt plus tokens longer than `n_ctx` (1024).
 pub fn gen_text(prompt: &str, n_tokens_to_generate: usize) -> Result<String> {
     let (encoder, hparams, weights) = load_encoder_hparams_and_params();
-    let engine = Engine::new(Model::new(hparams, weights)?);
+    let engine = Engine::new(Model::new(hparams, weights)?)?;
     let config = GenerateConfig { max_tokens: n_tokens_to_generate, ..GenerateConfig::default() };
     let mut text = TextGenerator::new(&engine, &encoder, prompt, &config)?;
     let mut out = text.prompt_text().to_string();

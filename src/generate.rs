@@ -197,7 +197,7 @@ pub fn check_fits(hparams: &HParams, prompt_tokens: usize, n_tokens: usize) -> R
 /// use gpt2_edu::generate::{GenerateConfig, Generator, StopReason};
 /// use gpt2_edu::{dummy, Engine, Model, Tokenizer};
 /// let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
-/// let engine = Engine::new(Model::new(hparams, weights).unwrap());
+/// let engine = Engine::new(Model::new(hparams, weights).unwrap()).unwrap();
 /// let config = GenerateConfig { max_tokens: 5, ..GenerateConfig::default() };
 /// let mut generator = Generator::new(&engine, &encoder.encode("hello"), &config, None).unwrap();
 /// let ids: Vec<u32> = generator.by_ref().collect::<Result<_, _>>().unwrap();
@@ -376,7 +376,7 @@ impl<M: Forward> Iterator for Generator<'_, M> {
 /// use gpt2_edu::generate::{GenerateConfig, StopReason, TextGenerator};
 /// use gpt2_edu::{dummy, Engine, Model};
 /// let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
-/// let engine = Engine::new(Model::new(hparams, weights).unwrap());
+/// let engine = Engine::new(Model::new(hparams, weights).unwrap()).unwrap();
 /// let config = GenerateConfig { max_tokens: 5, stop_strings: vec!["<UNK>".into()], ..GenerateConfig::default() };
 /// let mut text = TextGenerator::new(&engine, &encoder, "hello", &config).unwrap();
 /// let generated: String = text.by_ref().collect::<Result<_, _>>().unwrap();

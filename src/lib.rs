@@ -14,7 +14,7 @@
 //! let model = Model::new(hparams, weights).unwrap(); // the reference GPT-2
 //! let prompt = encoder.encode("hello");
 //! assert_eq!(generate(&model, &prompt, 5, Decoding::Cached).unwrap(), vec![1, 1, 1, 3, 3]);
-//! let engine = Engine::new(model); // the fast engine: the same numbers, bit for bit
+//! let engine = Engine::new(model).unwrap(); // the fast engine: the same numbers, bit for bit
 //! assert_eq!(generate(&engine, &prompt, 5, Decoding::Cached).unwrap(), vec![1, 1, 1, 3, 3]);
 //! ```
 //!

@@ -88,7 +88,7 @@ fn assert_caches_eq(engine: &KvCache, reference: &KvCache, what: &str) {
 /// (the prompt, then the tokens decoded one by one).
 fn check_all_ways(model: &Model, tokens: &[u32], n_prompt: usize, seed: u64, label: &str) {
     let reference = reference(model, tokens);
-    let engine = Engine::new(model.clone());
+    let engine = Engine::new(model.clone()).unwrap();
     let mut rng = XorShift64::new(seed + 2_000_000).unwrap();
     for (how, chunks) in feeding_schedules(n_prompt, &mut rng) {
         for threads in 1..=4 {
@@ -105,7 +105,7 @@ fn the_engine_equals_the_reference_bit_for_bit_on_random_models() {
         let generated = generate(&model, &prompt, n_generate, Decoding::Cached).unwrap();
         let tokens = [&prompt[..], &generated[..]].concat();
         check_all_ways(&model, &tokens, prompt.len(), seed, &label);
-        let engine = Engine::new(model);
+        let engine = Engine::new(model).unwrap();
         for decoding in [Decoding::Cached, Decoding::FullRecompute] {
             let ids = generate(&engine, &prompt, n_generate, decoding).unwrap();
             assert_eq!(ids, generated, "{label}: greedy ids, {decoding:?}");
@@ -137,7 +137,7 @@ fn prefill_asking_for_the_last_row_gives_the_last_row() {
     let model = fixture("tiny-gpt2");
     let tokens: Vec<u32> = (0..17).map(|i| i * 29 % 513).collect();
     let all = model.forward(&tokens).unwrap();
-    let engine = Engine::new(model);
+    let engine = Engine::new(model).unwrap();
     let (mut cache, mut workspace) = (KvCache::new(engine.hparams()), Workspace::new(2));
     let last = engine.forward(&tokens, &mut cache, &mut workspace, Logits::Last).unwrap();
     assert_bits_eq(last, &all[16 * 513..], "the last row");
@@ -149,7 +149,7 @@ fn one_workspace_serves_two_engines_in_turn() {
     let (model_b, prompt_b, _, _) = random_case(6);
     let (expected_a, expected_b) =
         (model_a.forward(&prompt_a).unwrap(), model_b.forward(&prompt_b).unwrap());
-    let (engine_a, engine_b) = (Engine::new(model_a), Engine::new(model_b));
+    let (engine_a, engine_b) = (Engine::new(model_a).unwrap(), Engine::new(model_b).unwrap());
     let mut workspace = Workspace::new(2);
     for _ in 0..2 {
         for (engine, prompt, expected) in
@@ -165,7 +165,7 @@ fn one_workspace_serves_two_engines_in_turn() {
 #[test]
 fn the_engine_refuses_what_the_reference_refuses() {
     let model = fixture("tiny-gpt2"); // n_vocab 513, n_ctx 64
-    let engine = Engine::new(model.clone());
+    let engine = Engine::new(model.clone()).unwrap();
     let mut workspace = Workspace::new(1);
     for tokens in [vec![1, 513], vec![0; 65]] {
         let reference = model.forward_cached(&tokens, &mut KvCache::new(&model.hparams));
@@ -178,4 +178,19 @@ fn the_engine_refuses_what_the_reference_refuses() {
         assert_eq!(ours.map(<[f32]>::to_vec), reference);
         assert!(reference.is_err());
     }
+}
+
+#[test]
+fn a_model_built_field_by_field_with_a_wrong_shape_is_refused_not_packed() {
+    let mut model = fixture("tiny-gpt2");
+    model.weights.blocks[1].mlp.c_fc.b.pop(); // Model's fields are public: nothing stops this
+    let error = Engine::new(model).unwrap_err();
+    assert_eq!(
+        error,
+        gpt2_edu::Error::ShapeMismatch {
+            tensor: "h.1.mlp.c_fc.bias".into(),
+            expected: vec![128],
+            found: vec![127],
+        }
+    );
 }

@@ -13,7 +13,7 @@ use gpt2_edu::{Engine, Error, Model, Tokenizer, XorShift64, dummy};
 fn tiny_gpt2() -> (Bpe, Engine) {
     let (tokenizer, model) =
         load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-gpt2")).unwrap();
-    (tokenizer, Engine::new(model))
+    (tokenizer, Engine::new(model).unwrap())
 }
 
 fn hot(seed: u64, max_tokens: usize) -> GenerateConfig {
@@ -98,7 +98,7 @@ fn stop_strings_cut_the_text_exactly_where_the_first_one_begins() {
 #[test]
 fn a_stop_string_spanning_tokens_is_never_partly_printed() {
     let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
-    let model = Engine::new(Model::new(hparams, weights).unwrap());
+    let model = Engine::new(Model::new(hparams, weights).unwrap()).unwrap();
     let config = GenerateConfig {
         max_tokens: 5,
         stop_strings: vec!["world wor".into()],

@@ -60,7 +60,7 @@ fn top_k_1_and_temperature_0_are_greedy() {
     }
     // Whole generations too, on the dummy model.
     let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
-    let model = Engine::new(Model::new(hparams, weights).unwrap());
+    let model = Engine::new(Model::new(hparams, weights).unwrap()).unwrap();
     let prompt = encoder.encode("the hello");
     let run = |sampling| {
         let config = GenerateConfig { max_tokens: 30, sampling, ..GenerateConfig::default() };
@@ -155,7 +155,7 @@ fn frequencies_match_the_softmax_at_temperatures_half_one_and_two() {
 #[test]
 fn the_same_seed_gives_the_same_tokens_and_another_seed_others() {
     let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
-    let model = Engine::new(Model::new(hparams, weights).unwrap());
+    let model = Engine::new(Model::new(hparams, weights).unwrap()).unwrap();
     let prompt = encoder.encode("hello");
     let run = |seed| {
         let config = GenerateConfig {

@@ -42,7 +42,7 @@ pub struct PackedBlock {
 /// let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
 /// let model = Model::new(hparams, weights).unwrap();
 /// let reference = model.forward(&encoder.encode("hello world")).unwrap(); // [2, n_vocab]
-/// let engine = Engine::new(model); // packs the weights in place: one copy of them
+/// let engine = Engine::new(model).unwrap(); // packs the weights in place: one copy of them
 /// let (mut cache, mut workspace) = (KvCache::new(engine.hparams()), Workspace::new(2));
 /// let logits = engine.forward(&encoder.encode("hello world"), &mut cache, &mut workspace, Logits::All).unwrap();
 /// assert_eq!(logits, &reference[..]); // bit for bit
@@ -70,9 +70,11 @@ pub enum Logits {
 impl Engine {
     /// Packs `model`'s weights, consuming it: every matrix is packed in its own memory, one
     /// at a time (through one scratch buffer the size of the largest), and `wte` is
-    /// transposed in place, so the weights exist once.
-    pub fn new(model: Model) -> Self {
-        let Model { hparams, weights } = model;
+    /// transposed in place, so the weights exist once. `Model`'s fields are public, so the
+    /// model is checked again first, exactly as [`Model::new`] checks it (a walk over the
+    /// tensors' lengths): wrong sizes are an error, never a panic.
+    pub fn new(model: Model) -> Result<Self> {
+        let Model { hparams, weights } = Model::new(model.hparams, model.weights)?;
         let Weights { wte, wpe, blocks, ln_f } = weights;
         let mut scratch = Vec::new();
         let mut pack = |layer| Arc::new(PackedLinear::pack_with(layer, &mut scratch));
@@ -88,7 +90,7 @@ impl Engine {
             })
             .collect();
         let wte = PackedLinear::pack_transposed(wte, hparams.n_vocab, hparams.n_embd);
-        Self { hparams, wte: Arc::new(wte), wpe, blocks, ln_f }
+        Ok(Self { hparams, wte: Arc::new(wte), wpe, blocks, ln_f })
     }
 
     /// The sizes.
@@ -198,8 +200,10 @@ impl Engine {
     }
 }
 
-impl From<Model> for Engine {
-    fn from(model: Model) -> Self {
+impl TryFrom<Model> for Engine {
+    type Error = crate::error::Error;
+
+    fn try_from(model: Model) -> Result<Self> {
         Engine::new(model)
     }
 }

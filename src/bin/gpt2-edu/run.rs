@@ -30,7 +30,7 @@ pub fn run(options: &Options) -> Result<(), Failure> {
     if options.observes() {
         observe(tokenizer.as_ref(), &model, &prompt, options)
     } else {
-        stream(tokenizer.as_ref(), &Engine::new(model), &prompt, options)
+        stream(tokenizer.as_ref(), &Engine::new(model)?, &prompt, options)
     }
 }
 
