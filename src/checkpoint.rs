@@ -33,6 +33,7 @@ pub fn load_dir(dir: &Path) -> Result<(Bpe, Model)> {
         if !path.is_file() {
             return Err(Error::Io {
                 path: path.display().to_string(),
+                kind: std::io::ErrorKind::NotFound,
                 message: format!(
                     "not found; a GPT-2 folder needs {} (see the README)",
                     FILES.join(", ")

@@ -8,7 +8,11 @@
 use std::fmt;
 
 /// Something a caller asked for that the crate cannot do.
+///
+/// `#[non_exhaustive]`: new kinds of failure may be added without a major version, so a
+/// `match` on it needs a `_` arm.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Error {
     /// Seed 0 was given to the xorshift generator. Zero is xorshift's fixed point: every
     /// draw would be zero.
@@ -51,7 +55,11 @@ pub enum Error {
     Io {
         /// The file.
         path: String,
-        /// What the operating system said.
+        /// The operating system's kind of failure (`NotFound`, `PermissionDenied`, ...), for
+        /// a caller that wants to react to it; `Other` when the crate itself refused the
+        /// file (a directory where a file should be, ...).
+        kind: std::io::ErrorKind,
+        /// What went wrong, in words.
         message: String,
     },
     /// A file was read but its contents are not what they must be (malformed JSON, a
@@ -69,6 +77,24 @@ pub enum Error {
         /// The tensor's name, as looked up.
         tensor: String,
     },
+    /// The model computed logits that are not finite numbers (NaN or infinite): its
+    /// weights or activations overflowed f32. Nothing sensible can be chosen from them.
+    NonFiniteLogits {
+        /// The position (0-based, in the whole sequence) whose next-token logits these were.
+        position: usize,
+    },
+    /// A thread count out of range: at least 1 and at most
+    /// [`MAX_THREADS`](crate::fast::MAX_THREADS).
+    InvalidThreads {
+        /// The number asked for.
+        requested: usize,
+        /// The largest number allowed.
+        max: usize,
+    },
+    /// The operating system would not start a worker thread.
+    ThreadStart(String),
+    /// An argument outside what the function accepts (the message says which and why).
+    InvalidArgument(String),
     /// A tensor is stored in a dtype the crate cannot convert to f32.
     UnsupportedDtype {
         /// The checkpoint file.
@@ -99,7 +125,7 @@ impl fmt::Display for Error {
                 "context overflow: {prompt_tokens} prompt tokens + {new_tokens} new tokens = {} \
                  tokens, but the model's context holds at most n_ctx = {n_ctx}; \
                  shorten the prompt or ask for fewer tokens",
-                prompt_tokens + new_tokens
+                *prompt_tokens as u128 + *new_tokens as u128
             ),
             Error::TokenOutOfRange { token, n_vocab } => write!(
                 f,
@@ -112,11 +138,22 @@ impl fmt::Display for Error {
             ),
             Error::InvalidSampling(why) => write!(f, "invalid sampling parameters: {why}"),
             Error::NoSuchHead(what) => write!(f, "{what}"),
-            Error::Io { path, message } => write!(f, "{path}: {message}"),
+            Error::Io { path, message, .. } => write!(f, "{path}: {message}"),
             Error::InvalidFile { path, message } => write!(f, "{path}: {message}"),
             Error::MissingTensor { path, tensor } => {
                 write!(f, "{path}: tensor `{tensor}` is missing (is this a GPT-2 checkpoint?)")
             }
+            Error::NonFiniteLogits { position } => write!(
+                f,
+                "the logits for the token after position {position} are not finite (NaN or \
+                 infinite): the model's numbers overflowed f32, so no token can be chosen"
+            ),
+            Error::InvalidThreads { requested, max } => write!(
+                f,
+                "{requested} threads asked for: the thread count must be between 1 and {max}"
+            ),
+            Error::ThreadStart(why) => write!(f, "could not start a worker thread: {why}"),
+            Error::InvalidArgument(why) => write!(f, "{why}"),
             Error::UnsupportedDtype { path, tensor, dtype } => write!(
                 f,
                 "{path}: tensor `{tensor}` has dtype {dtype}, but only F32, F16 and BF16 can be loaded"
@@ -133,7 +170,20 @@ impl Error {
 
     /// An [`Error::Io`] for a file at `path` that could not be read.
     pub fn io(path: &std::path::Path, error: &std::io::Error) -> Self {
-        Error::Io { path: path.display().to_string(), message: format!("cannot read it: {error}") }
+        Error::Io {
+            path: path.display().to_string(),
+            kind: error.kind(),
+            message: format!("cannot read it: {error}"),
+        }
+    }
+
+    /// An [`Error::Io`] for a file at `path` that could not be written.
+    pub fn io_write(path: &std::path::Path, error: &std::io::Error) -> Self {
+        Error::Io {
+            path: path.display().to_string(),
+            kind: error.kind(),
+            message: format!("cannot write it: {error}"),
+        }
     }
 }
 
@@ -151,5 +201,12 @@ mod tests {
         assert!(message.contains("30 new tokens"), "{message}");
         assert!(message.contains("= 1030 tokens"), "{message}");
         assert!(message.contains("n_ctx = 1024"), "{message}");
+    }
+
+    #[test]
+    fn context_overflow_message_does_not_overflow() {
+        let message = Error::ContextOverflow { prompt_tokens: 3, new_tokens: usize::MAX, n_ctx: 8 }
+            .to_string();
+        assert!(message.contains(&format!("= {} tokens", usize::MAX as u128 + 3)), "{message}");
     }
 }

@@ -482,8 +482,9 @@ fn html_report_probabilities_sum_to_one_per_step() {
 fn html_report_to_an_unwritable_path_is_an_io_error_naming_it() {
     let path = std::path::Path::new("/nonexistent-dir/x.html");
     match viz::write_html_report(&worked_example(), path) {
-        Err(Error::Io { path, message }) => {
+        Err(Error::Io { path, kind, message }) => {
             assert_eq!(path, "/nonexistent-dir/x.html");
+            assert_eq!(kind, std::io::ErrorKind::NotFound);
             assert!(message.contains("writing the HTML report failed"), "{message}");
         }
         other => panic!("expected Error::Io, got {other:?}"),

@@ -36,6 +36,7 @@ mod packed;
 mod pool;
 
 pub use engine::{Engine, Logits, Workspace, default_threads};
+pub use pool::MAX_THREADS;
 
 /// Internals, public for the benchmark (`examples/bench.rs` times a step's parts on the
 /// engine's own pool and matrices) and for inspection. Not a stable API.

@@ -124,6 +124,11 @@ pub struct ThreadPool {
     workers: Vec<Worker>,
 }
 
+/// The most threads a pool may have. Far more than any machine this crate targets has
+/// cores (each thread takes a share of every product, so threads beyond the cores only
+/// wait), and small enough that asking for an absurd number is an error, not a hang.
+pub const MAX_THREADS: usize = 256;
+
 /// How a waiting thread waits: it checks for news `SPINS` times in a tight loop, then
 /// `YIELDS` times giving its core to any other runnable thread, then sleeps. Products take
 /// microseconds, so the next task usually arrives while spinning; yielding keeps a busy

@@ -87,6 +87,7 @@ pub fn html_report(explanation: &Explanation) -> String {
 pub fn write_html_report(explanation: &Explanation, path: &Path) -> Result<()> {
     std::fs::write(path, html_report(explanation)).map_err(|error| Error::Io {
         path: path.display().to_string(),
+        kind: error.kind(),
         message: format!("writing the HTML report failed: {error}"),
     })
 }
