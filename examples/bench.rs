@@ -114,8 +114,8 @@ fn run(options: &Options) -> Result<(), String> {
         return Err(format!("the benchmark needs {needed} positions but n_ctx is {}", hp.n_ctx));
     }
     let weight_bytes = weight_bytes_per_token(&hp);
-    let mut workspace = Workspace::new(threads);
-    let mut cache = KvCache::new(&hp);
+    let mut workspace = Workspace::new(threads).unwrap();
+    let mut cache = KvCache::new(&hp).unwrap();
     let tokens: Vec<u32> =
         (0..needed as u32).map(|i| (i * 7919 + 13) % hp.n_vocab as u32).collect();
     let mut forward = |tokens: &[u32], cache: &mut KvCache| -> f64 {
@@ -272,7 +272,7 @@ struct StepParts {
 fn step_parts(engine: &Engine, threads: usize, reps: usize) -> StepParts {
     let hp = *engine.hparams();
     let (e, f) = (hp.n_embd, hp.n_ffn());
-    let pool = ThreadPool::new(threads);
+    let pool = ThreadPool::new(threads).expect("a valid thread count");
     let x: Vec<f32> = (0..f).map(|i| (i % 13) as f32 * 0.01 - 0.06).collect();
     let best_ms = |work: &mut dyn FnMut()| -> f64 {
         (0..reps.max(1))

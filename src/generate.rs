@@ -31,7 +31,7 @@ use crate::fast::{Engine, Logits, Workspace, default_threads};
 use crate::hparams::HParams;
 use crate::kv_cache::KvCache;
 use crate::model::Model;
-use crate::sample::{Sampler, SamplingParams};
+use crate::sample::{Sampler, SamplingParams, logprob, top_logprobs};
 use crate::tokenizer::{TextStream, Tokenizer};
 use crate::trace::Trace;
 
@@ -58,8 +58,9 @@ pub trait Forward {
     fn hparams(&self) -> &HParams;
 
     /// A fresh state; `threads` is what the engine's products use (the reference model
-    /// runs on one).
-    fn new_state(&self, threads: usize) -> Self::State;
+    /// runs on one). For the engine this starts `threads - 1` worker threads (see
+    /// [`Workspace::new`] for the errors).
+    fn new_state(&self, threads: usize) -> Result<Self::State>;
 
     /// Runs `tokens` (at least one) at positions `cache.len()..`, extends `cache`, and
     /// returns the logits of the last of them, `[n_vocab]`.
@@ -69,6 +70,10 @@ pub trait Forward {
         cache: &mut KvCache,
         state: &'s mut Self::State,
     ) -> Result<&'s [f32]>;
+
+    /// The logits the last [`last_logits`](Self::last_logits) call left in `state`,
+    /// `[n_vocab]` (empty before any call).
+    fn stored_logits<'s>(&self, state: &'s Self::State) -> &'s [f32];
 }
 
 impl Forward for Engine {
@@ -78,7 +83,7 @@ impl Forward for Engine {
         Engine::hparams(self)
     }
 
-    fn new_state(&self, threads: usize) -> Workspace {
+    fn new_state(&self, threads: usize) -> Result<Workspace> {
         Workspace::new(threads)
     }
 
@@ -88,7 +93,12 @@ impl Forward for Engine {
         cache: &mut KvCache,
         state: &'s mut Workspace,
     ) -> Result<&'s [f32]> {
-        self.forward(tokens, cache, state, Logits::Last)
+        let logits = self.forward(tokens, cache, state, Logits::Last)?;
+        Ok(last_row(logits, self.hparams().n_vocab))
+    }
+
+    fn stored_logits<'s>(&self, state: &'s Workspace) -> &'s [f32] {
+        last_row(state.logits(), self.hparams().n_vocab)
     }
 }
 
@@ -99,8 +109,8 @@ impl Forward for Model {
         &self.hparams
     }
 
-    fn new_state(&self, _threads: usize) -> Vec<f32> {
-        Vec::new()
+    fn new_state(&self, _threads: usize) -> Result<Vec<f32>> {
+        Ok(Vec::new())
     }
 
     fn last_logits<'s>(
@@ -111,6 +121,10 @@ impl Forward for Model {
     ) -> Result<&'s [f32]> {
         *state = self.forward_cached(tokens, cache)?;
         Ok(last_row(state, self.hparams.n_vocab))
+    }
+
+    fn stored_logits<'s>(&self, state: &'s Vec<f32>) -> &'s [f32] {
+        last_row(state, self.hparams.n_vocab)
     }
 }
 
@@ -180,10 +194,11 @@ impl std::fmt::Display for StopReason {
 }
 
 /// Checks, before any work, that `prompt_tokens + n_tokens` fit in the model's context
-/// (`n_ctx`); otherwise [`Error::ContextOverflow`].
+/// (`n_ctx`); otherwise [`Error::ContextOverflow`] (the sum is never computed in a way
+/// that could wrap around).
 pub fn check_fits(hparams: &HParams, prompt_tokens: usize, n_tokens: usize) -> Result<()> {
     let n_ctx = hparams.n_ctx;
-    if prompt_tokens.saturating_add(n_tokens) > n_ctx {
+    if prompt_tokens.checked_add(n_tokens).is_none_or(|total| total > n_ctx) {
         return Err(Error::ContextOverflow { prompt_tokens, new_tokens: n_tokens, n_ctx });
     }
     Ok(())
@@ -204,52 +219,171 @@ pub fn check_fits(hparams: &HParams, prompt_tokens: usize, n_tokens: usize) -> R
 /// assert_eq!(ids, vec![1, 1, 1, 3, 3]);
 /// assert_eq!(generator.stop_reason(), Some(&StopReason::MaxTokens));
 /// ```
+///
+/// Beyond the iterator:
+/// - [`next_step`](Self::next_step) also gives the step's logits, the chosen token's
+///   log-probability and the most likely alternatives, computed only when asked for;
+/// - [`next_logits`](Self::next_logits) and [`choose`](Self::choose) let the caller pick
+///   each token (a custom sampler, constrained decoding);
+/// - [`feed`](Self::feed) and [`resume`](Self::resume) add text and continue (a second
+///   turn), reusing the cache;
+/// - [`with_state`](Self::with_state) runs on a borrowed [`Workspace`], so one set of
+///   threads serves many generations in turn.
+///
+/// Constrained decoding in a few lines: only tokens the caller allows, the most likely of
+/// them each time.
+///
+/// ```
+/// use gpt2_edu::generate::{GenerateConfig, Generator};
+/// use gpt2_edu::{dummy, Engine, Model, Tokenizer};
+/// let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
+/// let engine = Engine::new(Model::new(hparams, weights).unwrap()).unwrap();
+/// let config = GenerateConfig { max_tokens: 4, ..GenerateConfig::default() };
+/// let mut generator = Generator::new(&engine, &encoder.encode("hello"), &config, None).unwrap();
+/// let allowed = encoder.encode("the hello"); // never "world" or <UNK>
+/// loop {
+///     let logits = generator.next_logits().unwrap();
+///     let best = *allowed.iter().max_by(|&&a, &&b| logits[a as usize].total_cmp(&logits[b as usize])).unwrap();
+///     if generator.choose(best).unwrap().is_none() {
+///         break; // the budget of 4 tokens is spent
+///     }
+/// }
+/// assert!(generator.tokens()[1..].iter().all(|t| allowed.contains(t)));
+/// assert_eq!(generator.tokens().len(), 5);
+/// ```
 #[derive(Debug)]
 pub struct Generator<'m, M: Forward = Engine> {
     sequence: Sequence<'m, M>,
     sampler: Sampler,
     remaining: usize,
     end_of_text: Option<u32>,
+    /// Ids from here up are never generated (a padded vocabulary's padding).
+    vocab_limit: usize,
+    /// Where the last generated token sits in `tokens`, if the last action generated one.
+    last_generated: Option<usize>,
     stopped: Option<StopReason>,
 }
 
+/// One generated token, with the logits it was chosen from. Borrowed from the generator
+/// until its next step; the log-probabilities are computed only when asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct Step<'g> {
+    token: u32,
+    logits: &'g [f32],
+}
+
+impl<'g> Step<'g> {
+    /// The token chosen.
+    pub fn token(&self) -> u32 {
+        self.token
+    }
+
+    /// The model's logits for this position, `[n_vocab]`, before any sampling filter.
+    pub fn logits(&self) -> &'g [f32] {
+        self.logits
+    }
+
+    /// The natural log of the probability the model gave the chosen token:
+    /// `log_softmax(logits)[token]`, at temperature 1 and before top-k / top-p (the
+    /// model's own distribution, as llama.cpp and OpenAI's `logprobs` report it; see
+    /// [`logprob`](crate::sample::logprob)).
+    pub fn logprob(&self) -> f64 {
+        logprob(self.logits, self.token).unwrap_or(f64::NAN) // the logits were checked
+    }
+
+    /// The `n` most likely tokens and their log-probabilities, most likely first (as
+    /// [`top_logprobs`](crate::sample::top_logprobs)); `n = 0` costs nothing.
+    pub fn top(&self, n: usize) -> Vec<(u32, f64)> {
+        top_logprobs(self.logits, n).unwrap_or_default() // the logits were checked
+    }
+}
+
 impl<'m, M: Forward> Generator<'m, M> {
-    /// Starts after `prompt`. `end_of_text` is the tokenizer's end-of-text id, if it has one
-    /// (generation stops there when `config.stop_at_end_of_text`). Everything that can be
-    /// wrong is reported here, before any work: an empty prompt, ids outside the
-    /// vocabulary, bad sampling parameters, and a request that cannot fit in `n_ctx`.
+    /// Starts after `prompt`, with a state of its own (for the engine, a [`Workspace`] of
+    /// `config.threads` threads). `end_of_text` is the tokenizer's end-of-text id, if it
+    /// has one (generation stops there when `config.stop_at_end_of_text`). Everything that
+    /// can be wrong is reported here, before any work: an empty prompt, ids outside the
+    /// vocabulary, bad sampling parameters, a thread count out of range, and a request
+    /// that cannot fit in `n_ctx`.
     pub fn new(
         model: &'m M,
         prompt: &[u32],
         config: &GenerateConfig,
         end_of_text: Option<u32>,
     ) -> Result<Self> {
+        Self::check(model, prompt, config)?;
+        let state = Held::Owned(model.new_state(config.threads)?);
+        Self::start(model, state, prompt, config, end_of_text)
+    }
+
+    /// [`new`](Self::new), on a borrowed state: for the engine, a [`Workspace`] whose
+    /// threads and buffers serve one generation after another, so no thread is started
+    /// here (`config.threads` is then not used).
+    ///
+    /// ```
+    /// use gpt2_edu::generate::{GenerateConfig, Generator};
+    /// use gpt2_edu::{dummy, Engine, Model, Tokenizer, Workspace};
+    /// let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
+    /// let engine = Engine::new(Model::new(hparams, weights).unwrap()).unwrap();
+    /// let mut workspace = Workspace::new(2).unwrap(); // one worker thread, started once
+    /// let config = GenerateConfig { max_tokens: 3, ..GenerateConfig::default() };
+    /// for prompt in ["hello", "the world"] {
+    ///     let ids = encoder.encode(prompt);
+    ///     let generator = Generator::with_state(&engine, &mut workspace, &ids, &config, None).unwrap();
+    ///     let new: Vec<u32> = generator.collect::<Result<_, _>>().unwrap();
+    ///     assert_eq!(new.len(), 3);
+    /// }
+    /// ```
+    pub fn with_state(
+        model: &'m M,
+        state: &'m mut M::State,
+        prompt: &[u32],
+        config: &GenerateConfig,
+        end_of_text: Option<u32>,
+    ) -> Result<Self> {
+        Self::check(model, prompt, config)?;
+        Self::start(model, Held::Lent(state), prompt, config, end_of_text)
+    }
+
+    /// The checks of [`new`](Self::new) that need no state.
+    fn check(model: &M, prompt: &[u32], config: &GenerateConfig) -> Result<()> {
         let hp = model.hparams();
         if prompt.is_empty() {
             return Err(Error::EmptyPrompt);
         }
-        if let Some(&token) = prompt.iter().find(|&&t| t as usize >= hp.n_vocab) {
-            return Err(Error::TokenOutOfRange { token, n_vocab: hp.n_vocab });
-        }
+        check_ids(hp, prompt)?;
         check_fits(hp, prompt.len(), config.max_tokens)?;
-        let sampler = Sampler::new(config.sampling, config.seed)?;
+        config.sampling.validate()
+    }
+
+    fn start(
+        model: &'m M,
+        state: Held<'m, M::State>,
+        prompt: &[u32],
+        config: &GenerateConfig,
+        end_of_text: Option<u32>,
+    ) -> Result<Self> {
+        let hp = model.hparams();
         let sequence = Sequence {
             model,
             decoding: config.decoding,
             tokens: prompt.to_vec(),
-            cache: KvCache::with_capacity(hp, prompt.len() + config.max_tokens),
-            state: model.new_state(config.threads),
+            cache: KvCache::with_capacity(hp, prompt.len() + config.max_tokens)?, // fits: checked
+            state,
+            logits_for: None,
         };
         Ok(Self {
             sequence,
-            sampler,
+            sampler: Sampler::new(config.sampling, config.seed)?,
             remaining: config.max_tokens,
             end_of_text: end_of_text.filter(|_| config.stop_at_end_of_text),
+            vocab_limit: hp.n_vocab,
+            last_generated: None,
             stopped: None,
         })
     }
 
-    /// The prompt and every token generated so far.
+    /// The prompt and every token generated or fed so far.
     pub fn tokens(&self) -> &[u32] {
         &self.sequence.tokens
     }
@@ -264,9 +398,26 @@ impl<'m, M: Forward> Generator<'m, M> {
         self.stopped.as_ref()
     }
 
+    /// How many more tokens may be generated.
+    pub fn remaining(&self) -> usize {
+        self.remaining
+    }
+
+    /// Never generates an id at or above `n_ids` (at most the model's `n_vocab`): a
+    /// tokenizer with fewer tokens than the model's padded vocabulary cannot decode the
+    /// padding. [`TextGenerator`] sets this to its tokenizer's size.
+    pub fn limit_vocab(&mut self, n_ids: usize) -> Result<()> {
+        if n_ids == 0 {
+            return Err(Error::InvalidArgument("a vocabulary limit of 0 allows no token".into()));
+        }
+        self.vocab_limit = n_ids.min(self.sequence.model.hparams().n_vocab);
+        Ok(())
+    }
+
     /// The logits for the next position, `[n_vocab]`. Cached: runs only the tokens the
     /// cache has not seen (the whole prompt the first time, then one). Full: reruns every
-    /// token.
+    /// token. Asking again before the sequence changes returns the same logits without
+    /// running the model. Logits that are not finite are [`Error::NonFiniteLogits`].
     pub fn next_logits(&mut self) -> Result<&[f32]> {
         self.sequence.next_logits()
     }
@@ -275,12 +426,107 @@ impl<'m, M: Forward> Generator<'m, M> {
     /// [`stop_reason`](Self::stop_reason)). The end-of-text token ends generation and is
     /// not returned.
     pub fn next_token(&mut self) -> Result<Option<u32>> {
+        self.last_generated = None;
         if !self.may_continue() {
             return Ok(None);
         }
+        let limit = self.vocab_limit;
         let logits = self.sequence.next_logits()?; // borrows `sequence` only
-        let next = self.sampler.sample(logits);
+        let next = self.sampler.sample(&logits[..limit])?;
         Ok(self.accept(next))
+    }
+
+    /// [`next_token`](Self::next_token), with the step's logits: the token's
+    /// log-probability and the most likely alternatives on demand.
+    ///
+    /// ```
+    /// use gpt2_edu::generate::{GenerateConfig, Generator};
+    /// use gpt2_edu::{dummy, Engine, Model, Tokenizer};
+    /// let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
+    /// let engine = Engine::new(Model::new(hparams, weights).unwrap()).unwrap();
+    /// let config = GenerateConfig { max_tokens: 2, ..GenerateConfig::default() };
+    /// let mut generator = Generator::new(&engine, &encoder.encode("hello"), &config, None).unwrap();
+    /// let step = generator.next_step().unwrap().unwrap();
+    /// assert_eq!(step.token(), 1); // "world", greedy: the most likely
+    /// assert_eq!(step.top(2)[0], (1, step.logprob()));
+    /// assert!(step.logprob() < 0.0 && step.logits().len() == 4);
+    /// ```
+    pub fn next_step(&mut self) -> Result<Option<Step<'_>>> {
+        Ok(match self.next_token()? {
+            Some(_) => self.last_step(),
+            None => None,
+        })
+    }
+
+    /// The step that produced the last token, if the last thing this generator did was to
+    /// generate one (by [`next_token`](Self::next_token) or [`choose`](Self::choose) after
+    /// [`next_logits`](Self::next_logits)).
+    pub fn last_step(&self) -> Option<Step<'_>> {
+        let at = self.last_generated?;
+        (self.sequence.logits_for == Some(at)).then(|| Step {
+            token: self.sequence.tokens[at],
+            logits: self.sequence.model.stored_logits(&self.sequence.state),
+        })
+    }
+
+    /// Appends `token` as the next generated token, chosen by the caller instead of the
+    /// sampler (see the constrained-decoding example above): it counts against the budget,
+    /// and the end-of-text token ends generation. Returns `None`, appending nothing, once a
+    /// stop condition holds. An id outside the vocabulary is an error.
+    pub fn choose(&mut self, token: u32) -> Result<Option<u32>> {
+        self.last_generated = None;
+        check_ids(self.sequence.model.hparams(), &[token])?;
+        if !self.may_continue() {
+            return Ok(None);
+        }
+        Ok(self.accept(token))
+    }
+
+    /// Appends `tokens` to the sequence as context, not as generated tokens (more text for
+    /// a second turn, say): they count neither against the budget nor as end-of-text, and
+    /// the next step runs them through the model, reusing the cache for everything before.
+    /// The ids must be in the vocabulary and the sequence, with the tokens still allowed,
+    /// must fit in `n_ctx`.
+    ///
+    /// ```
+    /// use gpt2_edu::generate::{GenerateConfig, Generator, StopReason};
+    /// use gpt2_edu::{dummy, Engine, Model, Tokenizer};
+    /// let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
+    /// let engine = Engine::new(Model::new(hparams, weights).unwrap()).unwrap();
+    /// let config = GenerateConfig { max_tokens: 2, ..GenerateConfig::default() };
+    /// let mut generator = Generator::new(&engine, &encoder.encode("hello"), &config, None).unwrap();
+    /// let first: Vec<u32> = generator.by_ref().collect::<Result<_, _>>().unwrap();
+    /// generator.feed(&encoder.encode("the"))?; // the second turn's text
+    /// generator.resume(2)?;                    // and two more tokens
+    /// let second: Vec<u32> = generator.by_ref().collect::<Result<_, _>>().unwrap();
+    /// assert_eq!(generator.tokens().len(), 1 + 2 + 1 + 2);
+    /// // The same as one generation from the whole text:
+    /// let whole = [&[0][..], &first, &[2]].concat();
+    /// let again = Generator::new(&engine, &whole, &config, None)?.collect::<Result<Vec<_>, _>>()?;
+    /// assert_eq!(second, again);
+    /// # Ok::<(), gpt2_edu::Error>(())
+    /// ```
+    pub fn feed(&mut self, tokens: &[u32]) -> Result<()> {
+        self.last_generated = None;
+        let hp = self.sequence.model.hparams();
+        check_ids(hp, tokens)?;
+        let total = self.sequence.tokens.len().checked_add(tokens.len());
+        check_fits(hp, total.unwrap_or(usize::MAX), self.remaining)?;
+        self.sequence.tokens.extend_from_slice(tokens);
+        self.sequence.reserve(self.remaining);
+        Ok(())
+    }
+
+    /// Allows `max_tokens` more generated tokens from here, and clears the stop reason, so
+    /// that a generation that ended (at its budget, a stop string or end-of-text) can go
+    /// on, typically after [`feed`](Self::feed). The sequence plus `max_tokens` must fit in
+    /// `n_ctx`.
+    pub fn resume(&mut self, max_tokens: usize) -> Result<()> {
+        check_fits(self.sequence.model.hparams(), self.sequence.tokens.len(), max_tokens)?;
+        self.remaining = max_tokens;
+        self.stopped = None;
+        self.sequence.reserve(max_tokens);
+        Ok(())
     }
 
     /// Whether another step may run; notes `MaxTokens` when the budget is spent.
@@ -298,6 +544,7 @@ impl<'m, M: Forward> Generator<'m, M> {
             return None;
         }
         self.sequence.tokens.push(next);
+        self.last_generated = Some(self.sequence.tokens.len() - 1);
         self.remaining -= 1;
         Some(next)
     }
@@ -313,12 +560,49 @@ impl<'m> Generator<'m, Model> {
     /// intermediate tensor of this step's forward pass into `trace` (all the new positions'
     /// logits included). The tokens are the same as without the trace.
     pub fn next_token_traced(&mut self, trace: &mut Trace) -> Result<Option<u32>> {
+        self.last_generated = None;
         if !self.may_continue() {
             return Ok(None);
         }
+        let limit = self.vocab_limit;
         let logits = self.sequence.next_logits_traced(trace)?;
-        let next = self.sampler.sample(logits);
+        let next = self.sampler.sample(&logits[..limit])?;
         Ok(self.accept(next))
+    }
+}
+
+/// Every id must be below `n_vocab`.
+fn check_ids(hp: &HParams, ids: &[u32]) -> Result<()> {
+    match ids.iter().find(|&&t| t as usize >= hp.n_vocab) {
+        Some(&token) => Err(Error::TokenOutOfRange { token, n_vocab: hp.n_vocab }),
+        None => Ok(()),
+    }
+}
+
+/// A state the generator owns, or one lent to it.
+#[derive(Debug)]
+enum Held<'m, S> {
+    Owned(S),
+    Lent(&'m mut S),
+}
+
+impl<S> std::ops::Deref for Held<'_, S> {
+    type Target = S;
+
+    fn deref(&self) -> &S {
+        match self {
+            Held::Owned(state) => state,
+            Held::Lent(state) => state,
+        }
+    }
+}
+
+impl<S> std::ops::DerefMut for Held<'_, S> {
+    fn deref_mut(&mut self) -> &mut S {
+        match self {
+            Held::Owned(state) => state,
+            Held::Lent(state) => state,
+        }
     }
 }
 
@@ -330,7 +614,9 @@ struct Sequence<'m, M: Forward> {
     decoding: Decoding,
     tokens: Vec<u32>,
     cache: KvCache,
-    state: M::State,
+    state: Held<'m, M::State>,
+    /// `Some(n)`: the state holds the logits for the position after the first `n` tokens.
+    logits_for: Option<usize>,
 }
 
 impl<M: Forward> Sequence<'_, M> {
@@ -343,19 +629,50 @@ impl<M: Forward> Sequence<'_, M> {
         self.cache.len()..self.tokens.len()
     }
 
-    /// The logits for the position after `tokens`, `[n_vocab]`.
+    /// The logits for the position after `tokens`, `[n_vocab]`, computed once per position.
     fn next_logits(&mut self) -> Result<&[f32]> {
-        let unseen = self.unseen();
-        self.model.last_logits(&self.tokens[unseen], &mut self.cache, &mut self.state)
+        let n = self.tokens.len();
+        if self.logits_for != Some(n) {
+            let unseen = self.unseen();
+            self.logits_for = None;
+            self.model.last_logits(&self.tokens[unseen], &mut self.cache, &mut self.state)?;
+            self.logits_for = Some(n);
+        }
+        let logits = self.model.stored_logits(&self.state);
+        check_finite(logits, n - 1)?;
+        Ok(logits)
+    }
+
+    /// Makes room in the cache for the tokens so far plus `more`.
+    fn reserve(&mut self, more: usize) {
+        let capacity = self.tokens.len().saturating_add(more);
+        self.cache.grow_to(self.model.hparams(), capacity);
     }
 }
 
 impl Sequence<'_, Model> {
-    /// [`next_logits`](Self::next_logits) on the reference model, traced.
+    /// [`next_logits`](Self::next_logits) on the reference model, traced: always run, so
+    /// that the trace records this step.
     fn next_logits_traced(&mut self, trace: &mut Trace) -> Result<&[f32]> {
+        let n = self.tokens.len();
+        if self.cache.len() == n {
+            self.cache.clear(); // already run untraced (next_logits): rerun it all, traced
+        }
         let unseen = self.unseen();
-        self.state = self.model.forward_traced(&self.tokens[unseen], &mut self.cache, trace)?;
-        Ok(last_row(&self.state, self.model.hparams.n_vocab))
+        self.logits_for = None;
+        *self.state = self.model.forward_traced(&self.tokens[unseen], &mut self.cache, trace)?;
+        self.logits_for = Some(n);
+        let logits = last_row(&self.state, self.model.hparams.n_vocab);
+        check_finite(logits, n - 1)?;
+        Ok(logits)
+    }
+}
+
+/// [`Error::NonFiniteLogits`] unless every logit is a finite number.
+fn check_finite(logits: &[f32], position: usize) -> Result<()> {
+    match logits.iter().all(|l| l.is_finite()) {
+        true => Ok(()),
+        false => Err(Error::NonFiniteLogits { position }),
     }
 }
 
@@ -370,7 +687,9 @@ impl<M: Forward> Iterator for Generator<'_, M> {
 /// Text generation: a [`Generator`] plus a tokenizer. Yields pieces of text as tokens are
 /// generated, never half a UTF-8 character, and stops at stop strings (the stop string
 /// itself is not yielded; text that might be its beginning is held back until it is
-/// certain).
+/// certain). Each step decodes only the new token. `Send` when the model is `Sync` and
+/// the tokenizer `Sync` (as [`Engine`] and [`Bpe`](crate::bpe::Bpe) are), so a
+/// generation can move to another thread.
 ///
 /// ```
 /// use gpt2_edu::generate::{GenerateConfig, StopReason, TextGenerator};
@@ -383,29 +702,74 @@ impl<M: Forward> Iterator for Generator<'_, M> {
 /// assert_eq!(generated, " world world world ");
 /// assert_eq!(text.stop_reason(), Some(&StopReason::StopString("<UNK>".into())));
 /// ```
-pub struct TextGenerator<'a, M: Forward = Engine> {
+///
+/// Each piece's token, with its log-probability and alternatives, is
+/// [`last_step`](Self::last_step):
+///
+/// ```
+/// use gpt2_edu::generate::{GenerateConfig, TextGenerator};
+/// use gpt2_edu::{dummy, Engine, Model};
+/// let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
+/// let engine = Engine::new(Model::new(hparams, weights).unwrap()).unwrap();
+/// let config = GenerateConfig { max_tokens: 3, ..GenerateConfig::default() };
+/// let mut text = TextGenerator::new(&engine, &encoder, "hello", &config).unwrap();
+/// while let Some(piece) = text.next_text().unwrap() {
+///     let step = text.last_step().unwrap();
+///     let p = step.logprob().exp();
+///     println!("{piece:?}: p = {p:.3}, alternatives {:?}", step.top(2));
+///     assert!(p > 0.0 && p <= 1.0);
+/// }
+/// ```
+pub struct TextGenerator<'a, M: Forward = Engine, T: Tokenizer + ?Sized + 'a = dyn Tokenizer + 'a> {
     tokens: Generator<'a, M>,
-    stream: TextStream<'a, dyn Tokenizer + 'a>,
+    stream: TextStream<'a, T>,
     prompt_text: String,
     stop_strings: Vec<String>,
     held: String,
     finished: bool,
 }
 
-impl<'a, M: Forward> TextGenerator<'a, M> {
-    /// Encodes `prompt` and prepares to continue it (see [`Generator::new`] for the errors).
+impl<'a, M: Forward, T: Tokenizer + ?Sized> TextGenerator<'a, M, T> {
+    /// Encodes `prompt` and prepares to continue it (see [`Generator::new`] for the
+    /// errors). Ids the tokenizer has no text for (the padding of a model's vocabulary
+    /// larger than the tokenizer's) are never generated.
     pub fn new(
         model: &'a M,
-        tokenizer: &'a (dyn Tokenizer + 'a),
+        tokenizer: &'a T,
         prompt: &str,
         config: &GenerateConfig,
     ) -> Result<Self> {
         let prompt_ids = tokenizer.encode(prompt);
         let tokens = Generator::new(model, &prompt_ids, config, tokenizer.end_of_text())?;
+        Self::start(tokens, tokenizer, &prompt_ids, config)
+    }
+
+    /// [`new`](Self::new) on a borrowed state (see [`Generator::with_state`]): one
+    /// [`Workspace`] can serve many generations in turn.
+    pub fn with_state(
+        model: &'a M,
+        state: &'a mut M::State,
+        tokenizer: &'a T,
+        prompt: &str,
+        config: &GenerateConfig,
+    ) -> Result<Self> {
+        let prompt_ids = tokenizer.encode(prompt);
+        let eot = tokenizer.end_of_text();
+        let tokens = Generator::with_state(model, state, &prompt_ids, config, eot)?;
+        Self::start(tokens, tokenizer, &prompt_ids, config)
+    }
+
+    fn start(
+        mut tokens: Generator<'a, M>,
+        tokenizer: &'a T,
+        prompt_ids: &[u32],
+        config: &GenerateConfig,
+    ) -> Result<Self> {
+        tokens.limit_vocab(tokenizer.n_vocab())?;
         Ok(Self {
             tokens,
-            stream: TextStream::new(tokenizer, &prompt_ids),
-            prompt_text: tokenizer.decode(&prompt_ids)?,
+            stream: TextStream::new(tokenizer, prompt_ids),
+            prompt_text: tokenizer.decode(prompt_ids)?,
             stop_strings: config.stop_strings.iter().filter(|s| !s.is_empty()).cloned().collect(),
             held: String::new(),
             finished: false,
@@ -427,6 +791,12 @@ impl<'a, M: Forward> TextGenerator<'a, M> {
         self.tokens.stop_reason()
     }
 
+    /// The step of the token the last [`next_text`](Self::next_text) generated (its
+    /// logits, log-probability and alternatives), if it generated one.
+    pub fn last_step(&self) -> Option<Step<'_>> {
+        self.tokens.last_step()
+    }
+
     /// Generates one token and returns the text that became certain (possibly empty: half
     /// a character, or the possible beginning of a stop string, waits), or `None` once
     /// generation has ended.
@@ -436,6 +806,27 @@ impl<'a, M: Forward> TextGenerator<'a, M> {
         }
         let token = self.tokens.next_token()?;
         self.text_after(token)
+    }
+
+    /// Adds `text` to the sequence as context (a second turn), not as generated text: it is
+    /// not yielded and cannot complete a stop string. Returns the generated text that was
+    /// held back (the possible beginning of a stop string, half a character), which the
+    /// new text makes final. See [`Generator::feed`] for the checks; follow with
+    /// [`resume`](Self::resume) to generate again after generation ended.
+    pub fn feed_text(&mut self, text: &str) -> Result<String> {
+        let ids = self.stream.tokenizer().encode(text);
+        self.tokens.feed(&ids)?;
+        let mut released = std::mem::take(&mut self.held);
+        released.push_str(&self.stream.skip(&ids));
+        Ok(released)
+    }
+
+    /// Allows `max_tokens` more tokens and continues after generation ended (see
+    /// [`Generator::resume`]).
+    pub fn resume(&mut self, max_tokens: usize) -> Result<()> {
+        self.tokens.resume(max_tokens)?;
+        self.finished = false;
+        Ok(())
     }
 
     /// Takes in the token just generated (`None`: generation ended) and returns the text
@@ -485,7 +876,7 @@ impl<'a, M: Forward> TextGenerator<'a, M> {
     }
 }
 
-impl TextGenerator<'_, Model> {
+impl<T: Tokenizer + ?Sized> TextGenerator<'_, Model, T> {
     /// [`next_text`](Self::next_text) on the reference model, recording this step's
     /// tensors into `trace` (see [`Generator::next_token_traced`]).
     pub fn next_text_traced(&mut self, trace: &mut Trace) -> Result<Option<String>> {
@@ -497,7 +888,7 @@ impl TextGenerator<'_, Model> {
     }
 }
 
-impl<M: Forward> Iterator for TextGenerator<'_, M> {
+impl<M: Forward, T: Tokenizer + ?Sized> Iterator for TextGenerator<'_, M, T> {
     type Item = Result<String>;
 
     fn next(&mut self) -> Option<Self::Item> {

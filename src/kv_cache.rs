@@ -21,6 +21,7 @@
 //! a full recomputation side by side, which is how the tests check that the two agree bit
 //! for bit.
 
+use crate::error::Result;
 use crate::hparams::HParams;
 
 /// The keys and values of one layer: two `[n_head, capacity, d_head]` arrays.
@@ -37,6 +38,12 @@ pub struct LayerKv {
 }
 
 impl LayerKv {
+    /// Zeroed room for `capacity` positions of `n_embd` values (`[n_head, capacity, d_head]`).
+    fn empty(capacity: usize, n_embd: usize, d_head: usize) -> Self {
+        let size = capacity * n_embd; // fits: n_ctx * n_embd was validated
+        Self { keys: vec![0.0; size], values: vec![0.0; size], capacity, d_head }
+    }
+
     /// Stores the keys and values of positions `pos0..pos0 + n` (`[n, n_embd]` each, the
     /// heads side by side, as attention computes them), each head's row in its own place.
     pub fn store(&mut self, pos0: usize, keys: &[f32], values: &[f32]) {
@@ -81,21 +88,41 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    /// An empty cache with room for the model's whole context, `n_ctx` positions.
-    pub fn new(hparams: &HParams) -> Self {
+    /// An empty cache with room for the model's whole context, `n_ctx` positions. Invalid
+    /// hyper-parameters ([`HParams::validate`]) are an error, before anything is allocated.
+    pub fn new(hparams: &HParams) -> Result<Self> {
         Self::with_capacity(hparams, hparams.n_ctx)
     }
 
-    /// An empty cache with room for `capacity` positions (at most `n_ctx` are ever used).
-    pub fn with_capacity(hparams: &HParams, capacity: usize) -> Self {
-        let size = capacity * hparams.n_embd; // [n_head, capacity, d_head]
-        let layer = LayerKv {
-            keys: vec![0.0; size],
-            values: vec![0.0; size],
-            capacity,
-            d_head: hparams.d_head(),
-        };
-        Self { layers: vec![layer; hparams.n_layer], n_embd: hparams.n_embd, capacity, len: 0 }
+    /// An empty cache with room for `capacity` positions; a capacity above `n_ctx` is
+    /// lowered to `n_ctx`, the most that are ever used. Invalid hyper-parameters are an
+    /// error, before anything is allocated.
+    pub fn with_capacity(hparams: &HParams, capacity: usize) -> Result<Self> {
+        hparams.validate()?;
+        let capacity = capacity.min(hparams.n_ctx);
+        let layer = LayerKv::empty(capacity, hparams.n_embd, hparams.d_head());
+        Ok(Self { layers: vec![layer; hparams.n_layer], n_embd: hparams.n_embd, capacity, len: 0 })
+    }
+
+    /// Makes room for `capacity` positions in all (at most `n_ctx` of `hparams`, which must
+    /// be the cache's model), keeping every filled position: each head's rows are copied to
+    /// the larger arrays. A smaller capacity than the present one changes nothing.
+    pub fn grow_to(&mut self, hparams: &HParams, capacity: usize) {
+        let capacity = capacity.min(hparams.n_ctx);
+        if capacity <= self.capacity {
+            return;
+        }
+        for layer in &mut self.layers {
+            let mut grown = LayerKv::empty(capacity, self.n_embd, layer.d_head);
+            for h in 0..self.n_embd.checked_div(layer.d_head).unwrap_or(0) {
+                let (from, to) = (h * layer.capacity * layer.d_head, h * capacity * layer.d_head);
+                let n = self.len * layer.d_head;
+                grown.keys[to..to + n].copy_from_slice(&layer.keys[from..from + n]);
+                grown.values[to..to + n].copy_from_slice(&layer.values[from..from + n]);
+            }
+            *layer = grown;
+        }
+        self.capacity = capacity;
     }
 
     /// How many positions are filled.
@@ -119,12 +146,20 @@ impl KvCache {
     }
 
     /// The filled keys of one head of `layer`: `[len, d_head]`.
+    ///
+    /// # Panics
+    /// If `layer >= n_layer` or `head >= n_head`, as indexing out of bounds does.
     pub fn keys(&self, layer: usize, head: usize) -> &[f32] {
+        assert!(head < self.n_head(), "head {head} of a cache with {} heads", self.n_head());
         self.layers[layer].head_keys(head, self.len)
     }
 
     /// The filled values of one head of `layer`: `[len, d_head]`.
+    ///
+    /// # Panics
+    /// If `layer >= n_layer` or `head >= n_head`, as indexing out of bounds does.
     pub fn values(&self, layer: usize, head: usize) -> &[f32] {
+        assert!(head < self.n_head(), "head {head} of a cache with {} heads", self.n_head());
         self.layers[layer].head_values(head, self.len)
     }
 
@@ -167,11 +202,40 @@ mod tests {
     #[test]
     fn memory_matches_the_formula() {
         let hparams = HParams::dummy();
-        let cache = KvCache::new(&hparams);
+        let cache = KvCache::new(&hparams).unwrap();
         // 2 * n_layer 2 * n_ctx 1024 * n_embd 10 * 4 bytes = 163_840
         assert_eq!(cache.memory_bytes(), 163_840);
         assert_eq!((cache.len(), cache.capacity()), (0, 1024));
         assert!(cache.keys(1, 1).is_empty());
         assert_eq!(cache.n_head(), 2);
+    }
+
+    #[test]
+    fn bad_sizes_are_errors_and_a_huge_capacity_is_n_ctx() {
+        let hparams = HParams { n_head: 0, ..HParams::dummy() };
+        assert!(
+            KvCache::new(&hparams).unwrap_err().to_string().contains("n_head must be at least 1")
+        );
+        let cache = KvCache::with_capacity(&HParams::dummy(), usize::MAX).unwrap();
+        assert_eq!(cache.capacity(), 1024);
+    }
+
+    #[test]
+    fn growing_keeps_every_filled_position() {
+        let hparams = HParams::dummy(); // 2 layers, 2 heads of 5
+        let mut cache = KvCache::with_capacity(&hparams, 3).unwrap();
+        for layer in 0..2 {
+            let rows: Vec<f32> = (0..30).map(|i| (layer * 100 + i) as f32).collect(); // [3, 10]
+            cache.layer_mut(layer).store(0, &rows, &rows.iter().map(|x| -x).collect::<Vec<_>>());
+        }
+        cache.advance(3);
+        let before = cache.clone();
+        cache.grow_to(&hparams, 7);
+        assert_eq!(cache.capacity(), 7);
+        for (layer, head) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+            assert_eq!(cache.keys(layer, head), before.keys(layer, head));
+            assert_eq!(cache.values(layer, head), before.values(layer, head));
+        }
+        assert_eq!(cache.keys(1, 1)[..5], [105.0, 106.0, 107.0, 108.0, 109.0]);
     }
 }

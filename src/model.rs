@@ -203,7 +203,7 @@ impl Model {
 
     /// [`forward`](Self::forward), recording every intermediate tensor into `trace`.
     pub fn forward_full_traced(&self, tokens: &[u32], trace: &mut Trace) -> Result<Vec<f32>> {
-        let mut fresh = KvCache::with_capacity(&self.hparams, tokens.len());
+        let mut fresh = KvCache::with_capacity(&self.hparams, tokens.len())?;
         self.forward_traced(tokens, &mut fresh, trace)
     }
 
@@ -264,18 +264,26 @@ impl Model {
 /// context or the cache holds. The reference model and the engine share it.
 pub(crate) fn check_input(hparams: &HParams, tokens: &[u32], cache: &KvCache) -> Result<()> {
     let hp = hparams;
-    if (cache.n_layer(), cache.n_embd()) != (hp.n_layer, hp.n_embd) {
+    let shape = |layers, heads, width| vec![layers, heads, width];
+    let expected = shape(hp.n_layer, hp.n_head, hp.n_embd);
+    let found = shape(cache.n_layer(), cache.n_head(), cache.n_embd());
+    if found != expected {
         return Err(Error::ShapeMismatch {
-            tensor: "KV cache [n_layer, n_embd]".into(),
-            expected: vec![hp.n_layer, hp.n_embd],
-            found: vec![cache.n_layer(), cache.n_embd()],
+            tensor: "KV cache [n_layer, n_head, n_embd] (made for another model?)".into(),
+            expected,
+            found,
         });
+    }
+    if tokens.is_empty() {
+        return Err(Error::InvalidArgument(
+            "no tokens to run: the forward pass needs at least one".into(),
+        ));
     }
     if let Some(&token) = tokens.iter().find(|&&t| t as usize >= hp.n_vocab) {
         return Err(Error::TokenOutOfRange { token, n_vocab: hp.n_vocab });
     }
     let limit = hp.n_ctx.min(cache.capacity());
-    if cache.len() + tokens.len() > limit {
+    if cache.len().saturating_add(tokens.len()) > limit {
         return Err(Error::ContextOverflow {
             prompt_tokens: cache.len(),
             new_tokens: tokens.len(),

@@ -24,17 +24,92 @@ use crate::rng::XorShift64;
 /// Index of the largest logit; on a tie, the lowest index (as numpy's `argmax`). Greedy
 /// decoding's choice.
 ///
+/// Edge cases, so that it never panics: an empty slice gives 0, and a NaN is never the
+/// largest (unlike numpy, which returns the first NaN), so NaNs are skipped unless every
+/// value is NaN (then 0). Logits that may not be finite should be checked first:
+/// [`Sampler::sample`] refuses them, and a [`Generator`](crate::generate::Generator) reports
+/// [`Error::NonFiniteLogits`] before choosing.
+///
 /// ```
 /// assert_eq!(gpt2_edu::sample::argmax(&[0.1, 2.0, -1.0, 2.0]), 1);
+/// assert_eq!(gpt2_edu::sample::argmax(&[f32::NAN, -3.0]), 1);
 /// ```
 pub fn argmax(logits: &[f32]) -> u32 {
     let mut best = 0;
     for (i, &logit) in logits.iter().enumerate() {
-        if logit > logits[best] {
+        if logit > logits[best] || (logits[best].is_nan() && !logit.is_nan()) {
             best = i;
         }
     }
     best as u32
+}
+
+/// Checks that `logits` can be turned into probabilities: at least one, no NaN, no `+inf`,
+/// and at least one finite (a `-inf` logit is a token made impossible, which is allowed).
+pub fn check_logits(logits: &[f32]) -> Result<()> {
+    if let Some(i) = logits.iter().position(|l| l.is_nan() || *l == f32::INFINITY) {
+        return Err(Error::InvalidArgument(format!(
+            "logit {i} is {}: logits must be numbers (NaN and +inf have no probability)",
+            logits[i]
+        )));
+    }
+    if !logits.iter().any(|l| l.is_finite()) {
+        return Err(Error::InvalidArgument(format!(
+            "no finite logit among {}: every token would be impossible",
+            logits.len()
+        )));
+    }
+    Ok(())
+}
+
+/// `ln(sum(exp(logits)))`, in f64, the largest logit subtracted first so nothing overflows
+/// (`-inf` logits add nothing). The log-softmax of token `i` is `logits[i] - log_sum_exp`.
+fn log_sum_exp(logits: &[f32]) -> f64 {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &l| m.max(l)) as f64;
+    let sum: f64 = logits.iter().map(|&l| exp_f64(l as f64 - max)).sum();
+    max + sum.ln()
+}
+
+/// The natural log of the probability the model gives token `id`: `log_softmax(logits)[id]`,
+/// at temperature 1 and before any sampling filter (what llama.cpp and OpenAI's `logprobs`
+/// report). `logits` must pass [`check_logits`] and `id` must be an index of it.
+///
+/// ```
+/// use gpt2_edu::sample::logprob;
+/// let logits = [2.0f32.ln(), 1.0f32.ln(), 1.0f32.ln()]; // probabilities 1/2, 1/4, 1/4
+/// assert!((logprob(&logits, 0).unwrap() - 0.5f64.ln()).abs() < 1e-7);
+/// assert!(logprob(&logits, 3).is_err());
+/// ```
+pub fn logprob(logits: &[f32], id: u32) -> Result<f64> {
+    check_logits(logits)?;
+    let logit = *logits
+        .get(id as usize)
+        .ok_or(Error::TokenOutOfRange { token: id, n_vocab: logits.len() })?;
+    Ok(logit as f64 - log_sum_exp(logits))
+}
+
+/// The `n` most likely tokens with their log-probabilities (as [`logprob`]), most likely
+/// first, ties to the lower id; fewer when there are fewer logits. Costs one pass over the
+/// logits plus `n` insertions, and allocates only the `n` results.
+///
+/// ```
+/// use gpt2_edu::sample::top_logprobs;
+/// let top = top_logprobs(&[0.0, 3.0, 1.0, 3.0], 2).unwrap();
+/// assert_eq!(top.iter().map(|&(id, _)| id).collect::<Vec<_>>(), [1, 3]);
+/// ```
+pub fn top_logprobs(logits: &[f32], n: usize) -> Result<Vec<(u32, f64)>> {
+    check_logits(logits)?;
+    let mut top: Vec<(u32, f32)> = Vec::with_capacity(n.min(logits.len()) + 1);
+    for (id, &logit) in logits.iter().enumerate() {
+        if top.len() == n && top.last().is_none_or(|&(_, worst)| logit <= worst) {
+            continue; // (with n = 0, nothing is ever kept)
+        }
+        let at = top.partition_point(|&(_, l)| l >= logit); // after equal ones: lower id first
+        top.insert(at, (id as u32, logit));
+        top.truncate(n);
+    }
+    let total = log_sum_exp(logits);
+    Ok(top.into_iter().map(|(id, logit)| (id, logit as f64 - total)).collect())
 }
 
 /// How to choose each token. The default is greedy.
@@ -88,71 +163,90 @@ impl Default for SamplingParams {
 
 /// The probabilities the sampler draws from, after temperature, top-k and top-p:
 /// `[n_vocab]`, summing to 1, zero outside the kept tokens. Greedy parameters give 1 on
-/// the most likely token.
+/// the most likely token. Out-of-range parameters ([`SamplingParams::validate`]) and logits
+/// that fail [`check_logits`] are errors.
 ///
 /// ```
 /// use gpt2_edu::sample::{distribution, SamplingParams};
 /// let logits = [2.0f32.ln(), 1.0f32.ln(), 1.0f32.ln()]; // softmax: 1/2, 1/4, 1/4
-/// let p = distribution(&logits, &SamplingParams { temperature: 1.0, top_k: None, top_p: None });
+/// let greedy = SamplingParams { temperature: 1.0, top_k: None, top_p: None };
+/// let p = distribution(&logits, &greedy).unwrap();
 /// assert!((p[0] - 0.5).abs() < 1e-7 && (p[2] - 0.25).abs() < 1e-7);
-/// let p = distribution(&logits, &SamplingParams { temperature: 1.0, top_k: Some(2), top_p: None });
+/// let p = distribution(&logits, &SamplingParams { top_k: Some(2), ..greedy }).unwrap();
 /// assert!((p[0] - 2.0 / 3.0).abs() < 1e-7 && p[2] == 0.0); // tie: the lower id stays
+/// assert!(distribution(&logits, &SamplingParams { top_k: Some(0), ..greedy }).is_err());
 /// ```
-pub fn distribution(logits: &[f32], params: &SamplingParams) -> Vec<f64> {
-    if params.is_greedy() || logits.is_empty() {
-        return one_hot_argmax(logits);
+pub fn distribution(logits: &[f32], params: &SamplingParams) -> Result<Vec<f64>> {
+    params.validate()?;
+    check_logits(logits)?;
+    let mut buffers = Buffers::default();
+    fill_distribution(logits, params, &mut buffers);
+    Ok(buffers.probs)
+}
+
+/// The sampler's reusable buffers, each `[n_vocab]` once grown: a decode step allocates
+/// nothing.
+#[derive(Debug, Clone, Default)]
+struct Buffers {
+    /// `logits / T` in f64.
+    scaled: Vec<f64>,
+    /// The ids still in play (after top-k, then top-p).
+    kept: Vec<usize>,
+    /// The probabilities.
+    probs: Vec<f64>,
+}
+
+/// [`distribution`] into `buffers.probs`, for valid parameters and logits.
+fn fill_distribution(logits: &[f32], params: &SamplingParams, buffers: &mut Buffers) {
+    let Buffers { scaled, kept, probs } = buffers;
+    if params.is_greedy() {
+        probs.clear();
+        probs.resize(logits.len(), 0.0);
+        probs[argmax(logits) as usize] = 1.0; // logits are non-empty (check_logits)
+        return;
     }
     // 1. Temperature.
-    let scaled = divide_by_temperature(logits, params.temperature);
+    divide_by_temperature(logits, params.temperature, scaled);
     // 2. Top-k.
-    let mut kept = top_k_ids(&scaled, params.top_k);
+    top_k_ids(scaled, params.top_k, kept);
     // Softmax over the kept tokens.
-    let mut probs = softmax_over(&scaled, &kept);
+    softmax_over(scaled, kept, probs);
     // 3. Top-p.
     if let Some(p) = params.top_p.filter(|&p| p < 1.0) {
-        keep_top_p(&mut probs, &mut kept, p);
+        keep_top_p(probs, kept, p);
     }
-    probs
 }
 
-/// Greedy's distribution: `[n_vocab]`, 1 on the [`argmax`], 0 elsewhere (empty for no logits).
-fn one_hot_argmax(logits: &[f32]) -> Vec<f64> {
-    let mut probs = vec![0.0; logits.len()];
-    if !logits.is_empty() {
-        probs[argmax(logits) as usize] = 1.0;
-    }
-    probs
-}
-
-/// `logits / T` in f64, `[n_vocab]` (`temperature > 0`).
-fn divide_by_temperature(logits: &[f32], temperature: f32) -> Vec<f64> {
+/// `logits / T` in f64 into `scaled`, `[n_vocab]` (`temperature > 0`).
+fn divide_by_temperature(logits: &[f32], temperature: f32, scaled: &mut Vec<f64>) {
     let t = temperature as f64;
-    logits.iter().map(|&l| l as f64 / t).collect()
+    scaled.clear();
+    scaled.extend(logits.iter().map(|&l| l as f64 / t));
 }
 
-/// Top-k: the ids of the `top_k` largest scaled logits (`[n_vocab]`), ties to the lower
-/// id, in no particular order; every id `0..n_vocab` when `top_k` is `None` or not below
-/// `n_vocab`.
-fn top_k_ids(scaled: &[f64], top_k: Option<usize>) -> Vec<usize> {
+/// Top-k: the ids of the `top_k` largest scaled logits (`[n_vocab]`) into `kept`, ties to
+/// the lower id, in no particular order; every id `0..n_vocab` when `top_k` is `None` or
+/// not below `n_vocab` (`top_k` is at least 1: validated).
+fn top_k_ids(scaled: &[f64], top_k: Option<usize>, kept: &mut Vec<usize>) {
     let n = scaled.len();
-    let mut kept: Vec<usize> = (0..n).collect();
-    if let Some(k) = top_k.filter(|&k| k < n) {
+    kept.clear();
+    kept.extend(0..n);
+    if let Some(k) = top_k.filter(|&k| (1..n).contains(&k)) {
         kept.select_nth_unstable_by(k - 1, |&a, &b| by_value_then_id(scaled[a], a, scaled[b], b));
         kept.truncate(k);
     }
-    kept
 }
 
-/// Softmax over the `kept` ids only: `[n_vocab]`, zero outside them. The largest kept
-/// value is subtracted first, so no `exp` overflows.
-fn softmax_over(scaled: &[f64], kept: &[usize]) -> Vec<f64> {
-    let mut probs = vec![0.0; scaled.len()];
+/// Softmax over the `kept` ids only into `probs`: `[n_vocab]`, zero outside them. The
+/// largest kept value is subtracted first, so no `exp` overflows.
+fn softmax_over(scaled: &[f64], kept: &[usize], probs: &mut Vec<f64>) {
+    probs.clear();
+    probs.resize(scaled.len(), 0.0);
     let max = kept.iter().map(|&i| scaled[i]).fold(f64::NEG_INFINITY, f64::max);
     for &i in kept {
         probs[i] = exp_f64(scaled[i] - max);
     }
-    normalise(&mut probs);
-    probs
+    normalise(probs);
 }
 
 /// Top-p: keeps the smallest most-likely-first prefix of `kept` whose probability reaches
@@ -206,18 +300,20 @@ pub fn draw(probs: &[f64], u: f64) -> u32 {
     last_possible as u32 // u fell past a total that rounding left just below 1
 }
 
-/// Chooses tokens with fixed [`SamplingParams`] and its own seeded generator.
+/// Chooses tokens with fixed [`SamplingParams`] and its own seeded generator, reusing its
+/// buffers from token to token.
 #[derive(Debug, Clone)]
 pub struct Sampler {
     params: SamplingParams,
     rng: XorShift64,
+    buffers: Buffers,
 }
 
 impl Sampler {
     /// A sampler; errors on out-of-range parameters or seed 0.
     pub fn new(params: SamplingParams, seed: u64) -> Result<Self> {
         params.validate()?;
-        Ok(Self { params, rng: XorShift64::new(seed)? })
+        Ok(Self { params, rng: XorShift64::new(seed)?, buffers: Buffers::default() })
     }
 
     /// The parameters.
@@ -226,13 +322,15 @@ impl Sampler {
     }
 
     /// Chooses the next token from `logits` (`[n_vocab]`). Greedy parameters take the
-    /// argmax without touching the generator.
-    pub fn sample(&mut self, logits: &[f32]) -> u32 {
+    /// argmax without touching the generator. Logits that fail [`check_logits`] (none, a
+    /// NaN, `+inf`) are an error, never a silent token 0.
+    pub fn sample(&mut self, logits: &[f32]) -> Result<u32> {
+        check_logits(logits)?;
         if self.params.is_greedy() {
-            return argmax(logits);
+            return Ok(argmax(logits));
         }
-        let probs = distribution(logits, &self.params);
-        draw(&probs, self.rng.next_f64())
+        fill_distribution(logits, &self.params, &mut self.buffers);
+        Ok(draw(&self.buffers.probs, self.rng.next_f64()))
     }
 }
 
@@ -256,7 +354,7 @@ mod tests {
         // Probabilities 0.5, 0.3, 0.15, 0.05, shuffled over the ids.
         let logits = [0.15f32, 0.5, 0.05, 0.3].map(f32::ln);
         let kept = |p: f32| -> Vec<usize> {
-            let probs = distribution(&logits, &params(1.0, None, Some(p)));
+            let probs = distribution(&logits, &params(1.0, None, Some(p))).unwrap();
             (0..4).filter(|&i| probs[i] > 0.0).collect()
         };
         // (Points sit just off the boundaries 0.5, 0.8 and 0.95: exactly on one, whether
@@ -269,7 +367,7 @@ mod tests {
         assert_eq!(kept(0.949), vec![0, 1, 3]);
         assert_eq!(kept(0.951), vec![0, 1, 2, 3]);
         assert_eq!(kept(1.0), vec![0, 1, 2, 3]);
-        let probs = distribution(&logits, &params(1.0, None, Some(0.7)));
+        let probs = distribution(&logits, &params(1.0, None, Some(0.7))).unwrap();
         assert!((probs[1] - 0.625).abs() < 1e-6 && (probs[3] - 0.375).abs() < 1e-6, "renormalised");
     }
 
@@ -278,12 +376,12 @@ mod tests {
         // At T = 0.5 the probabilities are proportional to 4, 1, 1 (squares of 2, 1, 1):
         // 2/3, 1/6, 1/6. Top-p 0.6 then keeps only the first.
         let logits = [2.0f32.ln(), 0.0, 0.0];
-        let probs = distribution(&logits, &params(0.5, None, None));
+        let probs = distribution(&logits, &params(0.5, None, None)).unwrap();
         assert!((probs[0] - 2.0 / 3.0).abs() < 1e-7);
-        let probs = distribution(&logits, &params(0.5, None, Some(0.6)));
+        let probs = distribution(&logits, &params(0.5, None, Some(0.6))).unwrap();
         assert_eq!(probs, vec![1.0, 0.0, 0.0]);
         // Top-k 2 then top-p 0.9: of 2/3 and 1/6 renormalised (0.8, 0.2), 0.9 needs both.
-        let probs = distribution(&logits, &params(0.5, Some(2), Some(0.9)));
+        let probs = distribution(&logits, &params(0.5, Some(2), Some(0.9))).unwrap();
         assert!((probs[0] - 0.8).abs() < 1e-7 && (probs[1] - 0.2).abs() < 1e-7 && probs[2] == 0.0);
     }
 
@@ -313,5 +411,48 @@ mod tests {
             assert!(error.contains(needle), "{error}");
         }
         assert_eq!(Sampler::new(SamplingParams::GREEDY, 0).unwrap_err(), Error::ZeroSeed);
+        let error = distribution(&[1.0, 2.0], &params(1.0, Some(0), None)).unwrap_err();
+        assert!(error.to_string().contains("top-k must be at least 1"), "{error}");
+    }
+
+    #[test]
+    fn logits_that_are_not_numbers_are_errors_not_token_0() {
+        for greedy in [true, false] {
+            let p = if greedy { SamplingParams::GREEDY } else { params(1.0, None, None) };
+            let mut sampler = Sampler::new(p, 3).unwrap();
+            for (logits, needle) in [
+                (&[f32::NAN, 1.0][..], "logit 0 is NaN"),
+                (&[1.0, f32::INFINITY][..], "logit 1 is inf"),
+                (&[][..], "no finite logit among 0"),
+                (&[f32::NEG_INFINITY; 3][..], "no finite logit among 3"),
+            ] {
+                let error = sampler.sample(logits).unwrap_err().to_string();
+                assert!(error.contains(needle), "{greedy}: {error}");
+            }
+            // -inf is a banned token, which is allowed: never drawn.
+            for _ in 0..50 {
+                assert_eq!(sampler.sample(&[f32::NEG_INFINITY, 0.5, f32::NEG_INFINITY]), Ok(1));
+            }
+        }
+        assert_eq!(argmax(&[]), 0);
+        assert_eq!(argmax(&[f32::NAN, f32::NAN]), 0);
+        assert_eq!(argmax(&[0.5, f32::NAN, 0.7]), 2);
+    }
+
+    #[test]
+    fn logprobs_are_log_softmax_and_top_n_is_ordered() {
+        let logits = [0.5f32, -1.0, 2.0, 2.0, f32::NEG_INFINITY];
+        let exps: Vec<f64> = logits.iter().map(|&l| (l as f64).exp()).collect();
+        let total: f64 = exps.iter().sum();
+        for (id, e) in exps.iter().enumerate() {
+            let (expected, found) = ((e / total).ln(), logprob(&logits, id as u32).unwrap());
+            assert!(found == expected || (found - expected).abs() < 1e-12, "{found} {expected}");
+        }
+        let top = top_logprobs(&logits, 3).unwrap();
+        assert_eq!(top.iter().map(|&(id, _)| id).collect::<Vec<_>>(), [2, 3, 0]);
+        assert_eq!(top[0].1, logprob(&logits, 2).unwrap());
+        assert_eq!(top_logprobs(&logits, 0).unwrap(), vec![]);
+        assert_eq!(top_logprobs(&logits, 9).unwrap().len(), 5);
+        assert!(logprob(&[f32::NAN], 0).is_err());
     }
 }

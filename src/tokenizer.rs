@@ -29,10 +29,27 @@ pub trait Tokenizer {
     fn decode(&self, ids: &[u32]) -> Result<String> {
         Ok(String::from_utf8_lossy(&self.decode_bytes(ids)?).into_owned())
     }
+
+    /// The bytes `id` adds to a text whose last token is `previous` (`None`: the text is
+    /// empty): `decode_bytes([previous, id])` minus `decode_bytes([previous])`, which is
+    /// right for tokenizers whose tokens' bytes depend at most on the token before them
+    /// (a word tokenizer's separating space; GPT-2's bytes depend on nothing). What
+    /// [`TextStream`] uses, so that streaming costs the same at every step.
+    fn decode_next(&self, previous: Option<u32>, id: u32) -> Result<Vec<u8>> {
+        let Some(previous) = previous else {
+            return self.decode_bytes(&[id]);
+        };
+        let before = self.decode_bytes(&[previous])?.len();
+        let mut both = self.decode_bytes(&[previous, id])?;
+        both.drain(..before.min(both.len()));
+        Ok(both)
+    }
 }
 
 /// Streams the text of generated tokens, one token at a time, never splitting a UTF-8
-/// character: bytes of an unfinished character wait for the next token.
+/// character: bytes of an unfinished character wait for the next token. Each token is
+/// decoded on its own ([`Tokenizer::decode_next`]), so a step's cost does not grow with the
+/// text.
 ///
 /// ```
 /// use gpt2_edu::tokenizer::{TextStream, Tokenizer};
@@ -45,25 +62,40 @@ pub trait Tokenizer {
 #[derive(Debug)]
 pub struct TextStream<'t, T: Tokenizer + ?Sized> {
     tokenizer: &'t T,
-    ids: Vec<u32>,
-    bytes_seen: usize,
+    /// The last token so far (of the context or streamed).
+    last: Option<u32>,
+    /// Bytes of an unfinished character.
     pending: Vec<u8>,
 }
 
 impl<'t, T: Tokenizer + ?Sized> TextStream<'t, T> {
     /// A stream that continues after `context` (the prompt), whose text is not repeated.
     pub fn new(tokenizer: &'t T, context: &[u32]) -> Self {
-        let bytes_seen = tokenizer.decode_bytes(context).map_or(0, |b| b.len());
-        Self { tokenizer, ids: context.to_vec(), bytes_seen, pending: Vec::new() }
+        Self { tokenizer, last: context.last().copied(), pending: Vec::new() }
     }
 
-    /// Adds one token and returns the text that is now complete (possibly empty).
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &'t T {
+        self.tokenizer
+    }
+
+    /// Adds one token and returns the text that is now complete (possibly empty). An id
+    /// outside the vocabulary is an error, and changes nothing.
     pub fn push(&mut self, id: u32) -> Result<String> {
-        self.ids.push(id);
-        let bytes = self.tokenizer.decode_bytes(&self.ids)?;
-        self.pending.extend_from_slice(&bytes[self.bytes_seen.min(bytes.len())..]);
-        self.bytes_seen = bytes.len();
+        let bytes = self.tokenizer.decode_next(self.last, id)?;
+        self.last = Some(id);
+        self.pending.extend_from_slice(&bytes);
         Ok(take_complete_utf8(&mut self.pending))
+    }
+
+    /// Moves past `context` tokens that are not streamed (text fed in between): returns
+    /// what was pending ([`finish`](Self::finish)), and continues after them.
+    pub fn skip(&mut self, context: &[u32]) -> String {
+        let rest = self.finish();
+        if let Some(&last) = context.last() {
+            self.last = Some(last);
+        }
+        rest
     }
 
     /// Ends the stream: bytes of an unfinished character become U+FFFD.
@@ -110,6 +142,24 @@ pub fn take_complete_utf8(bytes: &mut Vec<u8>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streaming_token_by_token_equals_decoding_the_whole_text() {
+        let encoder = crate::dummy::WordEncoder::new();
+        let ids = [0, 1, 1, 2, 3, 0];
+        for split in 1..ids.len() {
+            let mut stream = TextStream::new(&encoder, &ids[..split]);
+            let streamed: String =
+                ids[split..].iter().map(|&id| stream.push(id).unwrap()).collect();
+            let whole = encoder.decode(&ids).unwrap();
+            let before = encoder.decode(&ids[..split]).unwrap();
+            assert_eq!(format!("{before}{streamed}"), whole, "split at {split}");
+        }
+        let mut stream = TextStream::new(&encoder, &[]);
+        assert_eq!(stream.push(2).unwrap(), "the", "no context: no leading space");
+        assert!(stream.push(9).is_err());
+        assert_eq!(stream.push(1).unwrap(), " world", "the failed push changed nothing");
+    }
 
     #[test]
     fn an_emoji_split_over_tokens_waits_until_complete() {

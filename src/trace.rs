@@ -10,7 +10,7 @@
 //! use gpt2_edu::{dummy, KvCache, Model, Tokenizer, Trace};
 //! let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
 //! let model = Model::new(hparams, weights).unwrap();
-//! let mut cache = KvCache::new(&model.hparams);
+//! let mut cache = KvCache::new(&model.hparams).unwrap();
 //! let mut trace = Trace::new();
 //! model.forward_traced(&encoder.encode("hello world"), &mut cache, &mut trace).unwrap();
 //! let ln_1 = trace.get("block.0.ln_1").unwrap();

@@ -25,7 +25,7 @@ struct Reference {
 }
 
 fn reference(model: &Model, tokens: &[u32]) -> Reference {
-    let mut cache = KvCache::new(&model.hparams);
+    let mut cache = KvCache::new(&model.hparams).unwrap();
     let logits = model.forward_cached(tokens, &mut cache).unwrap();
     Reference { logits, cache }
 }
@@ -42,8 +42,8 @@ fn check_engine(
     what: &str,
 ) {
     let n_vocab = engine.hparams().n_vocab;
-    let mut workspace = Workspace::new(threads);
-    let mut cache = KvCache::new(engine.hparams());
+    let mut workspace = Workspace::new(threads).unwrap();
+    let mut cache = KvCache::new(engine.hparams()).unwrap();
     let rows = |from: usize, to: usize| &reference.logits[from * n_vocab..to * n_vocab];
     let mut fed = 0;
     for &chunk in chunks {
@@ -138,7 +138,8 @@ fn prefill_asking_for_the_last_row_gives_the_last_row() {
     let tokens: Vec<u32> = (0..17).map(|i| i * 29 % 513).collect();
     let all = model.forward(&tokens).unwrap();
     let engine = Engine::new(model).unwrap();
-    let (mut cache, mut workspace) = (KvCache::new(engine.hparams()), Workspace::new(2));
+    let (mut cache, mut workspace) =
+        (KvCache::new(engine.hparams()).unwrap(), Workspace::new(2).unwrap());
     let last = engine.forward(&tokens, &mut cache, &mut workspace, Logits::Last).unwrap();
     assert_bits_eq(last, &all[16 * 513..], "the last row");
 }
@@ -150,12 +151,12 @@ fn one_workspace_serves_two_engines_in_turn() {
     let (expected_a, expected_b) =
         (model_a.forward(&prompt_a).unwrap(), model_b.forward(&prompt_b).unwrap());
     let (engine_a, engine_b) = (Engine::new(model_a).unwrap(), Engine::new(model_b).unwrap());
-    let mut workspace = Workspace::new(2);
+    let mut workspace = Workspace::new(2).unwrap();
     for _ in 0..2 {
         for (engine, prompt, expected) in
             [(&engine_a, &prompt_a, &expected_a), (&engine_b, &prompt_b, &expected_b)]
         {
-            let mut cache = KvCache::new(engine.hparams());
+            let mut cache = KvCache::new(engine.hparams()).unwrap();
             let logits = engine.forward(prompt, &mut cache, &mut workspace, Logits::All).unwrap();
             assert_bits_eq(logits, expected, "an engine after another in the same workspace");
         }
@@ -166,12 +167,12 @@ fn one_workspace_serves_two_engines_in_turn() {
 fn the_engine_refuses_what_the_reference_refuses() {
     let model = fixture("tiny-gpt2"); // n_vocab 513, n_ctx 64
     let engine = Engine::new(model.clone()).unwrap();
-    let mut workspace = Workspace::new(1);
+    let mut workspace = Workspace::new(1).unwrap();
     for tokens in [vec![1, 513], vec![0; 65]] {
-        let reference = model.forward_cached(&tokens, &mut KvCache::new(&model.hparams));
+        let reference = model.forward_cached(&tokens, &mut KvCache::new(&model.hparams).unwrap());
         let ours = engine.forward(
             &tokens,
-            &mut KvCache::new(engine.hparams()),
+            &mut KvCache::new(engine.hparams()).unwrap(),
             &mut workspace,
             Logits::All,
         );

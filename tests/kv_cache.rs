@@ -26,7 +26,7 @@ fn run_schedule(
     what: &str,
 ) -> (Vec<u32>, KvCache) {
     let n_vocab = model.hparams.n_vocab;
-    let mut cache = KvCache::new(&model.hparams);
+    let mut cache = KvCache::new(&model.hparams).unwrap();
     let mut tokens: Vec<u32> = Vec::new();
     let mut last_logits = Vec::new();
     let mut fed = 0;
@@ -110,7 +110,7 @@ fn one_token_decode_steps_equal_the_full_pass_on_the_dummy_model_for_a_long_sequ
     let model = Model::new(hparams, weights).unwrap();
     let tokens: Vec<u32> = (0..300u32).map(|i| (i * 7 + i / 3) % 4).collect();
     // The reference model, one position at a time, against its own full pass.
-    let mut cache = KvCache::new(&model.hparams);
+    let mut cache = KvCache::new(&model.hparams).unwrap();
     let full = model.forward(&tokens).unwrap();
     for (t, &token) in tokens.iter().enumerate() {
         let cached = model.forward_cached(&[token], &mut cache).unwrap();

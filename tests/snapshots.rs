@@ -110,7 +110,7 @@ fn cache_text(cache: &KvCache) -> String {
 #[test]
 fn kv_cache_after_prefill_and_three_decode_steps() {
     let (encoder, model) = dummy_model();
-    let mut cache = KvCache::new(&model.hparams);
+    let mut cache = KvCache::new(&model.hparams).unwrap();
     let logits = model.forward_cached(&encoder.encode("hello world"), &mut cache).unwrap();
     let mut next = gpt2_edu::generate::argmax(&logits[logits.len() - 4..]);
     in_snapshot_folder(|| {
@@ -131,6 +131,6 @@ fn a_cached_prefill_records_the_same_tensors_as_the_full_pass() {
     let mut full = Trace::new();
     model.forward_full_traced(&tokens, &mut full).unwrap();
     let mut cached = Trace::new();
-    model.forward_traced(&tokens, &mut KvCache::new(&model.hparams), &mut cached).unwrap();
+    model.forward_traced(&tokens, &mut KvCache::new(&model.hparams).unwrap(), &mut cached).unwrap();
     assert_eq!(full.tensors(), cached.tensors());
 }

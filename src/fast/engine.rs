@@ -43,7 +43,7 @@ pub struct PackedBlock {
 /// let model = Model::new(hparams, weights).unwrap();
 /// let reference = model.forward(&encoder.encode("hello world")).unwrap(); // [2, n_vocab]
 /// let engine = Engine::new(model).unwrap(); // packs the weights in place: one copy of them
-/// let (mut cache, mut workspace) = (KvCache::new(engine.hparams()), Workspace::new(2));
+/// let (mut cache, mut workspace) = (KvCache::new(engine.hparams()).unwrap(), Workspace::new(2).unwrap());
 /// let logits = engine.forward(&encoder.encode("hello world"), &mut cache, &mut workspace, Logits::All).unwrap();
 /// assert_eq!(logits, &reference[..]); // bit for bit
 /// ```
@@ -244,10 +244,16 @@ struct Buffers {
 
 impl Workspace {
     /// A workspace whose products use `n_threads` threads: the caller's plus
-    /// `n_threads - 1` workers, started now and kept until the workspace is dropped
-    /// (`n_threads` 0 counts as 1).
-    pub fn new(n_threads: usize) -> Self {
-        Self { pool: ThreadPool::new(n_threads), buffers: Buffers::default() }
+    /// `n_threads - 1` workers, started now and kept until the workspace is dropped. One
+    /// thread starts no worker. `n_threads` must be `1..=`[`MAX_THREADS`](super::MAX_THREADS)
+    /// (else [`Error::InvalidThreads`](crate::Error::InvalidThreads)); a thread that cannot
+    /// be started is [`Error::ThreadStart`](crate::Error::ThreadStart).
+    ///
+    /// A workspace serves one generation at a time, and any number in turn: lend it to each
+    /// with [`Generator::with_state`](crate::Generator::with_state), and no thread is
+    /// started again.
+    pub fn new(n_threads: usize) -> Result<Self> {
+        Ok(Self { pool: ThreadPool::new(n_threads)?, buffers: Buffers::default() })
     }
 
     /// Threads used for the products, the caller's included.
@@ -258,6 +264,11 @@ impl Workspace {
     /// The thread pool (for the benchmark's timings of a step's parts).
     pub fn pool(&self) -> &ThreadPool {
         &self.pool
+    }
+
+    /// The logits of the last [`Engine::forward`] run in this workspace (empty before any).
+    pub fn logits(&self) -> &[f32] {
+        &self.buffers.logits
     }
 }
 

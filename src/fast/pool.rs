@@ -28,6 +28,7 @@ use std::thread::JoinHandle;
 
 use super::attention::{HeadScratch, attend_heads};
 use super::packed::{OutColumns, PANEL, PackedLinear};
+use crate::error::{Error, Result};
 use crate::gelu::gelu_in_place;
 use crate::kv_cache::LayerKv;
 
@@ -137,12 +138,22 @@ const SPINS: u32 = 200;
 const YIELDS: u32 = 2_000;
 
 impl ThreadPool {
-    /// A pool of `n_threads` threads in all (at least 1: the caller).
-    pub fn new(n_threads: usize) -> Self {
-        let shared = Shared::default();
-        let workers =
-            (1..n_threads.max(1)).map(|index| spawn_worker(index, shared.clone())).collect();
-        Self { shared, workers }
+    /// A pool of `n_threads` threads in all: the caller's plus `n_threads - 1` workers,
+    /// started now. One thread starts none (everything runs on the caller's thread, so a
+    /// single-threaded target works). `n_threads` must be `1..=`[`MAX_THREADS`]
+    /// ([`Error::InvalidThreads`]); a thread the operating system will not start is
+    /// [`Error::ThreadStart`] (the ones already started are stopped again).
+    pub fn new(n_threads: usize) -> Result<Self> {
+        if !(1..=MAX_THREADS).contains(&n_threads) {
+            return Err(Error::InvalidThreads { requested: n_threads, max: MAX_THREADS });
+        }
+        let mut pool = Self { shared: Shared::default(), workers: Vec::new() };
+        for index in 1..n_threads {
+            let worker = spawn_worker(index, pool.shared.clone())
+                .map_err(|e| Error::ThreadStart(format!("worker {index} of {n_threads}: {e}")))?;
+            pool.workers.push(worker); // dropping `pool` on an error stops these
+        }
+        Ok(pool)
     }
 
     /// Threads in all, the caller's included.
@@ -250,16 +261,16 @@ fn wait<T>(channel: &Receiver<T>) -> Option<T> {
     channel.recv().ok()
 }
 
-fn spawn_worker(index: usize, shared: Shared) -> Worker {
+/// Starts worker `index`, waiting for tasks.
+fn spawn_worker(index: usize, shared: Shared) -> std::io::Result<Worker> {
     let (tasks, inbox) = sync_channel::<Task>(1);
     let (outbox, done) = sync_channel::<()>(1);
     let output = Arc::new(Mutex::new(Vec::new()));
     let my_output = Arc::clone(&output);
     let thread = std::thread::Builder::new()
         .name(format!("gpt2-edu worker {index}"))
-        .spawn(move || work(&shared, &inbox, &outbox, &my_output))
-        .expect("the operating system can start a thread");
-    Worker { tasks, done, output, thread: Some(thread) }
+        .spawn(move || work(&shared, &inbox, &outbox, &my_output))?;
+    Ok(Worker { tasks, done, output, thread: Some(thread) })
 }
 
 /// A worker's life: run each task into its own output buffer, say when it is done.
@@ -306,6 +317,16 @@ mod tests {
     }
 
     #[test]
+    fn thread_counts_out_of_range_are_errors_and_one_thread_starts_no_worker() {
+        for n in [0, MAX_THREADS + 1, usize::MAX] {
+            let error = ThreadPool::new(n).unwrap_err();
+            assert_eq!(error, Error::InvalidThreads { requested: n, max: MAX_THREADS });
+        }
+        assert!(ThreadPool::new(1).unwrap().workers.is_empty());
+        assert_eq!(ThreadPool::new(3).unwrap().n_threads(), 3);
+    }
+
+    #[test]
     fn shares_cover_every_column_once() {
         for (n_out, parts) in [(10, 1), (10, 3), (2304, 2), (50257, 4), (7, 4)] {
             let shares: Vec<_> = (0..parts).map(|i| share(n_out, parts, PANEL, i)).collect();
@@ -330,14 +351,14 @@ mod tests {
         let x = rng.uniform_vec(3 * 40);
         let mut alone = matrix.forward(&x);
         for threads in 1..=4 {
-            let pool = ThreadPool::new(threads);
+            let pool = ThreadPool::new(threads).unwrap();
             let mut out = Vec::new();
             pool.compute(&matrix, Activation::None, &x, &mut out);
             assert_eq!(bits(&out), bits(&alone), "{threads} threads");
         }
         gelu_in_place(&mut alone);
         let mut out = Vec::new();
-        ThreadPool::new(2).compute(&matrix, Activation::Gelu, &x, &mut out);
+        ThreadPool::new(2).unwrap().compute(&matrix, Activation::Gelu, &x, &mut out);
         assert_eq!(bits(&out), bits(&alone), "GELU in the threads");
     }
 
@@ -358,7 +379,7 @@ mod tests {
         let all = OutColumns { data: &mut one_thread, stride: n_embd, col0: 0 };
         attend_heads(&queries, &kv, 6, 0..2, &mut HeadScratch::default(), all);
         for threads in 1..=3 {
-            let pool = ThreadPool::new(threads);
+            let pool = ThreadPool::new(threads).unwrap();
             let mut shared = Vec::new();
             pool.attend(&queries, &mut kv, 6, &mut HeadScratch::default(), &mut shared);
             assert_eq!(bits(&shared), bits(&one_thread), "{threads} threads");

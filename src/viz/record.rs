@@ -462,7 +462,7 @@ impl<'t> Recorder<'t> {
         let number = self.steps.len() + 1;
         let ended_text = tokens.len() == n_seen; // the chosen token was <|endoftext|>
         let chosen = if ended_text { self.tokenizer.end_of_text() } else { Some(tokens[n_seen]) };
-        let probabilities = distribution(last_row(logits), &shown_sampling(&self.config.sampling));
+        let probabilities = distribution(last_row(logits), &shown_sampling(&self.config.sampling))?;
         let (ids, other_probability) = most_likely(&probabilities, self.top_n, chosen);
         self.steps.push(StepView {
             number,

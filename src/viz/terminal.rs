@@ -393,7 +393,7 @@ mod tests {
     #[test]
     fn cache_fill_counts_positions_and_bytes() {
         let hparams = HParams::dummy();
-        let cache = KvCache::with_capacity(&hparams, 6);
+        let cache = KvCache::with_capacity(&hparams, 6).unwrap();
         let fill = CacheFill::of(&cache);
         assert_eq!(fill.layers.len(), 2);
         assert_eq!(fill.layers[0], LayerFill { positions: 0, bytes: 0, capacity_bytes: 480 });
@@ -404,7 +404,7 @@ mod tests {
         );
         assert!(picture.contains("0 B of 480 B"), "{picture}");
         assert!(picture.contains("x 6 positions x 10 floats x 4 bytes"), "{picture}");
-        let none = CacheFill::of(&KvCache::with_capacity(&hparams, 0));
+        let none = CacheFill::of(&KvCache::with_capacity(&hparams, 0).unwrap());
         assert_eq!(cache_fill(&none), "KV cache: none (capacity 0)\n");
     }
 }
