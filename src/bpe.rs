@@ -39,6 +39,9 @@ use crate::unicode_tables::{LETTERS, NUMBERS};
 /// The name of GPT-2's only special token.
 pub const END_OF_TEXT: &str = "<|endoftext|>";
 
+/// U+FEFF, which some editors write at the start of a UTF-8 file.
+const BYTE_ORDER_MARK: char = '\u{feff}';
+
 /// GPT-2's byte-level BPE tokenizer (`vocab.json` + `merges.txt`).
 #[derive(Debug, Clone)]
 pub struct Bpe {
@@ -83,18 +86,30 @@ impl Bpe {
     }
 
     /// Builds the tokenizer from the two files' contents (the paths are for messages).
+    ///
+    /// Lenient in two ways that cannot change a token, since no byte-level token can hold
+    /// the characters involved: a UTF-8 byte order mark (U+FEFF, which some Windows editors
+    /// write) at the start of either file is skipped, and `merges.txt` lines may end in
+    /// `\n`, `\r\n` or `\r`. (HuggingFace's `tokenizers` refuses a BOM, with a message that
+    /// calls `\u{feff}#version:` a token missing from the vocabulary.) Everything else that
+    /// is wrong is an [`Error::InvalidFile`] naming the file, and the line of `merges.txt`:
+    /// a merge whose sides or result are not tokens, a `#version` header or a BOM further
+    /// down, no merges at all beside a vocabulary that needs them.
     pub fn from_texts(
         vocab_json: &str,
         vocab_path: &Path,
         merges_txt: &str,
         merges_path: &Path,
     ) -> Result<Self> {
+        let vocab_json = vocab_json.strip_prefix(BYTE_ORDER_MARK).unwrap_or(vocab_json);
+        let merges_txt = merges_txt.strip_prefix(BYTE_ORDER_MARK).unwrap_or(merges_txt);
         let vocab = parse_vocab(vocab_json, vocab_path)?;
         let id_of: HashMap<&str, u32> =
             vocab.iter().enumerate().map(|(id, t)| (t.as_str(), id as u32)).collect();
         let token_bytes = tokens_as_bytes(&vocab, vocab_path)?;
         let byte_ids = single_byte_ids(&id_of, vocab_path)?;
         let merges = parse_merges(merges_txt, merges_path, &id_of)?;
+        check_merges_not_missing(&merges, &vocab, merges_path)?;
         Ok(Self { token_bytes, byte_ids, merges, end_of_text: id_of.get(END_OF_TEXT).copied() })
     }
 
@@ -412,14 +427,20 @@ fn parse_vocab(text: &str, path: &Path) -> Result<Vec<String>> {
 
 /// `merges.txt`: an optional `#version` line, then one `left right` pair per line, highest
 /// priority first. Both sides and their concatenation must be tokens.
+///
+/// Lines may end in `\n`, `\r\n`, or (old Mac files) a lone `\r`: a byte-level token never
+/// holds a raw CR or LF (the byte table writes them `č` and `Ċ`), so either can only end a
+/// line. A file with no `\n` at all is split at its `\r`s.
 fn parse_merges(
     text: &str,
     path: &Path,
     id_of: &HashMap<&str, u32>,
 ) -> Result<HashMap<(u32, u32), (u32, u32)>> {
+    let lines: Vec<&str> =
+        if text.contains('\n') { text.lines().collect() } else { text.split('\r').collect() };
     let mut merges = HashMap::new();
     let mut rank = 0;
-    for (line_index, line) in text.lines().enumerate() {
+    for (line_index, &line) in lines.iter().enumerate() {
         if (line_index == 0 && line.starts_with("#version")) || line.is_empty() {
             continue;
         }
@@ -429,19 +450,77 @@ fn parse_merges(
             .split_once(' ')
             .filter(|(l, r)| !l.is_empty() && !r.is_empty() && !r.contains(' '))
             .ok_or_else(|| {
-                bad(format!("expected two tokens separated by one space, found {line:?}"))
+                bad(format!(
+                    "expected two tokens separated by one space, found {line:?}{}",
+                    misplaced_hint(line)
+                ))
             })?;
-        let id = |token: &str| {
-            id_of
-                .get(token)
-                .copied()
-                .ok_or_else(|| bad(format!("{token:?} is not in the vocabulary")))
-        };
-        let merged = id(&format!("{left}{right}"))?;
-        merges.entry((id(left)?, id(right)?)).or_insert((rank, merged));
+        let unknown: Vec<String> = [left, right]
+            .into_iter()
+            .filter(|token| !id_of.contains_key(token))
+            .map(|token| format!("{token:?}"))
+            .collect();
+        if !unknown.is_empty() {
+            let (names, verb) =
+                (unknown.join(" and "), if unknown.len() == 1 { "is" } else { "are" });
+            let hint = match misplaced_hint(line) {
+                "" => {
+                    "; both sides of a merge must be tokens of the vocabulary: \
+                       are merges.txt and vocab.json from the same tokenizer?"
+                }
+                hint => hint,
+            };
+            return Err(bad(format!("{names} {verb} not in the vocabulary (in {line:?}){hint}")));
+        }
+        let merged = format!("{left}{right}");
+        let merged_id = *id_of.get(merged.as_str()).ok_or_else(|| {
+            bad(format!(
+                "merging {left:?} and {right:?} makes {merged:?}, which is not in the \
+                 vocabulary; every merge must make a token: are merges.txt and vocab.json \
+                 from the same tokenizer?"
+            ))
+        })?;
+        merges.entry((id_of[left], id_of[right])).or_insert((rank, merged_id));
         rank += 1;
     }
     Ok(merges)
+}
+
+/// Why a bad `merges.txt` line may be there, if it looks like a known mistake: a `#version`
+/// header (allowed on the first line only) or a byte order mark, both typical of two files
+/// joined into one. Empty if neither.
+fn misplaced_hint(line: &str) -> &'static str {
+    if line.starts_with("#version") {
+        "; this looks like a `#version` header, which may only be the first line: remove it \
+         (were two files joined?)"
+    } else if line.contains(BYTE_ORDER_MARK) {
+        "; it holds U+FEFF, a byte order mark, which no token can: remove it \
+         (were two files joined?)"
+    } else {
+        ""
+    }
+}
+
+/// No merges, yet tokens of more than one byte (other than `<|endoftext|>`): only merges
+/// make those, so `encode` could never produce them. An empty or wrong `merges.txt`, and
+/// without this check every text would silently encode to single bytes.
+fn check_merges_not_missing(
+    merges: &HashMap<(u32, u32), (u32, u32)>,
+    vocab: &[String],
+    merges_path: &Path,
+) -> Result<()> {
+    let needing_merges = vocab.iter().filter(|t| t.chars().count() > 1 && t != &END_OF_TEXT);
+    match needing_merges.count() {
+        n if n > 0 && merges.is_empty() => Err(Error::invalid_file(
+            merges_path,
+            format!(
+                "no merges found, but the vocabulary has {n} tokens of more than one byte, \
+                 which only merges can make; expected one `left right` pair per line \
+                 (GPT-2's has 50,000): is this file empty, or the wrong one?"
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// What GPT-2's pattern distinguishes about a character.
@@ -698,7 +777,9 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            error.to_string().contains("m.txt: line 2: \"ab\" is not in the vocabulary"),
+            error
+                .to_string()
+                .contains("m.txt: line 2: merging \"a\" and \"b\" makes \"ab\", which is not"),
             "{error}"
         );
         let error = Bpe::from_texts(r#"{"a": 5}"#, Path::new("v.json"), "", Path::new("m.txt"))
