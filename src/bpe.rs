@@ -262,6 +262,8 @@ impl Bpe {
 
     /// A step-by-step account of how `text` is encoded: its pre-tokens, each one's bytes,
     /// every merge with its rank, and the final ids (what `examples/tokenize.rs` prints).
+    /// A pre-token longer than 256 bytes shows only its ids: every state of its merges
+    /// would take memory and text quadratic in its length.
     pub fn explain(&self, text: &str) -> String {
         let show = |ids: &[u32]| -> String {
             let tokens: Vec<String> = ids.iter().filter_map(|&id| self.token_text(id)).collect();
@@ -269,6 +271,16 @@ impl Bpe {
         };
         let mut out = format!("text: {text:?}\npre-tokens: {:?}\n", pre_tokenize(text));
         for piece in pre_tokenize(text) {
+            if piece.len() > EXPLAINED_PIECE_BYTES {
+                let start: String = piece.chars().take(16).collect();
+                out.push_str(&format!(
+                    "\n{start:?}... ({} bytes)\n  too long to show every merge (the limit is \
+                     {EXPLAINED_PIECE_BYTES} bytes)\n  ids {:?}\n",
+                    piece.len(),
+                    self.merge_fast(piece)
+                ));
+                continue;
+            }
             out.push_str(&format!("\n{piece:?}  bytes {:02x?}\n", piece.as_bytes()));
             let steps = self.merge_steps(piece);
             out.push_str(&format!("  {:<26} {}\n", "start: one token per byte", show(&steps[0])));
@@ -334,6 +346,9 @@ impl Tokenizer for Bpe {
         self.end_of_text
     }
 }
+
+/// The longest pre-token (in bytes) whose every merge [`Bpe::explain`] shows.
+const EXPLAINED_PIECE_BYTES: usize = 256;
 
 /// Pieces shorter than this (in bytes) are merged by the readable loop, which is faster than
 /// the heap on them: measured with `examples/bpe_timing.rs` on `LEARN.md`, the heap alone
@@ -726,6 +741,20 @@ mod tests {
                 assert_eq!(bpe.merge_heap(&word), bpe.merge_reference(&word), "{word:?}\n{merges}");
             }
         }
+    }
+
+    #[test]
+    fn explain_shows_only_the_ids_of_a_very_long_word() {
+        let bpe = gpt2();
+        let word = "ab".repeat(5_000);
+        let text = format!("The {word} end");
+        let explained = bpe.explain(&text);
+        assert!(explained.contains("\" abababababababa\"... (10001 bytes)\n"), "{explained:.300}");
+        assert!(explained.contains("too long to show every merge (the limit is 256 bytes)"));
+        assert!(explained.contains(&format!("  ids {:?}\n", bpe.encode(&format!(" {word}")))));
+        assert!(explained.contains("merge rank"), "short pieces still show their merges");
+        // The text twice and its ids twice: linear in its length (every state: 100s of MB).
+        assert!(explained.len() < 100_000, "{} bytes", explained.len());
     }
 
     #[test]
