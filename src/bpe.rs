@@ -21,11 +21,14 @@
 //!    `vocab.json` shows a leading space as `Ġ`.)
 //! 4. **Merges.** `merges.txt` lists 50,000 pairs in order of priority (rank). Repeatedly, the
 //!    adjacent pair with the lowest rank is merged into one token, until no adjacent pair is
-//!    in the list. What remains are the token ids.
+//!    in the list. What remains are the token ids. ([`Bpe::merge_steps`] shows every state
+//!    of this loop. Rescanning every pair after every merge is quadratic in the piece's
+//!    length, so for long pieces `encode` gets the same tokens from a heap of pairs instead.)
 //!
 //! Decoding concatenates the tokens' bytes; any invalid UTF-8 becomes U+FFFD.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -35,6 +38,9 @@ use crate::unicode_tables::{LETTERS, NUMBERS};
 
 /// The name of GPT-2's only special token.
 pub const END_OF_TEXT: &str = "<|endoftext|>";
+
+/// U+FEFF, which some editors write at the start of a UTF-8 file.
+const BYTE_ORDER_MARK: char = '\u{feff}';
 
 /// GPT-2's byte-level BPE tokenizer (`vocab.json` + `merges.txt`).
 #[derive(Debug, Clone)]
@@ -80,23 +86,37 @@ impl Bpe {
     }
 
     /// Builds the tokenizer from the two files' contents (the paths are for messages).
+    ///
+    /// Lenient in two ways that cannot change a token, since no byte-level token can hold
+    /// the characters involved: a UTF-8 byte order mark (U+FEFF, which some Windows editors
+    /// write) at the start of either file is skipped, and `merges.txt` lines may end in
+    /// `\n`, `\r\n` or `\r`. (HuggingFace's `tokenizers` refuses a BOM, with a message that
+    /// calls `\u{feff}#version:` a token missing from the vocabulary.) Everything else that
+    /// is wrong is an [`Error::InvalidFile`] naming the file, and the line of `merges.txt`:
+    /// a merge whose sides or result are not tokens, a `#version` header or a BOM further
+    /// down, no merges at all beside a vocabulary that needs them.
     pub fn from_texts(
         vocab_json: &str,
         vocab_path: &Path,
         merges_txt: &str,
         merges_path: &Path,
     ) -> Result<Self> {
+        let vocab_json = vocab_json.strip_prefix(BYTE_ORDER_MARK).unwrap_or(vocab_json);
+        let merges_txt = merges_txt.strip_prefix(BYTE_ORDER_MARK).unwrap_or(merges_txt);
         let vocab = parse_vocab(vocab_json, vocab_path)?;
         let id_of: HashMap<&str, u32> =
             vocab.iter().enumerate().map(|(id, t)| (t.as_str(), id as u32)).collect();
         let token_bytes = tokens_as_bytes(&vocab, vocab_path)?;
         let byte_ids = single_byte_ids(&id_of, vocab_path)?;
         let merges = parse_merges(merges_txt, merges_path, &id_of)?;
+        check_merges_not_missing(&merges, &vocab, merges_path)?;
         Ok(Self { token_bytes, byte_ids, merges, end_of_text: id_of.get(END_OF_TEXT).copied() })
     }
 
-    /// The BPE merges of one pre-token: bytes in, token ids out.
-    fn merge(&self, piece: &str) -> Vec<u32> {
+    /// The BPE merges of one pre-token, the readable way: bytes in, token ids out. The
+    /// reference for [`Bpe::merge_fast`], which `encode` uses.
+    #[cfg(test)]
+    fn merge_reference(&self, piece: &str) -> Vec<u32> {
         self.merge_with(piece, |_| {})
     }
 
@@ -155,8 +175,95 @@ impl Bpe {
         ids
     }
 
+    /// The BPE merges of one pre-token, as `encode` does them: the readable loop for a short
+    /// piece, where it is fastest (ordinary words are a few bytes), and the heap of
+    /// [`Bpe::merge_heap`] from [`SHORT_PIECE`] bytes on, where the loop's O(n²) would show.
+    fn merge_fast(&self, piece: &str) -> Vec<u32> {
+        if piece.len() < SHORT_PIECE {
+            self.merge_with(piece, |_| {})
+        } else {
+            self.merge_heap(piece)
+        }
+    }
+
+    /// The same merges as [`Bpe::merge_with`], in O(n log n) for a piece of n bytes instead
+    /// of O(n²): the reference loop rescans every pair after every merge, which takes seconds
+    /// on a 100 KB word with no spaces. As in HuggingFace's `tokenizers` (`word.rs`,
+    /// `merge_all`), the symbols form a linked list over their first byte's position, and a
+    /// min-heap holds `(rank, position)` of every adjacent pair that is a merge. Popping the
+    /// lowest gives the lowest-ranked pair, its leftmost occurrence first, so one rank's
+    /// occurrences come out left to right, as the reference merges them. Entries go stale
+    /// when a neighbour merges; they are skipped when popped (lazy invalidation).
+    ///
+    /// One difference from HuggingFace: the pairs a merge forms wait in `formed` until every
+    /// occurrence of the current rank is merged, because the reference loop only sees them
+    /// in its next step. With GPT-2's own `merges.txt` this changes nothing (a merge that
+    /// uses a token always ranks after the merge that makes it), but with a file where one
+    /// does not, this keeps the fast path equal to the reference.
+    fn merge_heap(&self, piece: &str) -> Vec<u32> {
+        let bytes = piece.as_bytes();
+        let n = bytes.len();
+        if n < 2 {
+            return bytes.iter().map(|&b| self.byte_ids[b as usize]).collect();
+        }
+        // The list: symbol `pos` starts at byte `pos`; a merge absorbs the right symbol.
+        let mut symbols: Vec<Symbol> = (0..n)
+            .map(|pos| Symbol {
+                id: self.byte_ids[bytes[pos] as usize],
+                alive: true,
+                prev: pos.checked_sub(1),
+                next: (pos + 1 < n).then_some(pos + 1),
+            })
+            .collect();
+        let candidate = |pos: usize, left: u32, right: u32| {
+            let &(rank, merged) = self.merges.get(&(left, right))?;
+            Some(Reverse(Candidate { rank, pos, left, right, merged }))
+        };
+        let mut queue: BinaryHeap<_> = (0..n - 1)
+            .filter_map(|pos| candidate(pos, symbols[pos].id, symbols[pos + 1].id))
+            .collect();
+        let mut formed = Vec::new(); // pairs made during the current rank's step
+        let mut step_rank = None;
+        loop {
+            let Some(Reverse(top)) = queue.pop() else {
+                if formed.is_empty() {
+                    break;
+                }
+                queue.extend(formed.drain(..)); // the step is over: its new pairs compete
+                continue;
+            };
+            if step_rank != Some(top.rank) && !formed.is_empty() {
+                queue.push(Reverse(top));
+                queue.extend(formed.drain(..));
+                continue;
+            }
+            step_rank = Some(top.rank);
+            let symbol = symbols[top.pos];
+            let still_there = |&next: &usize| {
+                symbol.alive && symbol.id == top.left && symbols[next].id == top.right
+            };
+            let Some(next) = symbol.next.filter(still_there) else {
+                continue; // stale: this symbol or its neighbour has merged since
+            };
+            let after = symbols[next].next;
+            symbols[next].alive = false;
+            symbols[top.pos].id = top.merged;
+            symbols[top.pos].next = after;
+            if let Some(after) = after {
+                symbols[after].prev = Some(top.pos);
+                formed.extend(candidate(top.pos, top.merged, symbols[after].id));
+            }
+            if let Some(before) = symbol.prev {
+                formed.extend(candidate(before, symbols[before].id, top.merged));
+            }
+        }
+        symbols.iter().filter(|s| s.alive).map(|s| s.id).collect()
+    }
+
     /// A step-by-step account of how `text` is encoded: its pre-tokens, each one's bytes,
     /// every merge with its rank, and the final ids (what `examples/tokenize.rs` prints).
+    /// A pre-token longer than 256 bytes shows only its ids: every state of its merges
+    /// would take memory and text quadratic in its length.
     pub fn explain(&self, text: &str) -> String {
         let show = |ids: &[u32]| -> String {
             let tokens: Vec<String> = ids.iter().filter_map(|&id| self.token_text(id)).collect();
@@ -164,6 +271,16 @@ impl Bpe {
         };
         let mut out = format!("text: {text:?}\npre-tokens: {:?}\n", pre_tokenize(text));
         for piece in pre_tokenize(text) {
+            if piece.len() > EXPLAINED_PIECE_BYTES {
+                let start: String = piece.chars().take(16).collect();
+                out.push_str(&format!(
+                    "\n{start:?}... ({} bytes)\n  too long to show every merge (the limit is \
+                     {EXPLAINED_PIECE_BYTES} bytes)\n  ids {:?}\n",
+                    piece.len(),
+                    self.merge_fast(piece)
+                ));
+                continue;
+            }
             out.push_str(&format!("\n{piece:?}  bytes {:02x?}\n", piece.as_bytes()));
             let steps = self.merge_steps(piece);
             out.push_str(&format!("  {:<26} {}\n", "start: one token per byte", show(&steps[0])));
@@ -197,7 +314,7 @@ impl Tokenizer for Bpe {
                     None => (rest, None),
                 };
             for piece in pre_tokenize(before) {
-                ids.extend(self.merge(piece));
+                ids.extend(self.merge_fast(piece));
             }
             match after {
                 Some((eot, remaining)) => {
@@ -228,6 +345,35 @@ impl Tokenizer for Bpe {
     fn end_of_text(&self) -> Option<u32> {
         self.end_of_text
     }
+}
+
+/// The longest pre-token (in bytes) whose every merge [`Bpe::explain`] shows.
+const EXPLAINED_PIECE_BYTES: usize = 256;
+
+/// Pieces shorter than this (in bytes) are merged by the readable loop, which is faster than
+/// the heap on them: measured with `examples/bpe_timing.rs` on `LEARN.md`, the heap alone
+/// took about 7.5 ms against the loop's 5 ms, and this cut-off brought it back to 5 ms.
+const SHORT_PIECE: usize = 32;
+
+/// One symbol of [`Bpe::merge_heap`]'s linked list: a token and where its neighbours are.
+#[derive(Debug, Clone, Copy)]
+struct Symbol {
+    id: u32,
+    /// False once the symbol on its left has absorbed it.
+    alive: bool,
+    prev: Option<usize>,
+    next: Option<usize>,
+}
+
+/// A pair that [`Bpe::merge_heap`] may merge: `left` at `pos` and `right` after it, as they
+/// were when it was queued. Ordered by rank, then position, as the heap pops them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Candidate {
+    rank: u32,
+    pos: usize,
+    left: u32,
+    right: u32,
+    merged: u32,
 }
 
 /// The bytes each token stands for, in id order: `vocab` is written in [`bytes_to_unicode`]
@@ -296,14 +442,20 @@ fn parse_vocab(text: &str, path: &Path) -> Result<Vec<String>> {
 
 /// `merges.txt`: an optional `#version` line, then one `left right` pair per line, highest
 /// priority first. Both sides and their concatenation must be tokens.
+///
+/// Lines may end in `\n`, `\r\n`, or (old Mac files) a lone `\r`: a byte-level token never
+/// holds a raw CR or LF (the byte table writes them `č` and `Ċ`), so either can only end a
+/// line. A file with no `\n` at all is split at its `\r`s.
 fn parse_merges(
     text: &str,
     path: &Path,
     id_of: &HashMap<&str, u32>,
 ) -> Result<HashMap<(u32, u32), (u32, u32)>> {
+    let lines: Vec<&str> =
+        if text.contains('\n') { text.lines().collect() } else { text.split('\r').collect() };
     let mut merges = HashMap::new();
     let mut rank = 0;
-    for (line_index, line) in text.lines().enumerate() {
+    for (line_index, &line) in lines.iter().enumerate() {
         if (line_index == 0 && line.starts_with("#version")) || line.is_empty() {
             continue;
         }
@@ -313,19 +465,77 @@ fn parse_merges(
             .split_once(' ')
             .filter(|(l, r)| !l.is_empty() && !r.is_empty() && !r.contains(' '))
             .ok_or_else(|| {
-                bad(format!("expected two tokens separated by one space, found {line:?}"))
+                bad(format!(
+                    "expected two tokens separated by one space, found {line:?}{}",
+                    misplaced_hint(line)
+                ))
             })?;
-        let id = |token: &str| {
-            id_of
-                .get(token)
-                .copied()
-                .ok_or_else(|| bad(format!("{token:?} is not in the vocabulary")))
-        };
-        let merged = id(&format!("{left}{right}"))?;
-        merges.entry((id(left)?, id(right)?)).or_insert((rank, merged));
+        let unknown: Vec<String> = [left, right]
+            .into_iter()
+            .filter(|token| !id_of.contains_key(token))
+            .map(|token| format!("{token:?}"))
+            .collect();
+        if !unknown.is_empty() {
+            let (names, verb) =
+                (unknown.join(" and "), if unknown.len() == 1 { "is" } else { "are" });
+            let hint = match misplaced_hint(line) {
+                "" => {
+                    "; both sides of a merge must be tokens of the vocabulary: \
+                       are merges.txt and vocab.json from the same tokenizer?"
+                }
+                hint => hint,
+            };
+            return Err(bad(format!("{names} {verb} not in the vocabulary (in {line:?}){hint}")));
+        }
+        let merged = format!("{left}{right}");
+        let merged_id = *id_of.get(merged.as_str()).ok_or_else(|| {
+            bad(format!(
+                "merging {left:?} and {right:?} makes {merged:?}, which is not in the \
+                 vocabulary; every merge must make a token: are merges.txt and vocab.json \
+                 from the same tokenizer?"
+            ))
+        })?;
+        merges.entry((id_of[left], id_of[right])).or_insert((rank, merged_id));
         rank += 1;
     }
     Ok(merges)
+}
+
+/// Why a bad `merges.txt` line may be there, if it looks like a known mistake: a `#version`
+/// header (allowed on the first line only) or a byte order mark, both typical of two files
+/// joined into one. Empty if neither.
+fn misplaced_hint(line: &str) -> &'static str {
+    if line.starts_with("#version") {
+        "; this looks like a `#version` header, which may only be the first line: remove it \
+         (were two files joined?)"
+    } else if line.contains(BYTE_ORDER_MARK) {
+        "; it holds U+FEFF, a byte order mark, which no token can: remove it \
+         (were two files joined?)"
+    } else {
+        ""
+    }
+}
+
+/// No merges, yet tokens of more than one byte (other than `<|endoftext|>`): only merges
+/// make those, so `encode` could never produce them. An empty or wrong `merges.txt`, and
+/// without this check every text would silently encode to single bytes.
+fn check_merges_not_missing(
+    merges: &HashMap<(u32, u32), (u32, u32)>,
+    vocab: &[String],
+    merges_path: &Path,
+) -> Result<()> {
+    let needing_merges = vocab.iter().filter(|t| t.chars().count() > 1 && t != &END_OF_TEXT);
+    match needing_merges.count() {
+        n if n > 0 && merges.is_empty() => Err(Error::invalid_file(
+            merges_path,
+            format!(
+                "no merges found, but the vocabulary has {n} tokens of more than one byte, \
+                 which only merges can make; expected one `left right` pair per line \
+                 (GPT-2's has 50,000): is this file empty, or the wrong one?"
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// What GPT-2's pattern distinguishes about a character.
@@ -416,6 +626,7 @@ fn next_piece_len(s: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::XorShift64;
 
     #[test]
     fn byte_table_matches_openai_encoder_py() {
@@ -444,27 +655,117 @@ mod tests {
         assert_eq!(pre_tokenize(""), Vec::<&str>::new());
     }
 
-    /// A four-byte vocabulary with merges "a b" -> "ab" (rank 0) and "ab c" -> "abc" (rank 1).
-    fn toy() -> Bpe {
+    /// `vocab.json` text: the 256 single bytes (ids 0..256), then `extra` in order.
+    fn vocab_with(extra: &[String]) -> String {
         let table = bytes_to_unicode();
-        let mut tokens: Vec<String> = table.iter().map(|c| c.to_string()).collect();
-        tokens.extend(["ab", "abc", END_OF_TEXT].map(String::from));
-        let vocab = format!(
-            "{{{}}}",
-            tokens
-                .iter()
-                .enumerate()
-                .map(|(i, t)| format!("{:?}: {i}", t))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        Bpe::from_texts(
-            &vocab,
-            Path::new("vocab.json"),
-            "#version: 0.2\na b\nab c\n",
-            Path::new("merges.txt"),
-        )
-        .unwrap()
+        let tokens = table.iter().map(|c| c.to_string()).chain(extra.iter().cloned());
+        let entries: Vec<String> =
+            tokens.enumerate().map(|(i, t)| format!("{:?}: {i}", t)).collect();
+        format!("{{{}}}", entries.join(", "))
+    }
+
+    /// A byte vocabulary plus `extra` tokens, with `merges` as the lines of `merges.txt`.
+    fn toy_with(extra: &[&str], merges: &[&str]) -> Bpe {
+        let extra: Vec<String> = extra.iter().map(|t| t.to_string()).collect();
+        let merges = format!("#version: 0.2\n{}\n", merges.join("\n"));
+        Bpe::from_texts(&vocab_with(&extra), Path::new("vocab.json"), &merges, Path::new("m.txt"))
+            .unwrap()
+    }
+
+    /// A byte vocabulary with merges "a b" -> "ab" (rank 0) and "ab c" -> "abc" (rank 1).
+    fn toy() -> Bpe {
+        toy_with(&["ab", "abc", END_OF_TEXT], &["a b", "ab c"])
+    }
+
+    fn gpt2() -> Bpe {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gpt2-tokenizer");
+        Bpe::from_files(&dir.join("vocab.json"), &dir.join("merges.txt")).unwrap()
+    }
+
+    /// A random string of `len` characters drawn from `alphabet`.
+    fn random_text(rng: &mut XorShift64, alphabet: &[char], len: usize) -> String {
+        (0..len).map(|_| alphabet[(rng.next_u64() % alphabet.len() as u64) as usize]).collect()
+    }
+
+    #[test]
+    fn fast_merges_equal_the_reference_on_gpt2_pieces() {
+        let bpe = gpt2();
+        let corpus = json::parse(include_str!("../tests/golden/tokenizer_corpus.json")).unwrap();
+        let mut pieces: Vec<String> = Vec::new();
+        for case in corpus.as_array().unwrap() {
+            let text = case.get("text").and_then(Json::as_str).unwrap();
+            pieces.extend(pre_tokenize(text).into_iter().map(String::from));
+        }
+        let mut rng = XorShift64::new(11).unwrap();
+        let letters: Vec<char> = ('a'..='z').chain('A'..='E').chain(['é', 'ß', '中']).collect();
+        for len in [1, 2, 3, 5, 8, 13, 40, 200, 1000, 3000] {
+            for _ in 0..8 {
+                pieces.push(random_text(&mut rng, &letters, len));
+            }
+        }
+        pieces.extend(["a".repeat(2001), "ab".repeat(700), " the".repeat(300)]);
+        assert!(pieces.len() > 500, "{} pieces", pieces.len());
+        for piece in &pieces {
+            assert_eq!(bpe.merge_heap(piece), bpe.merge_reference(piece), "piece {piece:?}");
+            assert_eq!(bpe.merge_fast(piece), bpe.merge_reference(piece), "piece {piece:?}");
+        }
+    }
+
+    #[test]
+    fn fast_merges_equal_the_reference_on_random_vocabularies() {
+        // Random merges over a three-letter alphabet, in random rank order: unlike GPT-2's
+        // file, a merge that uses a token may rank before the merge that makes it.
+        let mut rng = XorShift64::new(5).unwrap();
+        for _ in 0..200 {
+            let mut tokens: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+            let mut extra: Vec<String> = Vec::new();
+            let mut merges: Vec<String> = Vec::new();
+            for _ in 0..(rng.next_u64() % 30) {
+                let left = tokens[(rng.next_u64() % tokens.len() as u64) as usize].clone();
+                let right = tokens[(rng.next_u64() % tokens.len() as u64) as usize].clone();
+                let merged = format!("{left}{right}");
+                if !tokens.contains(&merged) {
+                    tokens.push(merged.clone());
+                    extra.push(merged);
+                }
+                merges.push(format!("{left} {right}"));
+            }
+            for i in (1..merges.len()).rev() {
+                merges.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+            }
+            let merges = format!("{}\n", merges.join("\n"));
+            let bpe = Bpe::from_texts(&vocab_with(&extra), Path::new("v"), &merges, Path::new("m"))
+                .unwrap();
+            for len in [2, 5, 17, 60] {
+                let word = random_text(&mut rng, &['a', 'b', 'c'], len);
+                assert_eq!(bpe.merge_heap(&word), bpe.merge_reference(&word), "{word:?}\n{merges}");
+            }
+        }
+    }
+
+    #[test]
+    fn explain_shows_only_the_ids_of_a_very_long_word() {
+        let bpe = gpt2();
+        let word = "ab".repeat(5_000);
+        let text = format!("The {word} end");
+        let explained = bpe.explain(&text);
+        assert!(explained.contains("\" abababababababa\"... (10001 bytes)\n"), "{explained:.300}");
+        assert!(explained.contains("too long to show every merge (the limit is 256 bytes)"));
+        assert!(explained.contains(&format!("  ids {:?}\n", bpe.encode(&format!(" {word}")))));
+        assert!(explained.contains("merge rank"), "short pieces still show their merges");
+        // The text twice and its ids twice: linear in its length (every state: 100s of MB).
+        assert!(explained.len() < 100_000, "{} bytes", explained.len());
+    }
+
+    #[test]
+    fn pairs_formed_by_a_merge_wait_until_every_occurrence_of_its_rank_is_merged() {
+        // "abc ab" ranks before the "ab c" that makes "abc". The reference loop merges both
+        // "ab c" of "abcabc" in one step; only then could "abc ab" apply, and it does not.
+        // (HuggingFace's heap merges "abc ab" as soon as the first "abc" exists.)
+        let bpe = toy_with(&["ab", "abc", "abcab"], &["a b", "abc ab", "ab c"]);
+        let abc = 257;
+        assert_eq!(bpe.merge_reference("abcabc"), vec![abc, abc]);
+        assert_eq!(bpe.merge_heap("abcabc"), vec![abc, abc]);
     }
 
     #[test]
@@ -505,7 +806,9 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            error.to_string().contains("m.txt: line 2: \"ab\" is not in the vocabulary"),
+            error
+                .to_string()
+                .contains("m.txt: line 2: merging \"a\" and \"b\" makes \"ab\", which is not"),
             "{error}"
         );
         let error = Bpe::from_texts(r#"{"a": 5}"#, Path::new("v.json"), "", Path::new("m.txt"))
