@@ -237,6 +237,22 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The kind of the next value, told by its first byte (after whitespace) without
+    /// reading it: `"object"`, `"array"`, `"string"`, `"number"`, `"boolean"` or `"null"`;
+    /// `None` where no value can start.
+    pub fn peek_kind(&mut self) -> Option<&'static str> {
+        self.skip_whitespace();
+        Some(match self.peek()? {
+            BEGIN_OBJECT => "object",
+            BEGIN_ARRAY => "array",
+            b'"' => "string",
+            b'-' | b'0'..=b'9' => "number",
+            b't' | b'f' => "boolean",
+            b'n' => "null",
+            _ => return None,
+        })
+    }
+
     /// Checks that nothing but whitespace follows the value read.
     pub fn finish(mut self) -> Result<(), JsonError> {
         self.skip_whitespace();
