@@ -484,18 +484,16 @@ pub fn read_weights<R: Read + Seek>(
 }
 
 /// Every weight must be a finite number: one NaN or infinity makes every logit NaN, and
-/// generation would produce garbage (or fail far from the cause).
+/// generation would produce garbage (or fail far from the cause). [`Model::new`] checks it
+/// too; here the message also names the file, and comes before the next tensor is read.
 fn check_finite(path: &Path, tensor: &str, data: &[f32]) -> Result<()> {
     match data.iter().position(|v| !v.is_finite()) {
         None => Ok(()),
-        Some(index) => Err(Error::invalid_file(
-            path,
-            format!(
-                "tensor `{tensor}` holds {} at index {index} (row-major): every weight must be a \
-                 finite number (a corrupt file, or a model saved after its training diverged)",
-                data[index]
-            ),
-        )),
+        Some(index) => {
+            let value = data[index].to_string();
+            let why = Error::NonFiniteWeight { tensor: tensor.into(), index, value };
+            Err(Error::invalid_file(path, why.to_string()))
+        }
     }
 }
 
