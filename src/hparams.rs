@@ -175,7 +175,7 @@ mod tests {
         ];
         for (hparams, what) in cases {
             let err = hparams.validate().unwrap_err().to_string();
-            assert!(err.contains(&format!("{what}")), "{hparams:?}: {err}");
+            assert!(err.contains(what), "{hparams:?}: {err}");
             assert!(err.contains("more memory than a program can address"), "{err}");
         }
         assert_eq!(HParams { n_embd: usize::MAX, ..HParams::dummy() }.n_ffn(), usize::MAX);
