@@ -1,10 +1,15 @@
 //! Broken checkpoint folders: every way a file can be wrong gives one clear error that names
 //! the file or tensor, never a panic and never a silently wrong model.
+//!
+//! Loading from memory ([`load_bytes`]) and from a folder ([`load_dir`]) are one code path,
+//! and the first tests below prove they agree on good and corrupt files alike; so the
+//! thousands of corruptions of the fuzz-like tests run in memory, with no file written.
 
 use std::path::{Path, PathBuf};
 
 use gpt2_edu::checkpoint::{FILES, load_config, load_dir, load_weights};
 use gpt2_edu::safetensors::SafeTensors;
+use gpt2_edu::{CheckpointBytes, Tokenizer, load_bytes};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-gpt2")
@@ -85,50 +90,156 @@ fn a_missing_file_is_named() {
     }
 }
 
-#[test]
-fn every_truncation_of_the_safetensors_file_is_an_error() {
-    let original = std::fs::read(fixture().join("model.safetensors")).unwrap();
-    let hparams = load_config(&fixture().join("config.json")).unwrap();
-    let dir = scratch_copy("truncated");
-    let path = dir.join("model.safetensors");
-    let header_end = 8 + u64::from_le_bytes(original[..8].try_into().unwrap()) as usize;
-    let mut lengths: Vec<usize> = (0..original.len()).step_by(997).collect();
-    lengths.extend([1, 7, 8, 9, header_end - 1, header_end, header_end + 1, original.len() - 1]);
-    for len in lengths {
-        std::fs::write(&path, &original[..len]).unwrap();
-        let error = load_weights(&path, &hparams).expect_err(&format!("truncated to {len} bytes"));
-        assert!(error.to_string().contains("model.safetensors"), "{len}: {error}");
+/// The tiny checkpoint's four files, read into memory.
+struct FixtureBytes {
+    config: Vec<u8>,
+    safetensors: Vec<u8>,
+    vocab: Vec<u8>,
+    merges: Vec<u8>,
+}
+
+impl FixtureBytes {
+    fn read() -> Self {
+        let read = |file: &str| std::fs::read(fixture().join(file)).unwrap();
+        FixtureBytes {
+            config: read("config.json"),
+            safetensors: read("model.safetensors"),
+            vocab: read("vocab.json"),
+            merges: read("merges.txt"),
+        }
+    }
+
+    fn borrowed(&self) -> CheckpointBytes<'_> {
+        CheckpointBytes {
+            config: &self.config,
+            safetensors: &self.safetensors,
+            vocab: &self.vocab,
+            merges: &self.merges,
+        }
+    }
+
+    /// The bytes of `file` (one of [`FILES`]).
+    fn file_mut(&mut self, file: &str) -> &mut Vec<u8> {
+        match file {
+            "config.json" => &mut self.config,
+            "model.safetensors" => &mut self.safetensors,
+            "vocab.json" => &mut self.vocab,
+            _ => &mut self.merges,
+        }
+    }
+}
+
+/// The error of loading `files` from memory.
+fn bytes_error(files: CheckpointBytes<'_>) -> String {
+    match load_bytes(&files) {
+        Ok(_) => panic!("the bytes loaded, but they should not"),
+        Err(error) => error.to_string(),
     }
 }
 
 #[test]
-fn header_bit_flips_are_errors_or_harmless() {
-    let original = std::fs::read(fixture().join("model.safetensors")).unwrap();
+fn memory_and_folder_give_identical_models_and_tokenizers() {
+    let bytes = FixtureBytes::read();
+    let (tokenizer, model) = load_bytes(&bytes.borrowed()).unwrap();
+    let (dir_tokenizer, dir_model) = load_dir(&fixture()).unwrap();
+    assert_eq!(model, dir_model, "hyper-parameters and every weight");
+    assert_eq!(tokenizer.n_vocab(), dir_tokenizer.n_vocab());
+    let all_ids: Vec<u32> = (0..tokenizer.n_vocab() as u32).collect();
+    assert_eq!(tokenizer.decode_bytes(&all_ids), dir_tokenizer.decode_bytes(&all_ids));
+    let text = "The quick brown fox, naïvely, jumps!";
+    assert_eq!(tokenizer.encode(text), dir_tokenizer.encode(text));
+    assert_eq!(model.hparams.n_layer, 3, "not an empty model");
+}
+
+#[test]
+fn a_corrupt_buffer_gets_the_same_error_as_the_same_corrupt_file() {
+    let original = FixtureBytes::read();
+    let header_end = 8 + u64::from_le_bytes(original.safetensors[..8].try_into().unwrap()) as usize;
+    let nan = f32::NAN.to_le_bytes();
+    type Edit = Box<dyn Fn(&mut Vec<u8>)>;
+    let edits: Vec<(&str, Edit)> = vec![
+        ("config.json", Box::new(|b| b.truncate(14))),
+        ("config.json", Box::new(|b| b.splice(0..0, "\u{feff}".bytes()).for_each(drop))),
+        ("config.json", Box::new(|b| b.push(0xFF))),
+        ("vocab.json", Box::new(|b| b.truncate(b.len() / 2))),
+        ("merges.txt", Box::new(|b| b.extend(b"\nnot-a-pair\n"))),
+        ("model.safetensors", Box::new(|b| b.truncate(5))),
+        ("model.safetensors", Box::new(move |b| b.truncate(header_end - 1))),
+        ("model.safetensors", Box::new(|b| b.truncate(b.len() - 1))),
+        ("model.safetensors", Box::new(move |b| b[header_end / 2] ^= 0x20)),
+        (
+            "model.safetensors",
+            Box::new(move |b| b[header_end + 8..header_end + 12].copy_from_slice(&nan)),
+        ),
+        ("model.safetensors", Box::new(|b| b.clear())),
+    ];
+    let dir = scratch_copy("parity");
+    for (file, edit) in &edits {
+        let mut bytes = FixtureBytes::read();
+        edit(bytes.file_mut(file));
+        std::fs::write(dir.join(file), &*bytes.file_mut(file)).unwrap();
+        let from_file = error_of(&dir);
+        let from_bytes = bytes_error(bytes.borrowed());
+        let prefix = format!("{}{}", dir.display(), std::path::MAIN_SEPARATOR);
+        assert_eq!(from_file.replace(&prefix, ""), from_bytes, "{file}");
+        assert!(
+            from_bytes.starts_with(file)
+                || from_bytes.contains(&format!("`{file}"))
+                || from_bytes.contains("tensor"),
+            "{from_bytes}"
+        );
+        std::fs::write(dir.join(file), original_file(file)).unwrap();
+    }
+}
+
+/// The fixture's `file`, as committed.
+fn original_file(file: &str) -> Vec<u8> {
+    std::fs::read(fixture().join(file)).unwrap()
+}
+
+#[test]
+fn every_truncation_of_the_safetensors_file_is_an_error() {
+    let mut bytes = FixtureBytes::read();
+    let original = std::mem::take(&mut bytes.safetensors);
+    let header_end = 8 + u64::from_le_bytes(original[..8].try_into().unwrap()) as usize;
+    let mut lengths: Vec<usize> = (0..original.len()).step_by(997).collect();
+    lengths.extend([1, 7, 8, 9, header_end - 1, header_end, header_end + 1, original.len() - 1]);
+    for len in lengths {
+        let error =
+            bytes_error(CheckpointBytes { safetensors: &original[..len], ..bytes.borrowed() });
+        assert!(error.starts_with("model.safetensors: "), "{len}: {error}");
+    }
+    // And one on disk, through load_weights.
     let hparams = load_config(&fixture().join("config.json")).unwrap();
-    let reference = load_weights(&fixture().join("model.safetensors"), &hparams).unwrap();
-    let dir = scratch_copy("flipped");
+    let dir = scratch_copy("truncated");
     let path = dir.join("model.safetensors");
+    std::fs::write(&path, &original[..header_end + 1]).unwrap();
+    let error = load_weights(&path, &hparams).unwrap_err().to_string();
+    assert!(error.contains("model.safetensors: the tensors' data ends at byte"), "{error}");
+}
+
+#[test]
+fn header_bit_flips_are_errors_or_harmless() {
+    let bytes = FixtureBytes::read();
+    let original = &bytes.safetensors;
+    let (_, reference) = load_dir(&fixture()).unwrap();
     let header_end = 8 + u64::from_le_bytes(original[..8].try_into().unwrap()) as usize;
     let (mut errors, mut harmless) = (0, 0);
-    // Every bit of the length field, and every bit of every third header byte.
-    let positions = (0..8).chain((8..header_end).step_by(3));
-    for byte in positions {
+    // Every bit of the length field, and every bit of every header byte.
+    let mut flipped = original.clone();
+    for byte in 0..header_end {
         for bit in 0..8 {
-            let mut flipped = original.clone();
             flipped[byte] ^= 1 << bit;
-            std::fs::write(&path, &flipped).unwrap();
-            match load_weights(&path, &hparams) {
+            match load_bytes(&CheckpointBytes { safetensors: &flipped, ..bytes.borrowed() }) {
                 Err(_) => errors += 1,
                 // Only a flip that changes nothing the model reads (the metadata's value, say)
                 // may load, and then it must load the very same weights.
-                Ok(weights) => {
-                    assert_eq!(
-                        weights, reference,
-                        "byte {byte} bit {bit} loaded different weights"
-                    );
+                Ok((_, model)) => {
+                    assert_eq!(model, reference, "byte {byte} bit {bit} loaded different weights");
                     harmless += 1;
                 }
             }
+            flipped[byte] ^= 1 << bit;
         }
     }
     assert!(errors > 20 * harmless, "{errors} errors, {harmless} harmless flips");
