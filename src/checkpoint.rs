@@ -10,8 +10,16 @@
 //! HuggingFace's `save_pretrained` adds. The `h.{i}.attn.bias` and `h.{i}.attn.masked_bias`
 //! buffers of older checkpoints (a stored causal mask) are ignored. `lm_head.weight` may be
 //! absent (the output layer is tied to `wte`) or present, in which case it must equal `wte`.
-//! Every tensor's shape is checked against `config.json`. Any other tensor is an error, so
-//! a checkpoint of some other architecture cannot load silently.
+//! Every tensor's shape is checked against `config.json`, and every weight must be finite.
+//! Any other tensor is an error, so a checkpoint of some other architecture cannot load
+//! silently.
+//!
+//! Two ways in, one way through: [`load_dir`] reads a folder, [`load_bytes`] takes the four
+//! files' bytes ([`CheckpointBytes`], say from `include_bytes!`); both hand them to the same
+//! checks, in the same order, with the same messages. Nothing is allocated that the input's
+//! size does not justify: the text files have size limits ([`MAX_CONFIG_BYTES`],
+//! [`MAX_VOCAB_BYTES`], [`MAX_MERGES_BYTES`]) checked before they are read, and nothing sized
+//! by `config.json` is built before the safetensors header has confirmed it.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -382,14 +390,16 @@ fn layer_norm_epsilon(config: &Json) -> std::result::Result<f32, String> {
     }
 }
 
+/// The error for a guard key of `config.json` with the wrong JSON type.
+fn wrong_type(key: &str, expected: &str, value: &Json) -> std::result::Result<(), String> {
+    Err(format!("\"{key}\" must be {expected}, found {}", shown(value)))
+}
+
 /// Refuses configurations whose model differs from the one this crate computes, and
 /// those keys written with another JSON type than transformers writes (transformers would
 /// read `"scale_attn_weights": "false"` as true, being a non-empty string; guessing what
 /// was meant is not safe).
 fn check_supported(config: &Json, hparams: &HParams) -> std::result::Result<(), String> {
-    let wrong_type = |key: &str, expected: &str, value: &Json| {
-        Err(format!("\"{key}\" must be {expected}, found {}", shown(value)))
-    };
     match config.get("model_type") {
         None => {}
         Some(Json::String(kind)) if kind == "gpt2" => {}
@@ -411,6 +421,11 @@ fn check_supported(config: &Json, hparams: &HParams) -> std::result::Result<(), 
             return wrong_type("activation_function", "a string such as \"gelu_new\"", other);
         }
     }
+    check_ffn_and_scaling(config, hparams)
+}
+
+/// [`check_supported`]'s second half: the feed-forward width and the attention scaling.
+fn check_ffn_and_scaling(config: &Json, hparams: &HParams) -> std::result::Result<(), String> {
     match config.get("n_inner") {
         None | Some(Json::Null) => {}
         Some(value) => match value.as_u64() {
