@@ -77,6 +77,16 @@ pub enum Error {
         /// The tensor's name, as looked up.
         tensor: String,
     },
+    /// A weight that is not a finite number (NaN or infinite): every logit computed with it
+    /// would be NaN.
+    NonFiniteWeight {
+        /// The tensor's name, as in the checkpoint (`h.0.attn.c_attn.weight`, ...).
+        tensor: String,
+        /// The first bad value's index in the tensor (row-major).
+        index: usize,
+        /// The value as written: `NaN`, `inf` or `-inf`.
+        value: String,
+    },
     /// The model computed logits that are not finite numbers (NaN or infinite): its
     /// weights or activations overflowed f32. Nothing sensible can be chosen from them.
     NonFiniteLogits {
@@ -143,6 +153,11 @@ impl fmt::Display for Error {
             Error::MissingTensor { path, tensor } => {
                 write!(f, "{path}: tensor `{tensor}` is missing (is this a GPT-2 checkpoint?)")
             }
+            Error::NonFiniteWeight { tensor, index, value } => write!(
+                f,
+                "tensor `{tensor}` holds {value} at index {index} (row-major): every weight must be \
+                 a finite number (corrupt weights, or a model saved after its training diverged)"
+            ),
             Error::NonFiniteLogits { position } => write!(
                 f,
                 "the logits for the token after position {position} are not finite (NaN or \

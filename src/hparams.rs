@@ -58,12 +58,15 @@ impl HParams {
         self.n_embd.checked_div(self.n_head).unwrap_or(0)
     }
 
-    /// Width of the feed-forward network's hidden layer, `4 * n_embd` in GPT-2.
+    /// Width of the feed-forward network's hidden layer, `4 * n_embd` in GPT-2 (saturating
+    /// at `usize::MAX` for an `n_embd` so large that [`validate`](Self::validate) refuses it).
     pub fn n_ffn(&self) -> usize {
-        4 * self.n_embd
+        self.n_embd.saturating_mul(4)
     }
 
-    /// Checks that the sizes describe a GPT-2: all positive, and `n_head` divides `n_embd`.
+    /// Checks that the sizes describe a GPT-2: all positive, `n_head` divides `n_embd`, and
+    /// every tensor, the whole model and its KV cache fit in memory addresses (computed with
+    /// checked arithmetic, so no later size computation can overflow).
     pub fn validate(&self) -> Result<()> {
         let sizes = [
             ("n_vocab", self.n_vocab),
@@ -87,12 +90,49 @@ impl HParams {
                 self.n_vocab
             )));
         }
+        self.check_sizes_fit()?;
         if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
             return Err(Error::InvalidHParams(format!(
                 "layer_norm_eps must be a positive number, found {}",
                 self.layer_norm_eps
             )));
         }
+        Ok(())
+    }
+
+    /// Every tensor's f32 count, and the sums of them (the model, its KV cache), must fit
+    /// in `isize::MAX` bytes, the most one allocation can hold.
+    fn check_sizes_fit(&self) -> Result<()> {
+        let HParams { n_vocab, n_ctx, n_embd, n_layer, .. } = *self;
+        let too_large = |what: &str| {
+            Error::InvalidHParams(format!(
+                "{what} would need more than {} bytes, more memory than a program can address \
+                 (n_vocab = {n_vocab}, n_ctx = {n_ctx}, n_embd = {n_embd}, n_layer = {n_layer}): \
+                 these cannot be a real model's sizes",
+                isize::MAX
+            ))
+        };
+        let bytes = |what: &str, dims: &[usize]| {
+            let elements = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+            elements
+                .filter(|n| n.checked_mul(4).is_some_and(|b| b <= isize::MAX as usize))
+                .ok_or_else(|| too_large(what))
+        };
+        let n_ffn = n_embd.checked_mul(4).ok_or_else(|| too_large("4 * n_embd"))?;
+        let wte = bytes("wte [n_vocab, n_embd]", &[n_vocab, n_embd])?;
+        let wpe = bytes("wpe [n_ctx, n_embd]", &[n_ctx, n_embd])?;
+        let c_fc = bytes("mlp.c_fc [n_embd, 4 * n_embd]", &[n_embd, n_ffn])?;
+        let c_attn = bytes("attn.c_attn [n_embd, 3 * n_embd]", &[n_embd, 3, n_embd])?;
+        // Per block: c_fc and c_proj (weights and biases), c_attn, c_proj, two layer norms.
+        let block =
+            [c_fc, c_fc, n_ffn, n_embd, c_attn, 3 * n_embd, n_embd * n_embd, n_embd, 4 * n_embd]
+                .iter()
+                .try_fold(0usize, |sum, &n| sum.checked_add(n));
+        let model = block
+            .and_then(|b| b.checked_mul(n_layer))
+            .and_then(|blocks| blocks.checked_add(wte)?.checked_add(wpe)?.checked_add(2 * n_embd));
+        bytes("the weights", &[model.ok_or_else(|| too_large("the weights"))?])?;
+        bytes("the KV cache [n_layer, 2, n_ctx, n_embd]", &[n_layer, 2, n_ctx, n_embd])?;
         Ok(())
     }
 }
@@ -114,6 +154,33 @@ mod tests {
         let err = hparams.validate().unwrap_err().to_string();
         assert!(err.contains("n_layer must be at least 1, found 0"), "{err}");
         assert_eq!(HParams { n_head: 0, ..HParams::dummy() }.d_head(), 0);
+    }
+
+    #[test]
+    fn sizes_beyond_memory_are_refused_without_overflowing() {
+        let cases = [
+            (HParams { n_embd: 1 << 62, n_head: 1, ..HParams::dummy() }, "4 * n_embd"),
+            (
+                HParams { n_ctx: 1 << 62, n_embd: 2, n_head: 1, ..HParams::dummy() },
+                "wpe [n_ctx, n_embd]",
+            ),
+            (HParams { n_vocab: 1 << 31, n_embd: 1 << 31, n_head: 1, ..HParams::dummy() }, "wte"),
+            (
+                HParams { n_embd: 1 << 30, n_head: 1, ..HParams::dummy() },
+                "mlp.c_fc [n_embd, 4 * n_embd]",
+            ),
+            (HParams { n_layer: usize::MAX / 8, ..HParams::dummy() }, "the weights"),
+            (HParams { n_layer: 1 << 55, ..HParams::dummy() }, "the weights"),
+            (HParams { n_ctx: 1 << 50, n_layer: 1 << 10, ..HParams::dummy() }, "the KV cache"),
+        ];
+        for (hparams, what) in cases {
+            let err = hparams.validate().unwrap_err().to_string();
+            assert!(err.contains(what), "{hparams:?}: {err}");
+            assert!(err.contains("more memory than a program can address"), "{err}");
+        }
+        assert_eq!(HParams { n_embd: usize::MAX, ..HParams::dummy() }.n_ffn(), usize::MAX);
+        // Large but addressable sizes are fine (memory is the allocator's business).
+        assert!(HParams { n_ctx: 1 << 20, ..HParams::gpt2_124m() }.validate().is_ok());
     }
 
     #[test]

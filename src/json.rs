@@ -9,9 +9,14 @@
 //!
 //! Strict means: no trailing commas, no comments, no leading zeros, no `NaN`, no
 //! unescaped control characters in strings, no lone surrogates, no duplicate keys in an
-//! object, nothing after the value but whitespace, and nesting at most [`MAX_DEPTH`] deep (so
-//! hostile input cannot overflow the stack). Errors give the byte offset. Numbers keep their
-//! text, so that `as_u64` is exact for integers beyond 2^53 (safetensors offsets).
+//! object, nothing after the value but whitespace, no byte-order mark before it, and
+//! nesting at most [`MAX_DEPTH`] deep (so hostile input cannot overflow the stack). Errors
+//! give the byte offset. Numbers keep their text, so that `as_u64` is exact for integers
+//! beyond 2^53 (safetensors offsets).
+//!
+//! Two ways to read: [`parse`] builds a [`Json`] tree (for small files), and [`Reader`]
+//! walks the text value by value (for the safetensors header, whose tree would take about
+//! 30 times the text's size).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -27,6 +32,10 @@ const END_OBJECT: u8 = b'}';
 const BEGIN_ARRAY: u8 = b'[';
 /// `]`, which ends an array (`end-array`).
 const END_ARRAY: u8 = b']';
+/// U+FEFF, which some editors write at the start of a UTF-8 file. RFC 8259 forbids it in
+/// JSON text, and Python's `json` (so transformers) refuses it too; so does this parser, with
+/// a message that says how to fix the file.
+const BYTE_ORDER_MARK: char = '\u{feff}';
 
 /// A parsed JSON value. Objects keep their keys in file order.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,25 +140,155 @@ impl Json {
 /// assert_eq!(config.get("name").and_then(Json::as_str), Some("gpt2é"));
 /// assert!(parse("[1, 2,]").is_err());
 /// ```
+///
+/// The tree costs memory: about 30 bytes for every value, however short its text (`1,` is
+/// two bytes), so it is for small texts (`config.json`, `vocab.json`); walk a large one
+/// with a [`Reader`] instead.
 pub fn parse(text: &str) -> Result<Json, JsonError> {
-    let mut parser = Parser { bytes: text.as_bytes(), text, at: 0 };
-    let value = parser.value(0)?;
-    parser.skip_whitespace();
-    if parser.at != parser.bytes.len() {
-        return Err(parser.error("unexpected text after the JSON value"));
-    }
+    let mut reader = Reader::new(text);
+    let value = reader.value(0)?;
+    reader.finish()?;
     Ok(value)
 }
 
-struct Parser<'a> {
+/// A pull reader: walks one JSON text value by value, so that the caller keeps only what
+/// it needs and memory stays proportional to that, not to the text (the safetensors
+/// header, up to 100 MB, is read this way). The grammar, the strictness and the messages
+/// are [`parse`]'s.
+///
+/// ```
+/// use gpt2_edu::json::{Json, JsonError, Reader};
+/// let mut reader = Reader::new(r#"{"shape": [2, 3], "comment": {"ignored": [true]}}"#);
+/// let mut shape = Vec::new();
+/// reader.object(|reader, key| match key.as_str() {
+///     "shape" => reader.array(|reader| {
+///         shape.push(reader.scalar()?.and_then(|d| d.as_u64()));
+///         Ok::<(), JsonError>(())
+///     }),
+///     _ => reader.skip(),
+/// })?;
+/// reader.finish()?;
+/// assert_eq!(shape, [Some(2), Some(3)]);
+/// # Ok::<(), JsonError>(())
+/// ```
+pub struct Reader<'a> {
     bytes: &'a [u8],
     text: &'a str,
     at: usize,
+    /// How many arrays and objects the pull methods are inside.
+    depth: usize,
 }
 
-impl Parser<'_> {
+impl<'a> Reader<'a> {
+    /// A reader at the start of `text`.
+    pub fn new(text: &'a str) -> Self {
+        Reader { bytes: text.as_bytes(), text, at: 0, depth: 0 }
+    }
+
+    /// Reads an object, calling `entry(self, key)` for each key in file order; `entry`
+    /// must read (or [`skip`](Self::skip)) exactly that key's value. Duplicate keys are
+    /// refused, as [`parse`] refuses them.
+    pub fn object<E: From<JsonError>>(
+        &mut self,
+        mut entry: impl FnMut(&mut Self, String) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.nested(|reader| {
+            let mut keys = HashSet::new();
+            reader.skip_whitespace();
+            reader.sequence(BEGIN_OBJECT, END_OBJECT, "object", |reader| {
+                let key = reader.key(&mut keys)?;
+                reader.skip_whitespace();
+                reader.expect(b':')?;
+                entry(reader, key)
+            })
+        })
+    }
+
+    /// Reads an array, calling `item(self)` for each element, which must read (or
+    /// [`skip`](Self::skip)) exactly that element.
+    pub fn array<E: From<JsonError>>(
+        &mut self,
+        item: impl FnMut(&mut Self) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.nested(|reader| {
+            reader.skip_whitespace();
+            reader.sequence(BEGIN_ARRAY, END_ARRAY, "array", item)
+        })
+    }
+
+    /// Reads the next value if it is a string, number, boolean or null; an array or object
+    /// is skipped instead (never built) and gives `None`.
+    pub fn scalar(&mut self) -> Result<Option<Json>, JsonError> {
+        self.skip_whitespace();
+        match self.peek() {
+            Some(BEGIN_OBJECT | BEGIN_ARRAY) => self.skip().map(|()| None),
+            _ => self.value(self.depth).map(Some),
+        }
+    }
+
+    /// Reads the next value, whatever it is, and forgets it: nothing is built but the
+    /// strings of its keys (to refuse duplicates).
+    pub fn skip(&mut self) -> Result<(), JsonError> {
+        self.skip_whitespace();
+        match self.peek() {
+            Some(BEGIN_OBJECT) => self.object(|reader, _| reader.skip()),
+            Some(BEGIN_ARRAY) => self.array(Self::skip),
+            _ => self.value(self.depth).map(drop),
+        }
+    }
+
+    /// The kind of the next value, told by its first byte (after whitespace) without
+    /// reading it: `"object"`, `"array"`, `"string"`, `"number"`, `"boolean"` or `"null"`;
+    /// `None` where no value can start.
+    pub fn peek_kind(&mut self) -> Option<&'static str> {
+        self.skip_whitespace();
+        Some(match self.peek()? {
+            BEGIN_OBJECT => "object",
+            BEGIN_ARRAY => "array",
+            b'"' => "string",
+            b'-' | b'0'..=b'9' => "number",
+            b't' | b'f' => "boolean",
+            b'n' => "null",
+            _ => return None,
+        })
+    }
+
+    /// Checks that nothing but whitespace follows the value read.
+    pub fn finish(mut self) -> Result<(), JsonError> {
+        self.skip_whitespace();
+        if self.at != self.bytes.len() {
+            return Err(self.error("unexpected text after the JSON value"));
+        }
+        Ok(())
+    }
+
+    /// Runs `read` one level deeper, refusing to go past [`MAX_DEPTH`].
+    fn nested<T, E: From<JsonError>>(
+        &mut self,
+        read: impl FnOnce(&mut Self) -> Result<T, E>,
+    ) -> Result<T, E> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.error(format!("nested deeper than {MAX_DEPTH} levels")).into());
+        }
+        self.depth += 1;
+        let result = read(self);
+        self.depth -= 1;
+        result
+    }
+}
+
+impl Reader<'_> {
+    /// An error at the current offset. At offset 0 of a text that starts with a byte-order
+    /// mark, the mark is what is wrong, and the message says so.
     fn error(&self, message: impl Into<String>) -> JsonError {
-        JsonError { offset: self.at, message: message.into() }
+        let message = if self.at == 0 && self.text.starts_with(BYTE_ORDER_MARK) {
+            "the text starts with a UTF-8 byte-order mark (bytes EF BB BF), which JSON does \
+             not allow (RFC 8259, section 8.1): save the file as UTF-8 without BOM"
+                .to_string()
+        } else {
+            message.into()
+        };
+        JsonError { offset: self.at, message }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -179,8 +318,8 @@ impl Parser<'_> {
         }
         self.skip_whitespace();
         match self.peek() {
-            Some(BEGIN_OBJECT) => self.object(depth),
-            Some(BEGIN_ARRAY) => self.array(depth),
+            Some(BEGIN_OBJECT) => self.object_tree(depth),
+            Some(BEGIN_ARRAY) => self.array_tree(depth),
             Some(b'"') => Ok(Json::String(self.string()?)),
             Some(b'-' | b'0'..=b'9') => self.number(),
             Some(b't') => self.literal("true", Json::Bool(true)),
@@ -202,14 +341,14 @@ impl Parser<'_> {
     }
 
     /// Parses `{ }` or `{ string : value (, string : value)* }`, refusing duplicate keys.
-    fn object(&mut self, depth: usize) -> Result<Json, JsonError> {
+    fn object_tree(&mut self, depth: usize) -> Result<Json, JsonError> {
         let mut pairs: Vec<(String, Json)> = Vec::new();
         let mut keys = HashSet::new();
-        self.sequence(BEGIN_OBJECT, END_OBJECT, "object", |parser| {
-            let key = parser.key(&mut keys)?;
-            parser.skip_whitespace();
-            parser.expect(b':')?;
-            pairs.push((key, parser.value(depth + 1)?));
+        self.sequence(BEGIN_OBJECT, END_OBJECT, "object", |reader| {
+            let key = reader.key(&mut keys)?;
+            reader.skip_whitespace();
+            reader.expect(b':')?;
+            pairs.push((key, reader.value(depth + 1)?));
             Ok(())
         })?;
         Ok(Json::Object(pairs))
@@ -231,10 +370,10 @@ impl Parser<'_> {
     }
 
     /// Parses `[ ]` or `[ value (, value)* ]`.
-    fn array(&mut self, depth: usize) -> Result<Json, JsonError> {
+    fn array_tree(&mut self, depth: usize) -> Result<Json, JsonError> {
         let mut items = Vec::new();
-        self.sequence(BEGIN_ARRAY, END_ARRAY, "array", |parser| {
-            items.push(parser.value(depth + 1)?);
+        self.sequence(BEGIN_ARRAY, END_ARRAY, "array", |reader| {
+            items.push(reader.value(depth + 1)?);
             Ok(())
         })?;
         Ok(Json::Array(items))
@@ -243,13 +382,13 @@ impl Parser<'_> {
     /// The shape objects and arrays share: `open`, then nothing or `element (, element)*`,
     /// then `close`. `element` parses one element (a key-value pair, or a value); `what`
     /// names the container in the error for a missing `,` or `close`.
-    fn sequence(
+    fn sequence<E: From<JsonError>>(
         &mut self,
         open: u8,
         close: u8,
         what: &str,
-        mut element: impl FnMut(&mut Self) -> Result<(), JsonError>,
-    ) -> Result<(), JsonError> {
+        mut element: impl FnMut(&mut Self) -> Result<(), E>,
+    ) -> Result<(), E> {
         self.expect(open)?;
         self.skip_whitespace();
         if self.peek() == Some(close) {
@@ -267,7 +406,7 @@ impl Parser<'_> {
                 }
                 _ => {
                     let expected = format!("expected ',' or '{}' in {what}", close as char);
-                    return Err(self.error(expected));
+                    return Err(self.error(expected).into());
                 }
             }
         }
@@ -498,11 +637,75 @@ mod tests {
     }
 
     #[test]
+    fn a_byte_order_mark_gets_a_message_that_says_how_to_fix_the_file() {
+        for text in ["\u{feff}{}", "\u{feff}[1]", "\u{feff}"] {
+            let error = parse(text).unwrap_err();
+            assert_eq!(error.offset, 0, "{text:?}");
+            assert!(error.message.contains("byte-order mark"), "{error}");
+            assert!(error.message.contains("save the file as UTF-8 without BOM"), "{error}");
+        }
+        let mut reader = Reader::new("\u{feff}{}");
+        let error = reader.object(|reader, _| reader.skip()).unwrap_err();
+        assert!(error.message.contains("byte-order mark"), "{error}");
+        // Anywhere else, U+FEFF is an ordinary character.
+        assert_eq!(parse("\"\u{feff}\"").unwrap().as_str(), Some("\u{feff}"));
+    }
+
+    /// Whether the reader accepts `text` when it skips the whole value.
+    fn reader_accepts(text: &str) -> std::result::Result<(), JsonError> {
+        let mut reader = Reader::new(text);
+        reader.skip()?;
+        reader.finish()
+    }
+
+    #[test]
+    fn the_reader_keeps_what_it_is_asked_for_and_skips_the_rest() {
+        let text = r#"{"a": {"shape": [2, 3], "x": [[{}], "s", null]}, "b": 7}"#;
+        let mut reader = Reader::new(text);
+        let mut seen = Vec::new();
+        reader
+            .object(|reader, key| {
+                if key == "b" {
+                    seen.push((key, reader.scalar()?));
+                    return Ok::<(), JsonError>(());
+                }
+                reader.object(|reader, inner| match inner.as_str() {
+                    "shape" => reader.array(|reader| {
+                        seen.push((inner.clone(), reader.scalar()?));
+                        Ok(())
+                    }),
+                    _ => reader.scalar().map(|v| seen.push((inner.clone(), v))),
+                })
+            })
+            .unwrap();
+        reader.finish().unwrap();
+        let number = |n: &str| Some(Json::Number(n.into()));
+        let expected =
+            [("shape", number("2")), ("shape", number("3")), ("x", None), ("b", number("7"))];
+        let expected: Vec<(String, Option<Json>)> =
+            expected.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        assert_eq!(seen, expected, "arrays and objects come back as None, skipped");
+    }
+
+    #[test]
+    fn the_reader_refuses_exactly_what_parse_refuses_at_the_same_offset() {
+        for text in ["[1, 2,]", "{\"a\": 1, \"a\": 2}", "[1] [2]", "{\"a\" 1}", "[[[]]", "\"\\x\""]
+        {
+            let (tree, pulled) = (parse(text).unwrap_err(), reader_accepts(text).unwrap_err());
+            assert_eq!(tree, pulled, "{text}");
+        }
+        let deep = "[".repeat(MAX_DEPTH + 1);
+        assert!(reader_accepts(&deep).unwrap_err().message.contains("nested deeper"));
+        let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(reader_accepts(&ok).is_ok());
+    }
+
+    #[test]
     fn never_panics_on_any_prefix_or_byte_flip() {
         let text = r#"{"dtype":"F32","shape":[2,3],"data_offsets":[0,24],"s":"\u00e9\n"}"#;
         for end in 0..=text.len() {
             if let Some(prefix) = text.get(..end) {
-                let _ = parse(prefix);
+                assert_eq!(parse(prefix).err(), reader_accepts(prefix).err(), "{prefix}");
             }
         }
         for i in 0..text.len() {
@@ -510,7 +713,7 @@ mod tests {
                 let mut bytes = text.as_bytes().to_vec();
                 bytes[i] ^= 1 << bit;
                 if let Ok(flipped) = std::str::from_utf8(&bytes) {
-                    let _ = parse(flipped);
+                    assert_eq!(parse(flipped).err(), reader_accepts(flipped).err(), "{flipped}");
                 }
             }
         }

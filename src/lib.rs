@@ -59,7 +59,7 @@ pub mod dummy; // the exercise's dummy model and gen_text
 pub mod viz; // pictures of attention, probabilities and the cache
 
 pub use bpe::Bpe;
-pub use checkpoint::load_dir;
+pub use checkpoint::{CheckpointBytes, load_bytes, load_dir};
 pub use dummy::{WordEncoder, gen_text, load_encoder_hparams_and_params};
 pub use error::{Error, Result};
 pub use fast::{Engine, Logits, Workspace};

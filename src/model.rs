@@ -188,7 +188,9 @@ pub struct Model {
 }
 
 impl Model {
-    /// Checks the hyper-parameters and the shape of every weight tensor against them.
+    /// Checks the hyper-parameters, the shape of every weight tensor against them, and
+    /// that every weight is a finite number. Nothing is allocated: absurd sizes are an
+    /// error, whatever the weights hold.
     pub fn new(hparams: HParams, mut weights: Weights) -> Result<Self> {
         hparams.validate()?;
         check_shapes(&hparams, &mut weights)?;
@@ -293,8 +295,9 @@ pub(crate) fn check_input(hparams: &HParams, tokens: &[u32], cache: &KvCache) ->
     Ok(())
 }
 
-/// Compares every tensor's length with the shape `hparams` calls for; the error names the
-/// tensor as a GPT-2 checkpoint does.
+/// Compares every tensor's length with the shape `hparams` (already validated) calls for,
+/// and checks that every value is finite; the error names the tensor as a GPT-2 checkpoint
+/// does.
 fn check_shapes(hparams: &HParams, weights: &mut Weights) -> Result<()> {
     if weights.blocks.len() != hparams.n_layer {
         return Err(Error::ShapeMismatch {
@@ -304,14 +307,21 @@ fn check_shapes(hparams: &HParams, weights: &mut Weights) -> Result<()> {
         });
     }
     weights.visit_mut(hparams, |spec, data| {
-        if data.len() == spec.len() {
-            return Ok(());
+        if data.len() != spec.len() {
+            return Err(Error::ShapeMismatch {
+                tensor: spec.name.clone(),
+                expected: spec.shape.clone(),
+                found: vec![data.len()],
+            });
         }
-        Err(Error::ShapeMismatch {
-            tensor: spec.name.clone(),
-            expected: spec.shape.clone(),
-            found: vec![data.len()],
-        })
+        match data.iter().position(|v| !v.is_finite()) {
+            None => Ok(()),
+            Some(index) => Err(Error::NonFiniteWeight {
+                tensor: spec.name.clone(),
+                index,
+                value: data[index].to_string(),
+            }),
+        }
     })
 }
 
@@ -349,6 +359,58 @@ mod tests {
         weights.blocks.clear();
         let err = Model::new(hparams, weights).unwrap_err().to_string();
         assert!(err.contains("tensor `h` has shape [0]"), "{err}");
+    }
+
+    #[test]
+    fn a_non_finite_weight_is_named_with_its_index() {
+        for (bad, value) in [(f32::NAN, "NaN"), (f32::INFINITY, "inf"), (f32::NEG_INFINITY, "-inf")]
+        {
+            let (hparams, mut weights) = tiny();
+            weights.blocks[0].attn.c_attn.w[7] = bad;
+            weights.blocks[0].attn.c_attn.w[9] = bad; // only the first is named
+            let err = Model::new(hparams, weights).unwrap_err();
+            let expected = Error::NonFiniteWeight {
+                tensor: "h.0.attn.c_attn.weight".into(),
+                index: 7,
+                value: value.into(),
+            };
+            assert_eq!(err, expected);
+            assert!(
+                err.to_string().starts_with(&format!(
+                    "tensor `h.0.attn.c_attn.weight` holds {value} at index 7"
+                )),
+                "{err}"
+            );
+        }
+        let (hparams, mut weights) = tiny();
+        weights.ln_f.b[3] = f32::NAN;
+        let err = Model::new(hparams, weights).unwrap_err().to_string();
+        assert!(err.starts_with("tensor `ln_f.bias` holds NaN at index 3"), "{err}");
+    }
+
+    #[test]
+    fn absurd_sizes_with_empty_weights_are_an_error_not_an_abort() {
+        let (tiny, _) = tiny();
+        for hparams in [
+            HParams { n_ctx: 1 << 62, ..tiny },
+            HParams { n_embd: 1 << 62, n_head: 1, ..tiny },
+            HParams { n_vocab: 1 << 32, ..tiny },
+            HParams { n_layer: 1 << 60, ..tiny },
+        ] {
+            let err = Model::new(hparams, Weights::empty(0)).unwrap_err();
+            assert!(matches!(err, Error::InvalidHParams(_)), "{hparams:?}: {err}");
+        }
+        // Addressable but wrong sizes get the shape check, which allocates nothing.
+        let hparams = HParams { n_ctx: 1 << 40, ..tiny };
+        let err = Model::new(hparams, Weights::empty(1)).unwrap_err();
+        assert_eq!(
+            err,
+            Error::ShapeMismatch {
+                tensor: "wte.weight".into(),
+                expected: vec![5, 4],
+                found: vec![0]
+            }
+        );
     }
 
     #[test]

@@ -19,15 +19,21 @@
 //! converted as it is read, so it holds the f32 weights plus that buffer, nothing more. F32, F16 and BF16 tensors convert to
 //! f32; the bytes are decoded with `from_le_bytes`, never by casting pointers.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::json::{self, Json};
+use crate::json::{Json, JsonError, Reader};
 
 /// The largest header accepted, in bytes (the reference reader's limit).
 pub const MAX_HEADER_SIZE: u64 = 100_000_000;
+
+/// The most dimensions a tensor may have. NumPy 2 allows 64 (`NPY_MAXDIMS`), PyTorch fewer;
+/// a header claiming more is corrupt, and refusing it keeps a hostile header from
+/// holding millions of dimensions in memory.
+pub const MAX_RANK: usize = 64;
 
 /// One tensor's entry in the header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,39 +57,32 @@ pub struct Header {
     pub metadata: Vec<(String, String)>,
 }
 
-/// An open safetensors file whose header has been read and validated.
+/// A safetensors file whose header has been read and validated, open for reading tensors.
+///
+/// The bytes come from any `Read + Seek` source: a [`File`] on disk ([`SafeTensors::open`])
+/// or a byte slice in memory (`std::io::Cursor<&[u8]>`, [`SafeTensors::from_reader`]).
+/// Both go through the same code, so they accept and refuse the same bytes with the same
+/// messages.
 #[derive(Debug)]
-pub struct SafeTensors {
+pub struct SafeTensors<R = File> {
     path: PathBuf,
-    file: File,
+    source: R,
     data_start: u64,
     tensors: Vec<TensorInfo>,
+    /// Each tensor's position in `tensors`, by name.
+    index: HashMap<String, usize>,
     metadata: Vec<(String, String)>,
 }
 
-impl SafeTensors {
+impl SafeTensors<File> {
     /// Opens `path` and reads and validates its header (no tensor data is read yet).
     pub fn open(path: &Path) -> Result<Self> {
-        let mut file = File::open(path).map_err(|e| Error::io(path, &e))?;
-        let file_len = file.metadata().map_err(|e| Error::io(path, &e))?.len();
-        let mut len_bytes = [0u8; 8];
-        if file_len < 8 {
-            return Err(Error::invalid_file(
-                path,
-                format!(
-                    "too short for a safetensors file: {file_len} bytes, expected at least the 8-byte header length"
-                ),
-            ));
-        }
-        file.read_exact(&mut len_bytes).map_err(|e| Error::io(path, &e))?;
-        let header_len = u64::from_le_bytes(len_bytes);
-        check_header_len(path, header_len, file_len)?;
-        let mut header = vec![0u8; header_len as usize];
-        file.read_exact(&mut header).map_err(|e| Error::io(path, &e))?;
-        let Header { tensors, metadata } = parse_header(path, &header, file_len - 8 - header_len)?;
-        Ok(Self { path: path.to_path_buf(), file, data_start: 8 + header_len, tensors, metadata })
+        let file = File::open(path).map_err(|e| Error::io(path, &e))?;
+        Self::from_reader(path, file)
     }
+}
 
+impl<R> SafeTensors<R> {
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -99,17 +98,57 @@ impl SafeTensors {
         &self.metadata
     }
 
-    /// The entry for `name`.
+    /// The entry for `name` (a hash lookup, so loading is linear in the tensor count).
     pub fn get(&self, name: &str) -> Option<&TensorInfo> {
-        self.tensors.iter().find(|t| t.name == name)
+        self.index.get(name).map(|&i| &self.tensors[i])
+    }
+}
+
+impl<R: Read + Seek> SafeTensors<R> {
+    /// Reads and validates the header of the safetensors bytes in `source`, from its start
+    /// to its end (no tensor data is read yet). `path` is the name messages give it.
+    ///
+    /// ```
+    /// use gpt2_edu::safetensors::SafeTensors;
+    /// use std::{io::Cursor, path::Path};
+    /// let header = br#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#;
+    /// let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    /// bytes.extend_from_slice(header);
+    /// bytes.extend([1.5f32, -2.0].iter().flat_map(|v| v.to_le_bytes()));
+    /// let mut file = SafeTensors::from_reader(Path::new("w.safetensors"), Cursor::new(&bytes[..]))?;
+    /// assert_eq!(file.read_f32("w", &[2])?, [1.5, -2.0]);
+    /// # Ok::<(), gpt2_edu::Error>(())
+    /// ```
+    pub fn from_reader(path: &Path, mut source: R) -> Result<Self> {
+        let io = |e: std::io::Error| Error::io(path, &e);
+        let file_len = source.seek(SeekFrom::End(0)).map_err(io)?;
+        source.seek(SeekFrom::Start(0)).map_err(io)?;
+        if file_len < 8 {
+            return Err(Error::invalid_file(
+                path,
+                format!(
+                    "too short for a safetensors file: {file_len} bytes, expected at least the 8-byte header length"
+                ),
+            ));
+        }
+        let mut len_bytes = [0u8; 8];
+        source.read_exact(&mut len_bytes).map_err(io)?;
+        let header_len = u64::from_le_bytes(len_bytes);
+        check_header_len(path, header_len, file_len)?;
+        let mut header = vec![0u8; header_len as usize];
+        source.read_exact(&mut header).map_err(io)?;
+        let Header { tensors, metadata } = parse_header(path, &header, file_len - 8 - header_len)?;
+        let index = tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        let path = path.to_path_buf();
+        Ok(Self { path, source, data_start: 8 + header_len, tensors, index, metadata })
     }
 
     /// Reads tensor `name`, checks that its shape is `expected_shape`, and converts it to
     /// f32 (row-major, as stored).
-    pub fn read_f32(&self, name: &str, expected_shape: &[usize]) -> Result<Vec<f32>> {
-        let info = self.entry_with_shape(name, expected_shape)?;
-        let element_size = self.element_size(info)?;
-        self.read_converted(info, element_size)
+    pub fn read_f32(&mut self, name: &str, expected_shape: &[usize]) -> Result<Vec<f32>> {
+        let info = self.entry_with_shape(name, expected_shape)?.clone();
+        let element_size = self.element_size(&info)?;
+        self.read_converted(&info, element_size)
     }
 
     /// The entry for `name`, if it exists and its shape is `expected_shape`.
@@ -145,19 +184,20 @@ impl SafeTensors {
     /// Reads the bytes of `info` (an F32, F16 or BF16 tensor of `element_size`-byte
     /// elements) through a small buffer and converts them as it goes: the bytes never exist
     /// in memory all at once, so loading holds the f32 weights plus this buffer.
-    fn read_converted(&self, info: &TensorInfo, element_size: usize) -> Result<Vec<f32>> {
+    fn read_converted(&mut self, info: &TensorInfo, element_size: usize) -> Result<Vec<f32>> {
         const CHUNK_BYTES: usize = 1 << 20; // a multiple of every element size
         let (begin, end) = info.data_offsets;
         let total = (end - begin) as usize;
         let mut values = Vec::with_capacity(total / element_size);
         let mut chunk = vec![0u8; CHUNK_BYTES.min(total)];
-        let mut file = &self.file;
-        file.seek(SeekFrom::Start(self.data_start + begin))
-            .map_err(|e| Error::io(&self.path, &e))?;
+        let path = &self.path;
+        self.source
+            .seek(SeekFrom::Start(self.data_start + begin))
+            .map_err(|e| Error::io(path, &e))?;
         let mut done = 0;
         while done < total {
             let bytes = &mut chunk[..CHUNK_BYTES.min(total - done)];
-            file.read_exact(bytes).map_err(|e| Error::io(&self.path, &e))?;
+            self.source.read_exact(bytes).map_err(|e| Error::io(path, &e))?;
             append_as_f32(&info.dtype, bytes, &mut values);
             done += bytes.len();
         }
@@ -201,24 +241,39 @@ fn check_header_len(path: &Path, header_len: u64, file_len: u64) -> Result<()> {
     Ok(())
 }
 
+/// Why a header is refused: it is not JSON, or it is JSON that does not describe tensors.
+enum HeaderError {
+    /// Not JSON (the message gets a `header: ` prefix).
+    Json(JsonError),
+    /// Valid JSON, wrong contents.
+    Invalid(String),
+}
+
+impl From<JsonError> for HeaderError {
+    fn from(error: JsonError) -> Self {
+        HeaderError::Json(error)
+    }
+}
+
+impl From<String> for HeaderError {
+    fn from(message: String) -> Self {
+        HeaderError::Invalid(message)
+    }
+}
+
 /// Parses and validates a header (the `n` bytes after the length) for a file whose data
 /// part is `data_len` bytes long.
+///
+/// It is walked with a [`Reader`], keeping only the entries themselves: a few hundred bytes
+/// per tensor, so memory stays within a small multiple of the header's size whatever the
+/// header holds (an ignored key's value is skipped, never built).
 pub fn parse_header(path: &Path, header: &[u8], data_len: u64) -> Result<Header> {
     let bad = |message: String| Error::invalid_file(path, message);
     let text = std::str::from_utf8(header).map_err(|e| bad(format!("header is not UTF-8: {e}")))?;
-    let json = json::parse(text).map_err(|e| bad(format!("header: {e}")))?;
-    let Json::Object(entries) = json else {
-        return Err(bad(format!("header must be a JSON object, found {}", json.kind())));
-    };
-    let mut tensors = Vec::with_capacity(entries.len());
-    let mut metadata = Vec::new();
-    for (name, value) in &entries {
-        if name == "__metadata__" {
-            metadata = parse_metadata(value).map_err(bad)?;
-        } else {
-            tensors.push(parse_tensor_info(name, value).map_err(bad)?);
-        }
-    }
+    let Header { tensors, metadata } = read_entries(text).map_err(|e| match e {
+        HeaderError::Json(e) => bad(format!("header: {e}")),
+        HeaderError::Invalid(message) => bad(message),
+    })?;
     let data_end = validate_layout(&tensors).map_err(bad)?;
     if data_end != data_len {
         return Err(bad(format!(
@@ -228,51 +283,133 @@ pub fn parse_header(path: &Path, header: &[u8], data_len: u64) -> Result<Header>
     Ok(Header { tensors, metadata })
 }
 
+/// The header's entries: every tensor's, in file order, and the `__metadata__` pairs.
+fn read_entries(text: &str) -> std::result::Result<Header, HeaderError> {
+    let mut reader = Reader::new(text);
+    if reader.peek_kind() != Some("object") {
+        let found = reader.scalar()?.map_or("array", |v| v.kind());
+        return Err(format!("header must be a JSON object, found {found}").into());
+    }
+    let (mut tensors, mut metadata) = (Vec::new(), Vec::new());
+    reader.object(|reader, name| {
+        if name == "__metadata__" {
+            metadata = read_metadata(reader)?;
+        } else {
+            tensors.push(read_tensor_info(reader, name)?);
+        }
+        Ok::<(), HeaderError>(())
+    })?;
+    reader.finish()?;
+    Ok(Header { tensors, metadata })
+}
+
 /// The `__metadata__` entry: an object whose values are all strings, as pairs in file order.
-fn parse_metadata(value: &Json) -> std::result::Result<Vec<(String, String)>, String> {
-    let pairs = value
-        .as_object()
-        .ok_or_else(|| format!("__metadata__ must be an object, found {}", value.kind()))?;
-    pairs
-        .iter()
-        .map(|(k, v)| match v.as_str() {
-            Some(s) => Ok((k.clone(), s.to_string())),
-            None => {
-                Err(format!("__metadata__ value of \"{k}\" must be a string, found {}", v.kind()))
-            }
-        })
-        .collect()
+fn read_metadata(reader: &mut Reader) -> std::result::Result<Vec<(String, String)>, HeaderError> {
+    let kind = reader.peek_kind();
+    if kind != Some("object") {
+        let found = reader.scalar()?.map_or("array", |v| v.kind());
+        return Err(format!("__metadata__ must be an object, found {found}").into());
+    }
+    let mut pairs = Vec::new();
+    reader.object(|reader, key| match reader.scalar()? {
+        Some(Json::String(value)) => {
+            pairs.push((key, value));
+            Ok(())
+        }
+        other => Err(HeaderError::Invalid(format!(
+            "__metadata__ value of \"{key}\" must be a string, found {}",
+            other.as_ref().map_or("an array or object", Json::kind)
+        ))),
+    })?;
+    Ok(pairs)
 }
 
 /// One tensor's entry, `{"dtype": "F32", "shape": [2, 3], "data_offsets": [begin, end]}`,
-/// with each field's type checked (where its bytes lie is [`validate_layout`]'s job).
-fn parse_tensor_info(name: &str, value: &Json) -> std::result::Result<TensorInfo, String> {
-    let field =
-        |key: &str| value.get(key).ok_or_else(|| format!("tensor `{name}`: missing \"{key}\""));
-    let dtype = field("dtype")?
-        .as_str()
-        .ok_or_else(|| format!("tensor `{name}`: \"dtype\" must be a string"))?;
-    if dtype_bits(dtype).is_none() {
-        return Err(format!("tensor `{name}`: unknown dtype \"{dtype}\""));
+/// with each field's type checked (where its bytes lie is [`validate_layout`]'s job). Other
+/// keys are skipped, as the reference reader ignores them.
+fn read_tensor_info(
+    reader: &mut Reader,
+    name: String,
+) -> std::result::Result<TensorInfo, HeaderError> {
+    if reader.peek_kind() != Some("object") {
+        reader.skip()?;
+        return Err(format!(
+            "tensor `{name}`: expected an object of dtype, shape and data_offsets"
+        )
+        .into());
     }
-    let shape = field("shape")?
-        .as_array()
-        .ok_or_else(|| format!("tensor `{name}`: \"shape\" must be an array"))?
-        .iter()
-        .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
-        .collect::<Option<Vec<usize>>>()
-        .ok_or_else(|| format!("tensor `{name}`: \"shape\" must hold non-negative integers"))?;
-    let offsets = field("data_offsets")?
-        .as_array()
-        .ok_or_else(|| format!("tensor `{name}`: \"data_offsets\" must be an array"))?;
-    let data_offsets = match offsets {
-        [begin, end] => begin.as_u64().zip(end.as_u64()),
-        _ => None,
-    }
-    .ok_or_else(|| {
-        format!("tensor `{name}`: \"data_offsets\" must be two non-negative integers [begin, end]")
+    let (mut dtype, mut shape, mut offsets) = (None, None, None);
+    reader.object(|reader, key| {
+        match key.as_str() {
+            "dtype" => dtype = Some(read_dtype(reader, &name)?),
+            "shape" => shape = Some(read_integers(reader, &name, "shape", MAX_RANK)?),
+            "data_offsets" => offsets = Some(read_integers(reader, &name, "data_offsets", 2)?),
+            _ => reader.skip()?,
+        }
+        Ok::<(), HeaderError>(())
     })?;
-    Ok(TensorInfo { name: name.to_string(), dtype: dtype.to_string(), shape, data_offsets })
+    let missing = |key: &str| HeaderError::Invalid(format!("tensor `{name}`: missing \"{key}\""));
+    let dtype = dtype.ok_or_else(|| missing("dtype"))?;
+    let shape = shape.ok_or_else(|| missing("shape"))?;
+    let data_offsets = match offsets.ok_or_else(|| missing("data_offsets"))?[..] {
+        [begin, end] => (begin, end),
+        _ => {
+            return Err(format!(
+                "tensor `{name}`: \"data_offsets\" must be two non-negative integers [begin, end]"
+            )
+            .into());
+        }
+    };
+    let shape = shape
+        .into_iter()
+        .map(usize::try_from)
+        .collect::<std::result::Result<Vec<usize>, _>>()
+        .map_err(|_| format!("tensor `{name}`: a dimension of \"shape\" does not fit in usize"))?;
+    Ok(TensorInfo { name, dtype, shape, data_offsets })
+}
+
+/// A tensor's `"dtype"`: a string naming a safetensors dtype.
+fn read_dtype(reader: &mut Reader, name: &str) -> std::result::Result<String, HeaderError> {
+    let Some(Json::String(dtype)) = reader.scalar()? else {
+        return Err(format!("tensor `{name}`: \"dtype\" must be a string").into());
+    };
+    if dtype_bits(&dtype).is_none() {
+        return Err(format!("tensor `{name}`: unknown dtype \"{dtype}\"").into());
+    }
+    Ok(dtype)
+}
+
+/// A tensor's `"shape"` or `"data_offsets"`: an array of at most `max` non-negative
+/// integers. Reading stops at the first element past `max`, so a hostile array of millions
+/// is refused having kept `max` numbers.
+fn read_integers(
+    reader: &mut Reader,
+    name: &str,
+    key: &str,
+    max: usize,
+) -> std::result::Result<Vec<u64>, HeaderError> {
+    let not_integers = || format!("tensor `{name}`: \"{key}\" must hold non-negative integers");
+    if reader.peek_kind() != Some("array") {
+        reader.skip()?;
+        return Err(format!("tensor `{name}`: \"{key}\" must be an array").into());
+    }
+    let mut values = Vec::new();
+    reader.array(|reader| {
+        if values.len() == max {
+            return Err(HeaderError::Invalid(match key {
+                "shape" => format!(
+                    "tensor `{name}`: \"shape\" has more than {MAX_RANK} dimensions (corrupt header?)"
+                ),
+                _ => format!(
+                    "tensor `{name}`: \"data_offsets\" must be two non-negative integers [begin, end]"
+                ),
+            }));
+        }
+        let value = reader.scalar()?.as_ref().and_then(Json::as_u64).ok_or_else(not_integers)?;
+        values.push(value);
+        Ok(())
+    })?;
+    Ok(values)
 }
 
 /// Bits per element of every dtype the format defines (`None`: not a safetensors dtype).
