@@ -87,22 +87,28 @@ impl Bpe {
 
     /// Builds the tokenizer from the two files' contents (the paths are for messages).
     ///
-    /// Lenient in two ways that cannot change a token, since no byte-level token can hold
-    /// the characters involved: a UTF-8 byte order mark (U+FEFF, which some Windows editors
-    /// write) at the start of either file is skipped, and `merges.txt` lines may end in
-    /// `\n`, `\r\n` or `\r`. (HuggingFace's `tokenizers` refuses a BOM, with a message that
-    /// calls `\u{feff}#version:` a token missing from the vocabulary.) Everything else that
-    /// is wrong is an [`Error::InvalidFile`] naming the file, and the line of `merges.txt`:
-    /// a merge whose sides or result are not tokens, a `#version` header or a BOM further
-    /// down, no merges at all beside a vocabulary that needs them.
+    /// `merges.txt` lines may end in `\n`, `\r\n` or `\r` (no byte-level token can hold
+    /// either character, so this cannot change a token). A UTF-8 byte order mark (U+FEFF,
+    /// which some Windows editors write) at the start of either file is refused with how to
+    /// fix it, as Python's `json` (so transformers) and HuggingFace's `tokenizers` refuse
+    /// it, so that what loads here loads there. Everything that is wrong is an
+    /// [`Error::InvalidFile`] naming the file, and the line of `merges.txt`: a merge whose
+    /// sides or result are not tokens, a `#version` header or a BOM further down, no
+    /// merges at all beside a vocabulary that needs them.
     pub fn from_texts(
         vocab_json: &str,
         vocab_path: &Path,
         merges_txt: &str,
         merges_path: &Path,
     ) -> Result<Self> {
-        let vocab_json = vocab_json.strip_prefix(BYTE_ORDER_MARK).unwrap_or(vocab_json);
-        let merges_txt = merges_txt.strip_prefix(BYTE_ORDER_MARK).unwrap_or(merges_txt);
+        if merges_txt.starts_with(BYTE_ORDER_MARK) {
+            // (vocab.json's is refused by the JSON parser, with the same advice.)
+            return Err(Error::invalid_file(
+                merges_path,
+                "the text starts with a UTF-8 byte-order mark (bytes EF BB BF), which \
+                 HuggingFace's tokenizers refuses too: save the file as UTF-8 without BOM",
+            ));
+        }
         let vocab = parse_vocab(vocab_json, vocab_path)?;
         let id_of: HashMap<&str, u32> =
             vocab.iter().enumerate().map(|(id, t)| (t.as_str(), id as u32)).collect();

@@ -83,14 +83,18 @@ fn a_version_header_below_the_first_line_is_called_a_misplaced_header() {
 }
 
 #[test]
-fn a_byte_order_mark_at_the_start_is_skipped_and_elsewhere_is_named() {
+fn a_byte_order_mark_is_refused_with_how_to_fix_it_wherever_it_is() {
     let (vocab, merges) = fixture_texts();
-    let plain = load(&vocab, &merges).unwrap();
-    let with_boms = load(&format!("\u{feff}{vocab}"), &format!("\u{feff}{merges}")).unwrap();
-    for text in SAMPLES {
-        assert_eq!(with_boms.encode(text), plain.encode(text), "{text:?}");
+    assert!(load(&vocab, &merges).is_ok());
+    for (vocab, merges, file) in [
+        (format!("\u{feff}{vocab}"), merges.clone(), "vocab.json"),
+        (vocab.clone(), format!("\u{feff}{merges}"), "merges.txt"),
+    ] {
+        let error = load(&vocab, &merges).unwrap_err().to_string();
+        assert!(error.starts_with(file), "{error}");
+        assert!(error.contains("byte-order mark (bytes EF BB BF)"), "{error}");
+        assert!(error.contains("save the file as UTF-8 without BOM"), "{error}");
     }
-    assert_eq!(with_boms.encode(" tokens"), vec![16326]); // " tokens" needs the merges
 
     // Two merges files joined: the second one's BOM lands on a line of its own.
     let error = error_of(&byte_vocab(&["ab"]), "#version: 0.2\na b\n\u{feff}#version: 0.2\n");
