@@ -309,3 +309,19 @@ fn the_engine_and_the_reference_model_give_the_same_tokens() {
     }
     std::fs::remove_file(&report).unwrap();
 }
+
+/// Thread counts are checked before any thread starts: 0 and more than the engine's
+/// maximum are usage errors that name the maximum (they used to hang, or panic).
+#[test]
+fn thread_counts_out_of_range_are_usage_errors() {
+    let max = gpt2_edu::fast::MAX_THREADS;
+    for threads in ["20000", "18446744073709551615", "257"] {
+        assert_usage_error(
+            &["hello", "--threads", threads],
+            &format!("option '--threads' must be at most {max}, found {threads}"),
+        );
+    }
+    assert_usage_error(&["hello", "--threads=0"], "must be at least 1");
+    let output = gpt2_edu(&["hello", "-n", "2", "--threads", &max.to_string()]);
+    assert_eq!(stdout(&output), "hello world world\n", "{}", stderr(&output));
+}

@@ -9,7 +9,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use gpt2_edu::dummy::DEFAULT_WEIGHTS_SEED;
-use gpt2_edu::fast::default_threads;
+use gpt2_edu::fast::{MAX_THREADS, default_threads};
 use gpt2_edu::generate::{DEFAULT_SAMPLING_SEED, Decoding, GenerateConfig};
 use gpt2_edu::sample::SamplingParams;
 use gpt2_edu::viz::HeadId;
@@ -39,7 +39,7 @@ Options:
       --seed <S>            the sampler's seed: the same seed gives the same text [default: 42]
       --stop <STR>          stop when the text contains STR (repeatable; STR is not printed)
       --ignore-eot          keep generating after <|endoftext|> (GPT-2 stops there by default)
-      --threads <N>         threads for the fast engine [default: all available]
+      --threads <N>         threads for the fast engine, 1 to 256 [default: all available]
       --explain             print each step's pictures: attention map, top candidates, cache
       --attention[=L.H]     print each step's attention map of layer L, head H [default: 0.0]
       --html <FILE>         write a self-contained HTML report of every layer's and head's
@@ -295,7 +295,7 @@ impl Flags {
             seed: self.seed.unwrap_or(DEFAULT_SAMPLING_SEED),
             stop_at_end_of_text: !self.ignore_eot,
             stop_strings: self.stop_strings,
-            threads: self.threads.unwrap_or_else(default_threads),
+            threads: self.threads.unwrap_or_else(|| default_threads().min(MAX_THREADS)),
             explain: self.explain,
             attention: self.attention,
             html: self.html,
@@ -333,11 +333,22 @@ fn parse_stop(stop: &str) -> Result<String, UsageError> {
     Ok(stop.to_string())
 }
 
-/// A `--threads` count: at least 1.
+/// A `--threads` count: from 1 to [`MAX_THREADS`]. Checked here, before any thread starts:
+/// 20000 threads would take minutes to start, and `u64::MAX` cannot be allocated.
 fn parse_threads(value: &str) -> Result<usize, UsageError> {
-    match parse_number("--threads", value)? {
-        0 => Err(UsageError("option '--threads' must be at least 1".into())),
-        n => Ok(n as usize),
+    let whole_number = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+    // A whole number too long for u128 is too many threads too, not "not a number".
+    let count = whole_number.then(|| value.parse::<u128>().unwrap_or(u128::MAX));
+    match count {
+        Some(0) => Err(UsageError(format!(
+            "option '--threads' must be at least 1 (and at most {MAX_THREADS})"
+        ))),
+        Some(n) if n > MAX_THREADS as u128 => Err(UsageError(format!(
+            "option '--threads' must be at most {MAX_THREADS}, found {value} (the fast engine \
+             runs at most {MAX_THREADS} threads; more than the machine's cores only slow it)"
+        ))),
+        Some(n) => Ok(n as usize),
+        None => parse_number("--threads", value).map(|n| n as usize), // its message
     }
 }
 
@@ -506,8 +517,19 @@ mod tests {
         assert!(usage_error(&["a", "--stop", ""]).contains("non-empty"));
         assert!(usage_error(&["a", "--stop"]).contains("needs a value"));
         assert!(usage_error(&["a", "--threads", "0"]).contains("at least 1"));
+        assert_eq!(run(&["a", "--threads", "256"]).threads, MAX_THREADS);
+        let huge = "9".repeat(50);
+        for too_many in ["257", "20000", "18446744073709551615", &huge] {
+            let message = usage_error(&["a", "--threads", too_many]);
+            assert!(message.contains("must be at most 256"), "{too_many}: {message}");
+        }
         assert!(usage_error(&["a", "--attention=x"]).contains("option '--attention'"));
         assert!(usage_error(&["a", "--html"]).contains("needs a value"));
+    }
+
+    #[test]
+    fn the_help_names_the_thread_limit() {
+        assert!(USAGE.contains(&format!("1 to {MAX_THREADS}")), "update --help's --threads");
     }
 
     #[test]
