@@ -325,3 +325,66 @@ fn thread_counts_out_of_range_are_usage_errors() {
     let output = gpt2_edu(&["hello", "-n", "2", "--threads", &max.to_string()]);
     assert_eq!(stdout(&output), "hello world world\n", "{}", stderr(&output));
 }
+
+/// Runs the binary with stdout and stderr sent to the given files.
+fn gpt2_edu_to(args: &[&str], stdout: Stdio, stderr: Stdio) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gpt2-edu"))
+        .args(args)
+        .stdout(stdout)
+        .stderr(stderr)
+        .output()
+        .expect("the binary runs")
+}
+
+/// `/dev/full` accepts no byte: every write fails with "No space left on device".
+fn dev_full() -> Option<Stdio> {
+    std::fs::OpenOptions::new().write(true).open("/dev/full").ok().map(Stdio::from)
+}
+
+#[test]
+fn an_unwritable_stderr_is_no_panic() {
+    let Some(full) = dev_full() else {
+        return; // not Linux
+    };
+    // The run says "(stopped: ...)" on stderr, which cannot be written: it still succeeds.
+    let output = gpt2_edu_to(&["hello", "-n", "5", "--stop", "world"], Stdio::piped(), full);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(stdout(&output), "hello \n");
+    // A usage error keeps its exit code even when it cannot be said.
+    let output = gpt2_edu_to(&["hello", "--bogus"], Stdio::piped(), dev_full().unwrap());
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn an_unwritable_stdout_is_an_error_exit_1() {
+    let Some(full) = dev_full() else {
+        return; // not Linux
+    };
+    for args in [&["hello", "-n", "3"][..], &["hello", "-n", "3", "--explain"], &["--help"]] {
+        let output = gpt2_edu_to(args, dev_full().unwrap(), Stdio::piped());
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let said = stderr(&output);
+        assert!(said.starts_with("error: cannot write the output: "), "{args:?}: {said}");
+        assert!(!said.contains("panicked"), "{said}");
+    }
+    // Both unwritable: exit 1, silently.
+    let output = gpt2_edu_to(&["hello"], full, dev_full().unwrap());
+    assert_eq!(output.status.code(), Some(1));
+}
+
+#[test]
+fn a_reader_that_takes_one_byte_and_leaves_ends_the_run_quietly() {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gpt2-edu"))
+        .args(["hello", "-n", "1000", "--trace"]) // far more than a pipe's buffer
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap(); // `| head -c1`
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(&first, b"=");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stderr(&output), "", "a closed pipe is not an error");
+}

@@ -53,7 +53,9 @@ Without --temperature, --top-k or --top-p, decoding is greedy: always the most l
 Generation runs on the fast engine; --trace, --explain, --attention and --html run the
 reference model instead, so that every step can be watched. Both give the same tokens.
 
-Exit codes: 0 success, 1 runtime error (e.g. context overflow), 2 usage error.";
+Exit codes: 0 success, 1 runtime error (e.g. context overflow, or the output cannot be
+written), 2 usage error. A reader that closes the pipe early (| head) ends the run quietly,
+with 0.";
 
 /// Default number of tokens to generate.
 pub const DEFAULT_TOKENS: usize = 20;

@@ -1,6 +1,12 @@
 //! `gpt2-edu`: the command line. Parses the arguments (`cli.rs`), runs the dummy model or a
 //! GPT-2 checkpoint (`run.rs`), and streams the result. Usage errors exit with code 2,
 //! runtime errors with 1.
+//!
+//! Nothing here uses `println!` or `eprintln!`: they panic when the write fails (a full
+//! disk, `2>/dev/full`). Output goes through `writeln!`, whose errors end the run with a
+//! message (exit 1), or quietly when the reader closed the pipe (`| head -c1`: exit 0, as
+//! if the rest had been read). Messages to stderr go through [`say`], which cannot fail:
+//! where stderr cannot be written, there is no one left to tell.
 
 mod cli;
 mod run;
@@ -14,13 +20,13 @@ fn main() -> ExitCode {
     let args: Result<Vec<String>, _> =
         std::env::args_os().skip(1).map(|a| a.into_string()).collect();
     let Ok(args) = args else {
-        eprintln!("error: arguments must be valid UTF-8");
+        say("error: arguments must be valid UTF-8");
         return ExitCode::from(2);
     };
     let command = match cli::parse_args(args) {
         Ok(command) => command,
         Err(usage) => {
-            eprintln!("error: {usage}\n\nUsage: gpt2-edu [OPTIONS] <PROMPT>   (see --help)");
+            say(&format!("error: {usage}\n\nUsage: gpt2-edu [OPTIONS] <PROMPT>   (see --help)"));
             return ExitCode::from(2);
         }
     };
@@ -34,10 +40,16 @@ fn main() -> ExitCode {
     match result {
         Ok(()) | Err(Failure::ClosedPipe) => ExitCode::SUCCESS,
         Err(Failure::Message(message)) => {
-            eprintln!("error: {message}");
+            say(&format!("error: {message}"));
             ExitCode::from(1)
         }
     }
+}
+
+/// Writes `message` and a newline to stderr, ignoring a failed write (there is nowhere
+/// else to report it).
+pub fn say(message: &str) {
+    let _ = writeln!(io::stderr(), "{message}");
 }
 
 /// Why a run stopped early.

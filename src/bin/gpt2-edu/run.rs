@@ -9,8 +9,8 @@ use gpt2_edu::generate::{Forward, StopReason, TextGenerator};
 use gpt2_edu::viz::{self, ExplainOptions, HeadId, Heads, Recorder};
 use gpt2_edu::{Engine, Model, Tokenizer, Trace, checkpoint, dummy};
 
-use crate::Failure;
 use crate::cli::{Options, PromptSource};
+use crate::{Failure, say};
 
 /// Reads the prompt, loads the model, and generates as `options` ask.
 pub fn run(options: &Options) -> Result<(), Failure> {
@@ -106,7 +106,7 @@ fn observe(
 fn report_stop(reason: Option<&StopReason>) {
     match reason {
         Some(StopReason::MaxTokens) | None => {}
-        Some(reason) => eprintln!("(stopped: {reason})"),
+        Some(reason) => say(&format!("(stopped: {reason})")),
     }
 }
 
@@ -237,7 +237,7 @@ impl<'t> Watcher<'t> {
     fn finish(self, generator: &gpt2_edu::Generator<'_, Model>) -> Result<(), Failure> {
         if let (Some(recorder), Some(path)) = (self.recorder, &self.options.html) {
             viz::write_html_report(&recorder.finish(generator)?, path)?;
-            eprintln!("(wrote the HTML report to {})", path.display());
+            say(&format!("(wrote the HTML report to {})", path.display()));
         }
         Ok(())
     }
