@@ -100,7 +100,6 @@ fn usage_errors_exit_2_with_a_message() {
 fn runtime_errors_exit_1_with_a_message() {
     for (args, message) in [
         (vec!["hello", "-n", "1024"], "context overflow: 1 prompt tokens + 1024 new tokens"),
-        (vec!["  ", "-n", "2"], "the prompt is empty"),
         (
             vec!["--prompt-file", "/nonexistent/prompt.txt"],
             "cannot read prompt file '/nonexistent/prompt.txt'",
@@ -111,6 +110,29 @@ fn runtime_errors_exit_1_with_a_message() {
         assert!(stderr(&output).contains(message), "{args:?}: {}", stderr(&output));
         assert!(!stderr(&output).contains("panicked"));
     }
+}
+
+/// A prompt with nothing to continue is a usage error, as the help says, wherever it
+/// comes from. What is empty depends on the tokenizer: the dummy encoder splits on
+/// whitespace, while GPT-2's byte-level BPE has tokens for spaces.
+#[test]
+fn an_empty_prompt_is_a_usage_error() {
+    let path = std::env::temp_dir().join(format!("gpt2-edu-empty-{}.txt", std::process::id()));
+    std::fs::write(&path, " \n\t").unwrap();
+    let file = path.to_str().unwrap();
+    for args in [&["", "-n", "2"][..], &["  ", "-n", "2"], &["--prompt-file", file]] {
+        assert_usage_error(args, "the prompt is empty");
+    }
+    std::fs::remove_file(&path).unwrap();
+    let help = stdout(&gpt2_edu(&["--help"]));
+    assert!(help.contains(
+        "2 usage error (e.g. an unknown option, a missing prompt, or a\nprompt with nothing to continue"
+    ));
+    let tiny = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-gpt2");
+    assert_usage_error(&["--model", tiny, "", "-n", "2"], "the prompt is empty");
+    let output = gpt2_edu(&["--model", tiny, "  ", "-n", "2"]);
+    assert_eq!(output.status.code(), Some(0), "two spaces are tokens: {}", stderr(&output));
+    assert!(stdout(&output).starts_with("  "));
 }
 
 #[test]

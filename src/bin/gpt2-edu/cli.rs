@@ -53,9 +53,10 @@ Without --temperature, --top-k or --top-p, decoding is greedy: always the most l
 Generation runs on the fast engine; --trace, --explain, --attention and --html run the
 reference model instead, so that every step can be watched. Both give the same tokens.
 
-Exit codes: 0 success, 1 runtime error (e.g. context overflow, or the output cannot be
-written), 2 usage error. A reader that closes the pipe early (| head) ends the run quietly,
-with 0.";
+Exit codes: 0 success; 1 runtime error (e.g. context overflow, an unreadable file, output
+that cannot be written); 2 usage error (e.g. an unknown option, a missing prompt, or a
+prompt with nothing to continue once tokenized: \"\" and, for the dummy model, \"  \").
+A reader that closes the pipe early (| head) ends the run quietly, with 0.";
 
 /// Default number of tokens to generate.
 pub const DEFAULT_TOKENS: usize = 20;

@@ -25,10 +25,7 @@ fn main() -> ExitCode {
     };
     let command = match cli::parse_args(args) {
         Ok(command) => command,
-        Err(usage) => {
-            say(&format!("error: {usage}\n\nUsage: gpt2-edu [OPTIONS] <PROMPT>   (see --help)"));
-            return ExitCode::from(2);
-        }
+        Err(usage) => return usage_error(&usage.0),
     };
     let result = match command {
         Command::Help => writeln!(io::stdout(), "{}", cli::USAGE).map_err(Failure::from),
@@ -39,11 +36,18 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) | Err(Failure::ClosedPipe) => ExitCode::SUCCESS,
+        Err(Failure::Usage(message)) => usage_error(&message),
         Err(Failure::Message(message)) => {
             say(&format!("error: {message}"));
             ExitCode::from(1)
         }
     }
+}
+
+/// Says what is wrong with the command line, and how to use it: exit code 2.
+fn usage_error(message: &str) -> ExitCode {
+    say(&format!("error: {message}\n\nUsage: gpt2-edu [OPTIONS] <PROMPT>   (see --help)"));
+    ExitCode::from(2)
 }
 
 /// Writes `message` and a newline to stderr, ignoring a failed write (there is nowhere
@@ -56,6 +60,9 @@ pub fn say(message: &str) {
 pub enum Failure {
     /// Whoever reads our output went away (`gpt2-edu ... | head`): stop quietly.
     ClosedPipe,
+    /// A command line that only shows its fault once it runs (an empty prompt, one read
+    /// from a file too): reported like a parse error, exit code 2.
+    Usage(String),
     /// Anything else: reported on stderr, exit code 1.
     Message(String),
 }
@@ -72,6 +79,10 @@ impl From<io::Error> for Failure {
 
 impl From<gpt2_edu::Error> for Failure {
     fn from(error: gpt2_edu::Error) -> Self {
-        Failure::Message(error.to_string())
+        match error {
+            // The prompt is what the user typed: nothing to continue is a usage error.
+            gpt2_edu::Error::EmptyPrompt => Failure::Usage(error.to_string()),
+            _ => Failure::Message(error.to_string()),
+        }
     }
 }
