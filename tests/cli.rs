@@ -410,3 +410,26 @@ fn a_reader_that_takes_one_byte_and_leaves_ends_the_run_quietly() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(stderr(&output), "", "a closed pipe is not an error");
 }
+
+#[test]
+fn unknown_options_suggest_a_known_one() {
+    assert_usage_error(
+        &["hello", "--thread", "2"],
+        "unknown option '--thread'; did you mean '--threads'? (see --help)",
+    );
+    assert_usage_error(&["hello", "--temp=0.5"], "did you mean '--temperature'?");
+    assert_usage_error(&["hello", "--bogus"], "unknown option '--bogus' (see --help)");
+}
+
+/// `--attention`'s value is optional, so it only takes one after `=`: `--attention 5.1`
+/// leaves `5.1` as a second prompt, and the message says how to write it.
+#[test]
+fn attention_with_a_space_explains_the_equals_sign() {
+    assert_usage_error(
+        &["hello", "--attention", "1.1"],
+        "found 2 arguments (hello, 1.1); '--attention' takes its value only after '=': \
+         write --attention=1.1",
+    );
+    let output = gpt2_edu(&["hello", "-n", "1", "--attention=1.1"]);
+    assert!(stdout(&output).contains("layer 1, head 1, step 1"), "{}", stderr(&output));
+}

@@ -165,18 +165,21 @@ where
 {
     let mut args = args.into_iter().map(Into::into);
     let mut flags = Flags::default();
+    let mut previous = String::new();
     while let Some(arg) = args.next() {
         if arg == "--" {
             flags.positional.extend(args.by_ref());
             break;
         }
         if !arg.starts_with('-') || arg == "-" {
-            flags.positional.push(arg);
-            continue;
-        }
-        if let Some(command) = flags.take_option(&arg, &mut args)? {
+            if previous == "--attention" {
+                flags.after_attention.push(arg.clone()); // `--attention 5.1`: see prompt_source
+            }
+            flags.positional.push(arg.clone());
+        } else if let Some(command) = flags.take_option(&arg, &mut args)? {
             return Ok(command); // --help or --version
         }
+        previous = arg;
     }
     flags.into_options().map(Command::Run)
 }
@@ -186,6 +189,8 @@ where
 struct Flags {
     seen: Vec<&'static str>,
     positional: Vec<String>,
+    /// Positional arguments given right after a bare `--attention`.
+    after_attention: Vec<String>,
     n_tokens: Option<u64>,
     weights_seed: Option<u64>,
     prompt_file: Option<String>,
@@ -215,8 +220,7 @@ impl Flags {
             Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_string())),
             _ => (arg, None),
         };
-        let name = canonical_name(flag)
-            .ok_or_else(|| UsageError(format!("unknown option '{flag}' (see --help)")))?;
+        let name = canonical_name(flag).ok_or_else(|| unknown_option(flag))?;
         if self.seen.contains(&name) && name != "--stop" {
             return Err(UsageError(format!("option '{name}' given more than once")));
         }
@@ -287,7 +291,11 @@ impl Flags {
             ));
         }
         Ok(Options {
-            prompt: prompt_source(self.prompt_file.take(), std::mem::take(&mut self.positional))?,
+            prompt: prompt_source(
+                self.prompt_file.take(),
+                std::mem::take(&mut self.positional),
+                &self.after_attention,
+            )?,
             model_dir: self.model_dir,
             n_tokens: self.n_tokens.unwrap_or(DEFAULT_TOKENS as u64) as usize,
             decoding: if self.no_cache { Decoding::FullRecompute } else { Decoding::Cached },
@@ -307,10 +315,21 @@ impl Flags {
 }
 
 /// Where the prompt comes from: one positional argument, or `--prompt-file` (`-`: stdin).
+/// `after_attention` are the positional arguments that came right after a bare
+/// `--attention`: its value is optional, so it only takes one after `=`.
 fn prompt_source(
     file: Option<String>,
     mut positional: Vec<String>,
+    after_attention: &[String],
 ) -> Result<PromptSource, UsageError> {
+    if let Some(value) = after_attention.first().filter(|_| positional.len() > 1) {
+        return Err(UsageError(format!(
+            "expected one prompt but found {} arguments ({}); '--attention' takes its value \
+             only after '=': write --attention={value}",
+            positional.len(),
+            positional.join(", ")
+        )));
+    }
     match (file, positional.len()) {
         (Some(_), n) if n > 0 => Err(UsageError(
             "give the prompt either as an argument or with --prompt-file, not both".into(),
@@ -388,6 +407,46 @@ const OPTIONS: [OptionSpec; 19] = [
     option("--help", Some("-h"), false),
     option("--version", Some("-V"), false),
 ];
+
+/// "unknown option '--thread'; did you mean '--threads'?": the options `flag` begins
+/// (`--top`: `--top-k` or `--top-p`), or else the known option closest to it (fewest
+/// single-character edits, at most a third of its length), if there is one.
+fn unknown_option(flag: &str) -> UsageError {
+    let begun: Vec<String> = OPTIONS
+        .iter()
+        .filter(|o| flag.len() > 2 && o.long.starts_with(flag))
+        .map(|o| format!("'{}'", o.long))
+        .collect();
+    let closest = OPTIONS
+        .iter()
+        .map(|o| (edit_distance(flag, o.long), o.long))
+        .min()
+        .filter(|&(distance, _)| distance <= flag.chars().count().div_ceil(3))
+        .map(|(_, long)| format!("'{long}'"));
+    let suggestion = match begun.split_last() {
+        Some((last, [])) => format!("; did you mean {last}?"),
+        Some((last, others)) => format!("; did you mean {} or {last}?", others.join(", ")),
+        None => closest.map_or(String::new(), |long| format!("; did you mean {long}?")),
+    };
+    UsageError(format!("unknown option '{flag}'{suggestion} (see --help)"))
+}
+
+/// Levenshtein distance: the fewest single-character insertions, deletions and
+/// substitutions that turn `a` into `b`. One row of the table at a time.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect(); // distances from "" to b's prefixes
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
 
 /// The long name of an option given by its long or short name.
 fn canonical_name(flag: &str) -> Option<&'static str> {
@@ -487,7 +546,7 @@ mod tests {
 
     #[test]
     fn bad_command_lines_say_what_is_wrong() {
-        assert!(usage_error(&["hi", "--bogus"]).contains("unknown option '--bogus'"));
+        assert_eq!(usage_error(&["hi", "--bogus"]), "unknown option '--bogus' (see --help)");
         assert!(usage_error(&["hi", "-n"]).contains("needs a value"));
         assert!(usage_error(&["hi", "-n", "-3"]).contains("found '-3'"));
         assert!(usage_error(&["hi", "-n", "x"]).contains("found 'x'"));
@@ -528,6 +587,53 @@ mod tests {
         }
         assert!(usage_error(&["a", "--attention=x"]).contains("option '--attention'"));
         assert!(usage_error(&["a", "--html"]).contains("needs a value"));
+    }
+
+    #[test]
+    fn unknown_options_suggest_the_closest_known_one() {
+        for (typed, meant) in [
+            ("--thread", "--threads"),
+            ("-threads", "--threads"),
+            ("--tokns", "--tokens"),
+            ("--no-cahce", "--no-cache"),
+            ("--temp", "--temperature"),
+            ("--Model", "--model"),
+            ("--atention", "--attention"),
+        ] {
+            assert_eq!(
+                usage_error(&["hi", typed]),
+                format!("unknown option '{typed}'; did you mean '{meant}'? (see --help)")
+            );
+        }
+        assert_eq!(
+            usage_error(&["hi", "--top"]),
+            "unknown option '--top'; did you mean '--top-k' or '--top-p'? (see --help)"
+        );
+        // Too far from everything: no guess.
+        for typed in ["--bogus", "-x", "--zzz"] {
+            assert_eq!(
+                usage_error(&["hi", typed]),
+                format!("unknown option '{typed}' (see --help)")
+            );
+        }
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("é", "e"), 1, "characters, not bytes");
+    }
+
+    #[test]
+    fn a_value_after_a_bare_attention_is_explained() {
+        let message = usage_error(&["hello", "--attention", "5.1"]);
+        assert_eq!(
+            message,
+            "expected one prompt but found 2 arguments (hello, 5.1); '--attention' takes its \
+             value only after '=': write --attention=5.1"
+        );
+        // Alone, the argument after --attention is the prompt.
+        let options = run(&["--attention", "hello"]);
+        assert_eq!(options.prompt, PromptSource::Text("hello".into()));
+        assert_eq!(options.attention, Some(HeadId { layer: 0, head: 0 }));
+        assert!(usage_error(&["a", "b"]).ends_with("quote a prompt of several words"));
     }
 
     #[test]
