@@ -433,3 +433,32 @@ fn attention_with_a_space_explains_the_equals_sign() {
     let output = gpt2_edu(&["hello", "-n", "1", "--attention=1.1"]);
     assert!(stdout(&output).contains("layer 1, head 1, step 1"), "{}", stderr(&output));
 }
+
+/// Prompts are read up to 1 MiB: an endless file or pipe is an error, not a memory hog.
+#[test]
+fn endless_prompts_stop_at_one_mib() {
+    let limit = "is longer than 1048576 bytes (1 MiB), the most gpt2-edu reads";
+    if std::path::Path::new("/dev/zero").exists() {
+        let output = gpt2_edu(&["--prompt-file", "/dev/zero", "-n", "1"]);
+        assert_eq!(output.status.code(), Some(1));
+        assert!(stderr(&output).contains(&format!("the prompt file '/dev/zero' {limit}")));
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gpt2-edu"))
+        .args(["--prompt-file", "-", "-n", "1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let chunk = "hello ".repeat(10_000);
+        // Endless, until the reader stops reading and closes the pipe.
+        while stdin.write_all(chunk.as_bytes()).is_ok() {}
+    });
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains(&format!("the prompt on standard input {limit}")));
+    assert!(stdout(&output).is_empty());
+}

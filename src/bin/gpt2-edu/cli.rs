@@ -45,7 +45,8 @@ Options:
       --html <FILE>         write a self-contained HTML report of every layer's and head's
                             attention, the probabilities and the cache
       --weights-seed <S>    xorshift seed of the dummy weights [default: 348]; not with --model
-      --prompt-file <PATH>  read the prompt from a file ('-' for standard input)
+      --prompt-file <PATH>  read the prompt from a file ('-' for standard input); at most
+                            1 MiB is read, more is an error (GPT-2 reads 1024 tokens)
   -h, --help                print this help
   -V, --version             print the version
 

@@ -34,20 +34,42 @@ pub fn run(options: &Options) -> Result<(), Failure> {
     }
 }
 
+/// The longest prompt read from a file or standard input, in bytes: 1 MiB. GPT-2's context
+/// holds 1024 tokens, a few KiB of text, so a longer prompt cannot fit anyway; without a
+/// bound, `--prompt-file /dev/zero` (or an endless pipe) would read until memory runs out.
+pub const MAX_PROMPT_BYTES: usize = 1 << 20;
+
 fn read_prompt(source: &PromptSource) -> Result<String, Failure> {
     match source {
-        PromptSource::Text(text) => Ok(text.clone()),
-        PromptSource::File(path) => std::fs::read_to_string(path).map_err(|e| {
-            Failure::Message(format!("cannot read prompt file '{}': {e}", path.display()))
-        }),
-        PromptSource::Stdin => {
-            let mut text = String::new();
-            io::stdin().read_to_string(&mut text).map_err(|e| {
-                Failure::Message(format!("cannot read the prompt from standard input: {e}"))
+        PromptSource::Text(text) => Ok(text.clone()), // the OS bounds the arguments
+        PromptSource::File(path) => {
+            let what = format!("the prompt file '{}'", path.display());
+            let file = std::fs::File::open(path).map_err(|e| {
+                Failure::Message(format!("cannot read prompt file '{}': {e}", path.display()))
             })?;
-            Ok(text)
+            read_bounded(file, &what)
         }
+        PromptSource::Stdin => read_bounded(io::stdin().lock(), "the prompt on standard input"),
     }
+}
+
+/// Reads all of `reader` as UTF-8 text, but never more than [`MAX_PROMPT_BYTES`]: one
+/// byte more is an error that names `what`.
+fn read_bounded(reader: impl Read, what: &str) -> Result<String, Failure> {
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_PROMPT_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Failure::Message(format!("cannot read {what}: {e}")))?;
+    if bytes.len() > MAX_PROMPT_BYTES {
+        return Err(Failure::Message(format!(
+            "{what} is longer than {MAX_PROMPT_BYTES} bytes (1 MiB), the most gpt2-edu reads: \
+             GPT-2's context holds {} tokens, a few KiB of text; give a shorter prompt",
+            gpt2_edu::HParams::gpt2_124m().n_ctx
+        )));
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| Failure::Message(format!("cannot read {what}: it is not UTF-8 text ({e})")))
 }
 
 /// The default: the text (or the token ids) streamed as it is generated, one token at a
@@ -240,5 +262,31 @@ impl<'t> Watcher<'t> {
             say(&format!("(wrote the HTML report to {})", path.display()));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(result: Result<String, Failure>) -> String {
+        match result {
+            Err(Failure::Message(message)) => message,
+            Ok(_) => panic!("expected an error, got the text"),
+            Err(_) => panic!("expected a message"),
+        }
+    }
+
+    #[test]
+    fn prompts_are_read_up_to_one_mib() {
+        let at_the_limit = "a".repeat(MAX_PROMPT_BYTES);
+        let read = read_bounded(at_the_limit.as_bytes(), "the test prompt");
+        assert_eq!(read.ok().map(|text| text.len()), Some(MAX_PROMPT_BYTES));
+        let over = at_the_limit + "a";
+        let said = message(read_bounded(over.as_bytes(), "the test prompt"));
+        assert!(said.starts_with("the test prompt is longer than 1048576 bytes (1 MiB)"), "{said}");
+        let said = message(read_bounded(&[0xff, b'a'][..], "the test prompt"));
+        assert!(said.contains("not UTF-8"), "{said}");
+        assert_eq!(read_bounded(io::repeat(b'x'), "zeros").ok(), None, "endless input ends");
     }
 }
