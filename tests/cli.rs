@@ -462,3 +462,28 @@ fn endless_prompts_stop_at_one_mib() {
     assert!(stderr(&output).contains(&format!("the prompt on standard input {limit}")));
     assert!(stdout(&output).is_empty());
 }
+
+/// The largest count there is: a context overflow (exit 1) that names the real n_ctx, on
+/// every path (the engine, the reference model, a checkpoint), never a panic or n_ctx = 0.
+#[test]
+fn the_largest_token_count_is_a_context_overflow() {
+    let max = u64::MAX.to_string();
+    let tiny = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-gpt2");
+    for (args, n_ctx) in [
+        (vec!["hello", "-n", &max], 1024),
+        (vec!["hello", "-n", &max, "--no-cache", "--ids"], 1024),
+        (vec!["hello", "-n", &max, "--explain"], 1024),
+        (vec!["hello", "-n", &max, "--trace"], 1024),
+        (vec!["--model", tiny, "hello", "-n", &max], 64),
+        (vec!["--model", tiny, "hello", "--tokens", &max, "--attention"], 64),
+    ] {
+        let output = gpt2_edu(&args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let said = stderr(&output);
+        assert!(said.contains(&format!("{max} new tokens = ")), "{args:?}: {said}");
+        assert!(said.contains(&format!("at most n_ctx = {n_ctx};")), "{args:?}: {said}");
+        assert!(!said.contains("panicked"));
+        assert!(stdout(&output).is_empty());
+    }
+    assert_usage_error(&["hello", "-n", "18446744073709551616"], "non-negative whole number");
+}
