@@ -487,3 +487,39 @@ fn the_largest_token_count_is_a_context_overflow() {
     }
     assert_usage_error(&["hello", "-n", "18446744073709551616"], "non-negative whole number");
 }
+
+/// With `--stop`, the text and the ids are those of the text kept, before the stop string,
+/// whether streamed or printed at the end after the pictures (on a line of their own).
+#[test]
+fn ids_and_text_after_a_stop_string_or_pictures_are_well_formed() {
+    let stop = ["hello", "-n", "5", "--stop", "<UNK>"];
+    let run = |more: &[&str]| {
+        let output = gpt2_edu(&[&stop[..], more].concat());
+        assert_eq!(output.status.code(), Some(0), "{more:?}: {}", stderr(&output));
+        stdout(&output)
+    };
+    assert_eq!(run(&[]), "hello world world world \n");
+    assert_eq!(run(&["--ids"]), "0 1 1 1\n", "not the id of <UNK>, the stop string's token");
+    for pictures in
+        [&["--trace"][..], &["--explain"], &["--attention=1.0"], &["--trace", "--explain"]]
+    {
+        let text = run(pictures);
+        assert!(text.ends_with("\n\nhello world world world \n"), "{pictures:?}: {text}");
+        let ids = run(&[pictures, &["--ids"]].concat());
+        assert!(ids.ends_with("\n\n0 1 1 1\n"), "{pictures:?}: {ids}");
+    }
+    let output = gpt2_edu(&["hello", "-n", "2", "--ids", "--explain"]);
+    let text = stdout(&output);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[lines.len() - 2..], ["", "0 1 1"], "{text}");
+    assert!(lines[0].starts_with("attention weights"), "{text}");
+
+    // A stop string that begins inside a token: that token's id goes with the stop string.
+    // tiny-gpt2 continues "Hello" (H e ll o) with pp pp pp pp on ...: "pon" begins in the
+    // fourth "pp", so the kept text ends with 7 p's and the kept ids with three "pp"s.
+    let tiny = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-gpt2");
+    let args = ["--model", tiny, "Hello", "-n", "10", "--stop", "pon"];
+    assert_eq!(stdout(&gpt2_edu(&args)), "Helloppppppp\n");
+    let ids = stdout(&gpt2_edu(&[&args[..], &["--ids"]].concat()));
+    assert_eq!(ids, "39 68 297 78 381 381 381\n");
+}

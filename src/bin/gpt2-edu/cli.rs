@@ -31,6 +31,7 @@ Options:
   -n, --tokens <N>          tokens to generate [default: 20]
       --no-cache            recompute every position at every step (same output, slower)
       --ids                 print the prompt's and the generated token ids instead of text
+                            (with --stop: the ids of the text kept, once it is known)
       --trace               print every intermediate tensor of every step
       --temperature <T>     sampling temperature, >= 0; 0 = greedy [default: 0]
       --top-k <K>           sample only from the K most likely tokens (K >= 1)

@@ -133,31 +133,46 @@ fn report_stop(reason: Option<&StopReason>) {
 }
 
 /// Prints the generated text or ids: streamed piece by piece, or, when steps are printed
-/// (`--trace`, `--explain`, `--attention`), once at the end.
+/// (`--trace`, `--explain`, `--attention`), once at the end, on its own line after them.
+/// With `--ids --stop`, the ids also wait for the end: only then is it known which tokens
+/// the kept text (before the stop string) holds.
 struct Printer {
     out: StdoutLock<'static>,
     print_ids: bool,
     at_the_end: bool,
+    /// The prompt's text and every piece so far: what is printed at the end.
+    kept_text: String,
+    /// How many of the tokens are the prompt's.
+    n_prompt: usize,
 }
 
 impl Printer {
     /// Prints the prompt (its text, or its ids), unless everything comes at the end.
     fn start<M: Forward>(options: &Options, text: &TextGenerator<'_, M>) -> Result<Self, Failure> {
         let mut out = io::stdout().lock();
-        let at_the_end = options.text_at_the_end();
+        let ids_wait = options.print_ids && !options.stop_strings.is_empty();
+        let at_the_end = options.text_at_the_end() || ids_wait;
+        let prompt_ids = text.tokens().tokens();
         if options.print_ids && !at_the_end {
-            let ids: Vec<String> = text.tokens().tokens().iter().map(u32::to_string).collect();
+            let ids: Vec<String> = prompt_ids.iter().map(u32::to_string).collect();
             write!(out, "{}", ids.join(" "))?;
         } else if !at_the_end {
             write!(out, "{}", text.prompt_text())?;
         }
         out.flush()?;
-        Ok(Self { out, print_ids: options.print_ids, at_the_end })
+        Ok(Self {
+            out,
+            print_ids: options.print_ids,
+            at_the_end,
+            kept_text: text.prompt_text().to_string(),
+            n_prompt: prompt_ids.len(),
+        })
     }
 
     /// One step's output: its text `piece` (whole characters only) or its new ids.
     fn piece(&mut self, piece: &str, new_ids: &[u32]) -> Result<(), Failure> {
         if self.at_the_end {
+            self.kept_text.push_str(piece);
             return Ok(());
         }
         if self.print_ids {
@@ -171,18 +186,36 @@ impl Printer {
         Ok(())
     }
 
-    /// Ends the output: the whole text (or ids) if it was held back, then a newline.
+    /// Ends the output: the kept text (or its ids) if it was held back, then a newline.
     fn finish(&mut self, tokenizer: &dyn Tokenizer, tokens: &[u32]) -> Result<(), Failure> {
         if self.at_the_end && self.print_ids {
-            let ids: Vec<String> = tokens.iter().map(u32::to_string).collect();
+            let kept = kept_tokens(tokenizer, tokens, self.n_prompt, &self.kept_text)?;
+            let ids: Vec<String> = kept.iter().map(u32::to_string).collect();
             write!(self.out, "{}", ids.join(" "))?;
         } else if self.at_the_end {
-            write!(self.out, "{}", tokenizer.decode(tokens)?)?;
+            write!(self.out, "{}", self.kept_text)?;
         }
         writeln!(self.out)?;
         self.out.flush()?;
         Ok(())
     }
+}
+
+/// The longest run of `tokens` (at least the `n_prompt` of the prompt) whose text is the
+/// beginning of `kept_text`: with a stop string, the tokens before the one in which the stop
+/// string begins. Decodes from the end; the stop string lies in the last few tokens.
+fn kept_tokens<'t>(
+    tokenizer: &dyn Tokenizer,
+    tokens: &'t [u32],
+    n_prompt: usize,
+    kept_text: &str,
+) -> Result<&'t [u32], Failure> {
+    for end in (n_prompt.min(tokens.len())..=tokens.len()).rev() {
+        if kept_text.starts_with(tokenizer.decode(&tokens[..end])?.as_str()) {
+            return Ok(&tokens[..end]);
+        }
+    }
+    Ok(&tokens[..n_prompt.min(tokens.len())])
 }
 
 /// What `--trace`, `--explain`, `--attention` and `--html` show of each step.
