@@ -523,3 +523,83 @@ fn ids_and_text_after_a_stop_string_or_pictures_are_well_formed() {
     let ids = stdout(&gpt2_edu(&[&args[..], &["--ids"]].concat()));
     assert_eq!(ids, "39 68 297 78 381 381 381\n");
 }
+
+/// A fresh, empty directory for one test's files.
+fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("gpt2-edu-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The names of the files in `dir`, sorted.
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The report is written to `.NAME.tmp-PID` beside it and renamed at the end: a run that
+/// fails leaves the existing report as it was, and no temporary file behind.
+#[test]
+fn a_failed_run_leaves_an_existing_report_untouched() {
+    let dir = scratch_dir("keep-report");
+    let report = dir.join("report.html");
+    std::fs::write(&report, "the old report").unwrap();
+    let path = report.to_str().unwrap();
+
+    assert_usage_error(&["", "--html", path], "the prompt is empty"); // after the report began
+    let output = gpt2_edu(&["hello", "-n", "2000", "--html", path]);
+    assert_eq!(output.status.code(), Some(1), "context overflow");
+    if let Some(full) = dev_full() {
+        let output = gpt2_edu_to(&["hello", "-n", "3", "--html", path], full, Stdio::piped());
+        assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+        assert!(stderr(&output).contains("cannot write the output"), "{}", stderr(&output));
+    }
+    assert_eq!(std::fs::read_to_string(&report).unwrap(), "the old report");
+    assert_eq!(files_in(&dir), ["report.html"], "no temporary file left");
+
+    let output = gpt2_edu(&["hello", "-n", "3", "--html", path]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stderr(&output), format!("(wrote the HTML report to {path})\n"));
+    assert!(std::fs::read_to_string(&report).unwrap().starts_with("<!DOCTYPE html>"));
+    assert_eq!(files_in(&dir), ["report.html"]);
+
+    let output = gpt2_edu(&["hello", "--html", dir.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("it is a directory"), "{}", stderr(&output));
+    assert!(stdout(&output).is_empty(), "refused before any work");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--attention L.H` narrows the report to that head, as it narrows the pictures.
+#[test]
+fn attention_narrows_the_html_report_to_its_head() {
+    let dir = scratch_dir("narrow-report");
+    let report = dir.join("r.html");
+    let path = report.to_str().unwrap();
+    let figures = |args: &[&str]| {
+        let output = gpt2_edu(&[&["hello", "-n", "3", "--html", path][..], args].concat());
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let html = std::fs::read_to_string(&report).unwrap();
+        let mut heads: Vec<String> = html
+            .split("<figure class=\"")
+            .skip(1)
+            .map(|figure| figure[..figure.find('>').unwrap()].to_string())
+            .collect();
+        let n_figures = heads.len();
+        heads.sort();
+        heads.dedup();
+        (n_figures, heads)
+    };
+    let one = "attention\" data-layer=\"1\" data-head=\"0\"";
+    let one_run = "attention-run\" data-layer=\"1\" data-head=\"0\"";
+    // 3 steps' maps, then the overview's.
+    assert_eq!(figures(&["--attention=1.0"]), (3 + 1, vec![one.to_string(), one_run.to_string()]));
+    let (n_figures, heads) = figures(&[]);
+    assert_eq!((n_figures, heads.len()), (4 * (3 + 1), 2 * 4), "every head, 2 layers x 2");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,6 +1,6 @@
 //! `gpt2-edu`: the command line. Parses the arguments (`cli.rs`), runs the dummy model or a
-//! GPT-2 checkpoint (`run.rs`), and streams the result. Usage errors exit with code 2,
-//! runtime errors with 1.
+//! GPT-2 checkpoint (`run.rs`), and streams the result; `report.rs` puts the `--html`
+//! report in place. Usage errors exit with code 2, runtime errors with 1.
 //!
 //! Nothing here uses `println!` or `eprintln!`: they panic when the write fails (a full
 //! disk, `2>/dev/full`). Output goes through `writeln!`, whose errors end the run with a
@@ -9,6 +9,7 @@
 //! where stderr cannot be written, there is no one left to tell.
 
 mod cli;
+mod report;
 mod run;
 
 use std::io::{self, Write};

@@ -10,6 +10,7 @@ use gpt2_edu::viz::{self, ExplainOptions, HeadId, Heads, Recorder};
 use gpt2_edu::{Engine, Model, Tokenizer, Trace, checkpoint, dummy};
 
 use crate::cli::{Options, PromptSource};
+use crate::report::ReportFile;
 use crate::{Failure, say};
 
 /// Reads the prompt, loads the model, and generates as `options` ask.
@@ -218,11 +219,13 @@ fn kept_tokens<'t>(
     Ok(&tokens[..n_prompt.min(tokens.len())])
 }
 
-/// What `--trace`, `--explain`, `--attention` and `--html` show of each step.
+/// What `--trace`, `--explain`, `--attention` and `--html` show of each step. Each step is
+/// shown (and written to the report) as it comes, then forgotten: the memory is one step's.
 struct Watcher<'t> {
     tokenizer: &'t dyn Tokenizer,
     options: &'t Options,
     recorder: Option<Recorder<'t>>,
+    report: Option<ReportFile>,
     shown_head: HeadId,
     step: usize,
 }
@@ -236,23 +239,23 @@ impl<'t> Watcher<'t> {
     ) -> Result<Self, Failure> {
         let shown_head = options.attention.unwrap_or(HeadId { layer: 0, head: 0 });
         let pictures = options.explain || options.attention.is_some();
-        let mut recorder = None;
+        let (mut recorder, mut report) = (None, None);
         if pictures || options.html.is_some() {
             shown_head.check(&model.hparams)?; // "layer 12 does not exist: ..." before any work
-            let heads = match options.html {
-                Some(_) => Heads::All,
-                None => Heads::Only(vec![shown_head]),
+            // --attention narrows the report to its head, as it does the pictures.
+            let heads = match (&options.html, options.attention) {
+                (Some(_), None) => Heads::All,
+                _ => Heads::Only(vec![shown_head]),
             };
+            let config = options.generate_config();
             let explain = ExplainOptions { heads, ..ExplainOptions::default() };
-            recorder = Some(Recorder::new(model, tokenizer, &options.generate_config(), &explain)?);
+            if let Some(path) = &options.html {
+                let heads = explain.heads.resolve(&model.hparams)?;
+                report = Some(ReportFile::create(path, &model.hparams, &config, &heads)?);
+            }
+            recorder = Some(Recorder::new(model, tokenizer, &config, &explain)?);
         }
-        if let Some(path) = &options.html {
-            // Fail before any work if the report cannot be written, not after the output.
-            std::fs::File::create(path).map_err(|e| {
-                Failure::Message(format!("cannot write the HTML report to {}: {e}", path.display()))
-            })?;
-        }
-        Ok(Self { tokenizer, options, recorder, shown_head, step: 0 })
+        Ok(Self { tokenizer, options, recorder, report, shown_head, step: 0 })
     }
 
     /// Shows the step whose tensors are in `trace`; `before` tokens were there before it.
@@ -272,7 +275,11 @@ impl<'t> Watcher<'t> {
                         writeln!(out, "{}", viz::attention_heatmap(map, &view.seen))?;
                     }
                 }
+                if let Some(report) = self.report.as_mut() {
+                    report.step(view)?;
+                }
             }
+            recorder.forget_steps(); // shown and written: not held
         }
         if self.options.trace && !trace.tensors().is_empty() {
             self.step += 1;
@@ -288,10 +295,12 @@ impl<'t> Watcher<'t> {
         Ok(())
     }
 
-    /// Writes the HTML report, if one was asked for.
+    /// Ends the HTML report, if one was asked for, and puts it in place.
     fn finish(self, generator: &gpt2_edu::Generator<'_, Model>) -> Result<(), Failure> {
-        if let (Some(recorder), Some(path)) = (self.recorder, &self.options.html) {
-            viz::write_html_report(&recorder.finish(generator)?, path)?;
+        if let (Some(recorder), Some(report), Some(path)) =
+            (self.recorder, self.report, &self.options.html)
+        {
+            report.finish(&recorder.finish(generator)?)?;
             say(&format!("(wrote the HTML report to {})", path.display()));
         }
         Ok(())
