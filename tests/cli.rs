@@ -603,3 +603,21 @@ fn attention_narrows_the_html_report_to_its_head() {
     assert_eq!((n_figures, heads.len()), (4 * (3 + 1), 2 * 4), "every head, 2 layers x 2");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The README's offline example prints what the README says it prints.
+#[test]
+fn the_readmes_fixture_example_is_true() {
+    let readme = include_str!("../README.md");
+    let line = readme
+        .lines()
+        .find(|line| line.starts_with("cargo run --release -- --model tests/fixtures/tiny-gpt2"))
+        .expect("the README shows a fixture run");
+    let (command, expected) = line.split_once("   # ").unwrap();
+    assert_eq!(
+        command.trim(),
+        "cargo run --release -- --model tests/fixtures/tiny-gpt2 \"Hello\" -n 10"
+    );
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-gpt2");
+    let output = gpt2_edu(&["--model", dir, "Hello", "-n", "10"]);
+    assert_eq!(stdout(&output), format!("{expected}\n"), "{}", stderr(&output));
+}
