@@ -100,7 +100,6 @@ fn usage_errors_exit_2_with_a_message() {
 fn runtime_errors_exit_1_with_a_message() {
     for (args, message) in [
         (vec!["hello", "-n", "1024"], "context overflow: 1 prompt tokens + 1024 new tokens"),
-        (vec!["  ", "-n", "2"], "the prompt is empty"),
         (
             vec!["--prompt-file", "/nonexistent/prompt.txt"],
             "cannot read prompt file '/nonexistent/prompt.txt'",
@@ -111,6 +110,29 @@ fn runtime_errors_exit_1_with_a_message() {
         assert!(stderr(&output).contains(message), "{args:?}: {}", stderr(&output));
         assert!(!stderr(&output).contains("panicked"));
     }
+}
+
+/// A prompt with nothing to continue is a usage error, as the help says, wherever it
+/// comes from. What is empty depends on the tokenizer: the dummy encoder splits on
+/// whitespace, while GPT-2's byte-level BPE has tokens for spaces.
+#[test]
+fn an_empty_prompt_is_a_usage_error() {
+    let path = std::env::temp_dir().join(format!("gpt2-edu-empty-{}.txt", std::process::id()));
+    std::fs::write(&path, " \n\t").unwrap();
+    let file = path.to_str().unwrap();
+    for args in [&["", "-n", "2"][..], &["  ", "-n", "2"], &["--prompt-file", file]] {
+        assert_usage_error(args, "the prompt is empty");
+    }
+    std::fs::remove_file(&path).unwrap();
+    let help = stdout(&gpt2_edu(&["--help"]));
+    assert!(help.contains(
+        "2 usage error (e.g. an unknown option, a missing prompt, or a\nprompt with nothing to continue"
+    ));
+    let tiny = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-gpt2");
+    assert_usage_error(&["--model", tiny, "", "-n", "2"], "the prompt is empty");
+    let output = gpt2_edu(&["--model", tiny, "  ", "-n", "2"]);
+    assert_eq!(output.status.code(), Some(0), "two spaces are tokens: {}", stderr(&output));
+    assert!(stdout(&output).starts_with("  "));
 }
 
 #[test]
@@ -308,4 +330,294 @@ fn the_engine_and_the_reference_model_give_the_same_tokens() {
         assert_eq!(run(&["--no-cache", "--threads", "3"]), engine, "--no-cache {extra:?}");
     }
     std::fs::remove_file(&report).unwrap();
+}
+
+/// Thread counts are checked before any thread starts: 0 and more than the engine's
+/// maximum are usage errors that name the maximum (they used to hang, or panic).
+#[test]
+fn thread_counts_out_of_range_are_usage_errors() {
+    let max = gpt2_edu::fast::MAX_THREADS;
+    for threads in ["20000", "18446744073709551615", "257"] {
+        assert_usage_error(
+            &["hello", "--threads", threads],
+            &format!("option '--threads' must be at most {max}, found {threads}"),
+        );
+    }
+    assert_usage_error(&["hello", "--threads=0"], "must be at least 1");
+    let output = gpt2_edu(&["hello", "-n", "2", "--threads", &max.to_string()]);
+    assert_eq!(stdout(&output), "hello world world\n", "{}", stderr(&output));
+}
+
+/// Runs the binary with stdout and stderr sent to the given files.
+fn gpt2_edu_to(args: &[&str], stdout: Stdio, stderr: Stdio) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gpt2-edu"))
+        .args(args)
+        .stdout(stdout)
+        .stderr(stderr)
+        .output()
+        .expect("the binary runs")
+}
+
+/// `/dev/full` accepts no byte: every write fails with "No space left on device".
+fn dev_full() -> Option<Stdio> {
+    std::fs::OpenOptions::new().write(true).open("/dev/full").ok().map(Stdio::from)
+}
+
+#[test]
+fn an_unwritable_stderr_is_no_panic() {
+    let Some(full) = dev_full() else {
+        return; // not Linux
+    };
+    // The run says "(stopped: ...)" on stderr, which cannot be written: it still succeeds.
+    let output = gpt2_edu_to(&["hello", "-n", "5", "--stop", "world"], Stdio::piped(), full);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(stdout(&output), "hello \n");
+    // A usage error keeps its exit code even when it cannot be said.
+    let output = gpt2_edu_to(&["hello", "--bogus"], Stdio::piped(), dev_full().unwrap());
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn an_unwritable_stdout_is_an_error_exit_1() {
+    let Some(full) = dev_full() else {
+        return; // not Linux
+    };
+    for args in [&["hello", "-n", "3"][..], &["hello", "-n", "3", "--explain"], &["--help"]] {
+        let output = gpt2_edu_to(args, dev_full().unwrap(), Stdio::piped());
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let said = stderr(&output);
+        assert!(said.starts_with("error: cannot write the output: "), "{args:?}: {said}");
+        assert!(!said.contains("panicked"), "{said}");
+    }
+    // Both unwritable: exit 1, silently.
+    let output = gpt2_edu_to(&["hello"], full, dev_full().unwrap());
+    assert_eq!(output.status.code(), Some(1));
+}
+
+#[test]
+fn a_reader_that_takes_one_byte_and_leaves_ends_the_run_quietly() {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gpt2-edu"))
+        .args(["hello", "-n", "1000", "--trace"]) // far more than a pipe's buffer
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap(); // `| head -c1`
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(&first, b"=");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stderr(&output), "", "a closed pipe is not an error");
+}
+
+#[test]
+fn unknown_options_suggest_a_known_one() {
+    assert_usage_error(
+        &["hello", "--thread", "2"],
+        "unknown option '--thread'; did you mean '--threads'? (see --help)",
+    );
+    assert_usage_error(&["hello", "--temp=0.5"], "did you mean '--temperature'?");
+    assert_usage_error(&["hello", "--bogus"], "unknown option '--bogus' (see --help)");
+}
+
+/// `--attention`'s value is optional, so it only takes one after `=`: `--attention 5.1`
+/// leaves `5.1` as a second prompt, and the message says how to write it.
+#[test]
+fn attention_with_a_space_explains_the_equals_sign() {
+    assert_usage_error(
+        &["hello", "--attention", "1.1"],
+        "found 2 arguments (hello, 1.1); '--attention' takes its value only after '=': \
+         write --attention=1.1",
+    );
+    let output = gpt2_edu(&["hello", "-n", "1", "--attention=1.1"]);
+    assert!(stdout(&output).contains("layer 1, head 1, step 1"), "{}", stderr(&output));
+}
+
+/// Prompts are read up to 1 MiB: an endless file or pipe is an error, not a memory hog.
+#[test]
+fn endless_prompts_stop_at_one_mib() {
+    let limit = "is longer than 1048576 bytes (1 MiB), the most gpt2-edu reads";
+    if std::path::Path::new("/dev/zero").exists() {
+        let output = gpt2_edu(&["--prompt-file", "/dev/zero", "-n", "1"]);
+        assert_eq!(output.status.code(), Some(1));
+        assert!(stderr(&output).contains(&format!("the prompt file '/dev/zero' {limit}")));
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gpt2-edu"))
+        .args(["--prompt-file", "-", "-n", "1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let chunk = "hello ".repeat(10_000);
+        // Endless, until the reader stops reading and closes the pipe.
+        while stdin.write_all(chunk.as_bytes()).is_ok() {}
+    });
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains(&format!("the prompt on standard input {limit}")));
+    assert!(stdout(&output).is_empty());
+}
+
+/// The largest count there is: a context overflow (exit 1) that names the real n_ctx, on
+/// every path (the engine, the reference model, a checkpoint), never a panic or n_ctx = 0.
+#[test]
+fn the_largest_token_count_is_a_context_overflow() {
+    let max = u64::MAX.to_string();
+    let tiny = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-gpt2");
+    for (args, n_ctx) in [
+        (vec!["hello", "-n", &max], 1024),
+        (vec!["hello", "-n", &max, "--no-cache", "--ids"], 1024),
+        (vec!["hello", "-n", &max, "--explain"], 1024),
+        (vec!["hello", "-n", &max, "--trace"], 1024),
+        (vec!["--model", tiny, "hello", "-n", &max], 64),
+        (vec!["--model", tiny, "hello", "--tokens", &max, "--attention"], 64),
+    ] {
+        let output = gpt2_edu(&args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let said = stderr(&output);
+        assert!(said.contains(&format!("{max} new tokens = ")), "{args:?}: {said}");
+        assert!(said.contains(&format!("at most n_ctx = {n_ctx};")), "{args:?}: {said}");
+        assert!(!said.contains("panicked"));
+        assert!(stdout(&output).is_empty());
+    }
+    assert_usage_error(&["hello", "-n", "18446744073709551616"], "non-negative whole number");
+}
+
+/// With `--stop`, the text and the ids are those of the text kept, before the stop string,
+/// whether streamed or printed at the end after the pictures (on a line of their own).
+#[test]
+fn ids_and_text_after_a_stop_string_or_pictures_are_well_formed() {
+    let stop = ["hello", "-n", "5", "--stop", "<UNK>"];
+    let run = |more: &[&str]| {
+        let output = gpt2_edu(&[&stop[..], more].concat());
+        assert_eq!(output.status.code(), Some(0), "{more:?}: {}", stderr(&output));
+        stdout(&output)
+    };
+    assert_eq!(run(&[]), "hello world world world \n");
+    assert_eq!(run(&["--ids"]), "0 1 1 1\n", "not the id of <UNK>, the stop string's token");
+    for pictures in
+        [&["--trace"][..], &["--explain"], &["--attention=1.0"], &["--trace", "--explain"]]
+    {
+        let text = run(pictures);
+        assert!(text.ends_with("\n\nhello world world world \n"), "{pictures:?}: {text}");
+        let ids = run(&[pictures, &["--ids"]].concat());
+        assert!(ids.ends_with("\n\n0 1 1 1\n"), "{pictures:?}: {ids}");
+    }
+    let output = gpt2_edu(&["hello", "-n", "2", "--ids", "--explain"]);
+    let text = stdout(&output);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[lines.len() - 2..], ["", "0 1 1"], "{text}");
+    assert!(lines[0].starts_with("attention weights"), "{text}");
+
+    // A stop string that begins inside a token: that token's id goes with the stop string.
+    // tiny-gpt2 continues "Hello" (H e ll o) with pp pp pp pp on ...: "pon" begins in the
+    // fourth "pp", so the kept text ends with 7 p's and the kept ids with three "pp"s.
+    let tiny = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-gpt2");
+    let args = ["--model", tiny, "Hello", "-n", "10", "--stop", "pon"];
+    assert_eq!(stdout(&gpt2_edu(&args)), "Helloppppppp\n");
+    let ids = stdout(&gpt2_edu(&[&args[..], &["--ids"]].concat()));
+    assert_eq!(ids, "39 68 297 78 381 381 381\n");
+}
+
+/// A fresh, empty directory for one test's files.
+fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("gpt2-edu-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The names of the files in `dir`, sorted.
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The report is written to `.NAME.tmp-PID` beside it and renamed at the end: a run that
+/// fails leaves the existing report as it was, and no temporary file behind.
+#[test]
+fn a_failed_run_leaves_an_existing_report_untouched() {
+    let dir = scratch_dir("keep-report");
+    let report = dir.join("report.html");
+    std::fs::write(&report, "the old report").unwrap();
+    let path = report.to_str().unwrap();
+
+    assert_usage_error(&["", "--html", path], "the prompt is empty"); // after the report began
+    let output = gpt2_edu(&["hello", "-n", "2000", "--html", path]);
+    assert_eq!(output.status.code(), Some(1), "context overflow");
+    if let Some(full) = dev_full() {
+        let output = gpt2_edu_to(&["hello", "-n", "3", "--html", path], full, Stdio::piped());
+        assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+        assert!(stderr(&output).contains("cannot write the output"), "{}", stderr(&output));
+    }
+    assert_eq!(std::fs::read_to_string(&report).unwrap(), "the old report");
+    assert_eq!(files_in(&dir), ["report.html"], "no temporary file left");
+
+    let output = gpt2_edu(&["hello", "-n", "3", "--html", path]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stderr(&output), format!("(wrote the HTML report to {path})\n"));
+    assert!(std::fs::read_to_string(&report).unwrap().starts_with("<!DOCTYPE html>"));
+    assert_eq!(files_in(&dir), ["report.html"]);
+
+    let output = gpt2_edu(&["hello", "--html", dir.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("it is a directory"), "{}", stderr(&output));
+    assert!(stdout(&output).is_empty(), "refused before any work");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--attention L.H` narrows the report to that head, as it narrows the pictures.
+#[test]
+fn attention_narrows_the_html_report_to_its_head() {
+    let dir = scratch_dir("narrow-report");
+    let report = dir.join("r.html");
+    let path = report.to_str().unwrap();
+    let figures = |args: &[&str]| {
+        let output = gpt2_edu(&[&["hello", "-n", "3", "--html", path][..], args].concat());
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let html = std::fs::read_to_string(&report).unwrap();
+        let mut heads: Vec<String> = html
+            .split("<figure class=\"")
+            .skip(1)
+            .map(|figure| figure[..figure.find('>').unwrap()].to_string())
+            .collect();
+        let n_figures = heads.len();
+        heads.sort();
+        heads.dedup();
+        (n_figures, heads)
+    };
+    let one = "attention\" data-layer=\"1\" data-head=\"0\"";
+    let one_run = "attention-run\" data-layer=\"1\" data-head=\"0\"";
+    // 3 steps' maps, then the overview's.
+    assert_eq!(figures(&["--attention=1.0"]), (3 + 1, vec![one.to_string(), one_run.to_string()]));
+    let (n_figures, heads) = figures(&[]);
+    assert_eq!((n_figures, heads.len()), (4 * (3 + 1), 2 * 4), "every head, 2 layers x 2");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The README's offline example prints what the README says it prints.
+#[test]
+fn the_readmes_fixture_example_is_true() {
+    let readme = include_str!("../README.md");
+    let line = readme
+        .lines()
+        .find(|line| line.starts_with("cargo run --release -- --model tests/fixtures/tiny-gpt2"))
+        .expect("the README shows a fixture run");
+    let (command, expected) = line.split_once("   # ").unwrap();
+    assert_eq!(
+        command.trim(),
+        "cargo run --release -- --model tests/fixtures/tiny-gpt2 \"Hello\" -n 10"
+    );
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-gpt2");
+    let output = gpt2_edu(&["--model", dir, "Hello", "-n", "10"]);
+    assert_eq!(stdout(&output), format!("{expected}\n"), "{}", stderr(&output));
 }

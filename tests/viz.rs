@@ -8,7 +8,7 @@ use gpt2_edu::bpe::Bpe;
 use gpt2_edu::checkpoint::load_dir;
 use gpt2_edu::generate::{Decoding, GenerateConfig, StopReason, TextGenerator};
 use gpt2_edu::sample::SamplingParams;
-use gpt2_edu::viz::{self, ExplainOptions, Explanation, HeadId, Heads};
+use gpt2_edu::viz::{self, ExplainOptions, Explanation, HeadId, Heads, HtmlReport, Recorder};
 use gpt2_edu::{Error, Model, Tokenizer, dummy};
 
 fn dummy_model() -> (dummy::WordEncoder, Model) {
@@ -478,27 +478,131 @@ fn html_report_probabilities_sum_to_one_per_step() {
     }
 }
 
-#[test]
-fn html_report_to_an_unwritable_path_is_an_io_error_naming_it() {
-    let path = std::path::Path::new("/nonexistent-dir/x.html");
-    match viz::write_html_report(&worked_example(), path) {
-        Err(Error::Io { path, kind, message }) => {
-            assert_eq!(path, "/nonexistent-dir/x.html");
-            assert_eq!(kind, std::io::ErrorKind::NotFound);
-            assert!(message.contains("writing the HTML report failed"), "{message}");
+/// A writer that takes `capacity` bytes, then fails like a full disk.
+struct FullAfter {
+    written: Vec<u8>,
+    capacity: usize,
+}
+
+impl std::io::Write for FullAfter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let room = self.capacity - self.written.len();
+        if room == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "the disk is full"));
         }
-        other => panic!("expected Error::Io, got {other:?}"),
+        let n = bytes.len().min(room);
+        self.written.extend_from_slice(&bytes[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
 #[test]
-fn html_report_is_written_to_a_file() {
-    let path = std::env::temp_dir().join(format!("gpt2-edu-viz-{}.html", std::process::id()));
+fn html_report_write_errors_are_the_writers() {
     let run = worked_example();
-    viz::write_html_report(&run, &path).unwrap();
-    let written = std::fs::read_to_string(&path).unwrap();
-    std::fs::remove_file(&path).unwrap();
-    assert_eq!(written, viz::html_report(&run));
+    let page = viz::html_report(&run);
+    for capacity in [0, 100, page.len() / 2, page.len() - 1] {
+        let mut out = FullAfter { written: Vec::new(), capacity };
+        let error = viz::write_html_report(&run, &mut out).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::StorageFull, "{capacity}");
+        assert_eq!(out.written, page.as_bytes()[..capacity], "{capacity}");
+    }
+    let mut out = FullAfter { written: Vec::new(), capacity: page.len() };
+    viz::write_html_report(&run, &mut out).unwrap();
+    assert_eq!(out.written, page.as_bytes());
+}
+
+#[test]
+fn html_report_is_written_to_a_writer() {
+    let run = worked_example();
+    let mut written = Vec::new();
+    viz::write_html_report(&run, &mut written).unwrap();
+    assert_eq!(String::from_utf8(written).unwrap(), viz::html_report(&run));
+}
+
+/// The report written step by step, each step forgotten once written, is the page
+/// `html_report` makes of the whole recorded run: cached, full recomputation, sampled,
+/// and with one head only.
+#[test]
+fn html_report_written_as_the_steps_come_is_the_whole_runs_page() {
+    let (encoder, model) = dummy_model();
+    let one_head =
+        ExplainOptions { heads: Heads::Only(vec![HeadId { layer: 1, head: 0 }]), top_n: 3 };
+    let full = GenerateConfig { decoding: Decoding::FullRecompute, ..config(4) };
+    for (config, options) in [
+        (config(5), ExplainOptions::default()),
+        (full, ExplainOptions::default()),
+        (sampling_config(9, 3), ExplainOptions::default()),
+        (config(5), one_head),
+    ] {
+        let run =
+            viz::explain_generation(&model, &encoder, "hello world", &config, &options).unwrap();
+        let mut recorder = Recorder::new(&model, &encoder, &config, &options).unwrap();
+        let heads = options.heads.resolve(&model.hparams).unwrap();
+        let mut report = HtmlReport::start(Vec::new(), &model.hparams, &config, &heads).unwrap();
+        let mut text = TextGenerator::new(&model, &encoder, "hello world", &config).unwrap();
+        let mut trace = gpt2_edu::Trace::new();
+        loop {
+            let piece = text.next_text_traced(&mut trace).unwrap();
+            if let Some(step) = recorder.record_step(&trace, text.tokens()).unwrap() {
+                report.step(step).unwrap();
+            }
+            recorder.forget_steps();
+            assert!(recorder.steps().is_empty());
+            trace.clear();
+            if piece.is_none() {
+                break;
+            }
+        }
+        let tail = recorder.finish(text.tokens()).unwrap();
+        assert!(tail.steps.is_empty(), "forgotten");
+        assert_eq!((&tail.tokens, &tail.text), (&run.tokens, &run.text));
+        let page = String::from_utf8(report.finish(&tail).unwrap()).unwrap();
+        assert_eq!(page, viz::html_report(&run), "{config:?} {options:?}");
+        let n_maps = heads.len() * (run.steps.len() + 1); // each step's, then the overview's
+        assert_eq!(page.matches("<figure").count(), n_maps);
+    }
+}
+
+/// Steps first, as they ran; then the tokens, the text and why it stopped; then the
+/// overview. The summary at the top holds only what is known before the first step.
+#[test]
+fn html_report_puts_the_tokens_after_the_steps() {
+    let html = viz::html_report(&worked_example());
+    let at = |needle: &str| html.find(needle).unwrap_or_else(|| panic!("no {needle}"));
+    assert!(at("<p class=\"summary\">Model: n_layer 2") < at("<section class=\"step\""));
+    assert!(html.rfind("<section class=\"step\"").unwrap() < at("<section class=\"tokens\">"));
+    assert!(at("<section class=\"tokens\">") < at("<section class=\"run\">"));
+    let tokens = &html[at("<section class=\"tokens\">")..at("<section class=\"run\">")];
+    assert!(
+        tokens.contains("<p class=\"summary\">Stopped: reached the maximum number of tokens.</p>")
+    );
+    assert_eq!(html.matches("Stopped:").count(), 1);
+}
+
+#[test]
+fn forgotten_steps_still_count() {
+    let (encoder, model) = dummy_model();
+    let config = config(3);
+    let options = ExplainOptions::default();
+    let mut recorder = Recorder::new(&model, &encoder, &config, &options).unwrap();
+    let mut text = TextGenerator::new(&model, &encoder, "hello", &config).unwrap();
+    let mut trace = gpt2_edu::Trace::new();
+    let mut numbers = Vec::new();
+    while text.next_text_traced(&mut trace).unwrap().is_some() {
+        numbers.extend(recorder.record_step(&trace, text.tokens()).unwrap().map(|s| s.number));
+        if numbers.len() == 2 {
+            recorder.forget_steps();
+        }
+        trace.clear();
+    }
+    assert_eq!(numbers, [1, 2, 3]);
+    let run = recorder.finish(text.tokens()).unwrap();
+    assert_eq!(run.steps.iter().map(|s| s.number).collect::<Vec<_>>(), [3], "kept since");
+    assert_eq!(run.attention_over_run(HeadId { layer: 0, head: 0 }), None, "rows are missing");
 }
 
 // ----------------------------------------------------------------------------------------

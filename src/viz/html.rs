@@ -1,17 +1,23 @@
 //! The HTML report: one self-contained HTML5 page (inline CSS and SVG, no script, nothing
-//! fetched) holding a whole recorded generation: the tokens, then for every step its
-//! probability bars, its attention maps ([`super::svg`]) and the cache's fill, then every
-//! head's attention over the run.
+//! fetched) holding a whole recorded generation: the model and how it generated, then for
+//! every step its probability bars, its attention maps ([`super::svg`]) and the cache's
+//! fill, then the tokens and the whole text, and last every head's attention over the run.
+//!
+//! The page is written as the generation goes ([`HtmlReport`]), each step's section as soon
+//! as the step is recorded and each attention map as soon as it is drawn, so it never holds
+//! the page: only one map's SVG and the overview's stacked weights (4 bytes per visible
+//! weight). A 144-head model at 200 positions writes a 1.1 GB page in 35 MB of memory.
 
-use std::path::Path;
+use std::borrow::Borrow;
+use std::io::{self, Write};
 
-use super::record::{AttentionMap, CacheFill, Explanation, StepView};
+use super::record::{AttentionMap, CacheFill, Explanation, HeadId, StepView};
 use super::svg::svg_attention;
 use super::terminal::{
     chosen_label, distribution_caption, format_bytes, quoted_tail, visible_token,
 };
-use crate::error::{Error, Result};
-use crate::generate::{Decoding, StopReason};
+use crate::generate::{Decoding, GenerateConfig, StopReason};
+use crate::hparams::HParams;
 
 /// Pixels of a probability bar at probability 1, and of a full cache bar.
 const BAR_PX: f64 = 300.0;
@@ -58,60 +64,201 @@ fn html_token(text: &str) -> String {
     escape_html(&visible_token(text))
 }
 
-/// One self-contained HTML5 page showing a recorded generation: the tokens (prompt and
-/// generated told apart), then for every step the next-token probabilities as bars (every
-/// row carries its probability in `data-p`; the kept candidates and the "other" row sum to
-/// 1), every recorded head's attention map as an SVG grid (`<figure class="attention"
+/// One self-contained HTML5 page showing a recorded generation: the model and how it
+/// generated; for every step the next-token probabilities as bars (every row carries its
+/// probability in `data-p`; the kept candidates and the "other" row sum to 1), every
+/// recorded head's attention map as an SVG grid (`<figure class="attention"
 /// data-layer=".." data-head="..">`, cells shaded by weight, the masked future left empty,
-/// each weight in a tooltip) and the KV cache's fill per layer; last, every head's
-/// attention over the whole run, stacked. Inline CSS and SVG only: no script, nothing
-/// fetched. All token text is HTML-escaped.
+/// each weight in a tooltip) and the KV cache's fill per layer; then the tokens (prompt and
+/// generated told apart), the whole text and why it stopped; last, every head's attention
+/// over the whole run, stacked. Inline CSS and SVG only: no script, nothing fetched. All
+/// token text is HTML-escaped. The same page as [`write_html_report`] and [`HtmlReport`].
 pub fn html_report(explanation: &Explanation) -> String {
-    let mut body = vec![
-        "<h1>Inside one generation</h1>".to_string(),
-        html_summary(explanation),
-        html_tokens(explanation),
-    ];
-    body.extend(explanation.steps.iter().map(html_step));
-    body.push(html_run_overview(explanation));
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <title>gpt2-edu: inside one generation</title>\n<style>\n{STYLE}\n</style>\n</head>\n\
-         <body>\n{}\n</body>\n</html>\n",
-        body.join("\n")
-    )
+    let mut page = Vec::new();
+    // Writing to a Vec<u8> cannot fail: it grows (or the allocation aborts).
+    write_html_report(explanation, &mut page).ok();
+    String::from_utf8_lossy(&page).into_owned() // UTF-8 already: written from &strs
 }
 
-/// Writes [`html_report`] to `path`. A path that cannot be written is an [`Error::Io`]
-/// naming it.
-pub fn write_html_report(explanation: &Explanation, path: &Path) -> Result<()> {
-    std::fs::write(path, html_report(explanation)).map_err(|error| Error::Io {
-        path: path.display().to_string(),
-        kind: error.kind(),
-        message: format!("writing the HTML report failed: {error}"),
-    })
+/// Writes [`html_report`] to `out`, one section at a time; an error is `out`'s. For a run
+/// too long to hold, record and write step by step with [`HtmlReport`] instead.
+pub fn write_html_report(explanation: &Explanation, out: impl Write) -> io::Result<()> {
+    let mut report =
+        HtmlReport::start(out, &explanation.hparams, &explanation.config, &explanation.heads)?;
+    for step in &explanation.steps {
+        report.step(step)?;
+    }
+    report.finish(explanation).map(drop)
+}
+
+/// The HTML report, written as the generation goes: [`start`](Self::start) writes the
+/// page's head and the summary, [`step`](Self::step) each step's section as soon as it is
+/// recorded (then the step can be dropped, see [`Recorder::forget_steps`]), and
+/// [`finish`](Self::finish) the tokens, the text and every head's attention over the run.
+/// It keeps only the overview's weights: per recorded head, each position's visible
+/// weights (`n_keys * (n_keys + 1) / 2` floats per head by the end).
+///
+/// ```
+/// use gpt2_edu::generate::{GenerateConfig, TextGenerator};
+/// use gpt2_edu::viz::{self, ExplainOptions, HtmlReport, Recorder};
+/// use gpt2_edu::{dummy, Model, Trace};
+/// let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
+/// let model = Model::new(hparams, weights).unwrap();
+/// let config = GenerateConfig { max_tokens: 3, ..GenerateConfig::default() };
+/// let options = ExplainOptions::default();
+/// let mut recorder = Recorder::new(&model, &encoder, &config, &options).unwrap();
+/// let heads = options.heads.resolve(&model.hparams).unwrap();
+/// let mut report = HtmlReport::start(Vec::new(), &model.hparams, &config, &heads).unwrap();
+/// let mut text = TextGenerator::new(&model, &encoder, "hello", &config).unwrap();
+/// let mut trace = Trace::new();
+/// loop {
+///     let piece = text.next_text_traced(&mut trace).unwrap();
+///     if let Some(step) = recorder.record_step(&trace, text.tokens()).unwrap() {
+///         report.step(step).unwrap(); // written now
+///     }
+///     recorder.forget_steps(); // and no longer held
+///     trace.clear();
+///     if piece.is_none() {
+///         break;
+///     }
+/// }
+/// let page = report.finish(&recorder.finish(text.tokens()).unwrap()).unwrap();
+/// let page = String::from_utf8(page).unwrap();
+/// assert!(page.contains("<pre>hello world world world</pre>"));
+/// ```
+///
+/// [`Recorder::forget_steps`]: super::Recorder::forget_steps
+pub struct HtmlReport<W: Write> {
+    out: W,
+    /// Each recorded head's query rows so far, in [`HtmlReport::start`]'s order.
+    stacked: Vec<StackedRows>,
+    /// Keys of the last step written: the positions the overview must cover.
+    last_n_keys: usize,
+    /// Steps written.
+    n_steps: usize,
+}
+
+/// One head's query rows over the run, each from the step that ran it: row `p` holds the
+/// `p + 1` weights position `p` gives the keys it sees (the masked future is not stored).
+struct StackedRows {
+    head: HeadId,
+    weights: Vec<f32>,
+    n_rows: usize,
+}
+
+impl<W: Write> HtmlReport<W> {
+    /// Writes the page's head and the summary of a generation of a model with `hparams`,
+    /// run with `config`, whose `heads` are recorded (the overview shows those).
+    pub fn start(
+        mut out: W,
+        hparams: &HParams,
+        config: &GenerateConfig,
+        heads: &[HeadId],
+    ) -> io::Result<Self> {
+        write!(
+            out,
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+             <title>gpt2-edu: inside one generation</title>\n<style>\n{STYLE}\n</style>\n</head>\n\
+             <body>\n<h1>Inside one generation</h1>\n{}\n",
+            html_summary(hparams, config)
+        )?;
+        let stacked = heads
+            .iter()
+            .map(|&head| StackedRows { head, weights: Vec::new(), n_rows: 0 })
+            .collect();
+        Ok(Self { out, stacked, last_n_keys: 0, n_steps: 0 })
+    }
+
+    /// Writes `step`'s section, and keeps its new query rows for the overview.
+    pub fn step(&mut self, step: &StepView) -> io::Result<()> {
+        write_step(&mut self.out, step)?;
+        for map in &step.attention {
+            if let Some(rows) = self.stacked.iter_mut().find(|rows| rows.head == map.head) {
+                rows.take_new_rows(map);
+            }
+        }
+        self.last_n_keys = step.attention.first().map_or(self.last_n_keys, |map| map.n_keys);
+        self.n_steps += 1;
+        Ok(())
+    }
+
+    /// Writes the tokens, the whole text and why it stopped (from `run`, whose `steps` are
+    /// not read: they were given to [`step`](Self::step)), then every head's attention
+    /// over the run, and ends the page. Returns the writer.
+    pub fn finish(mut self, run: &Explanation) -> io::Result<W> {
+        writeln!(self.out, "{}", html_tokens(run))?;
+        write!(
+            self.out,
+            "<section class=\"run\">\n<h2>All steps together</h2>\n<p class=\"note\">Each \
+             position's query row, from the step that ran it, stacked: the triangle a full \
+             recomputation would compute at the last step.</p>\n<div class=\"maps\">\n"
+        )?;
+        let (n_keys, n_steps) = (self.last_n_keys, self.n_steps);
+        // A head some step did not record has no overview; each map is built when drawn.
+        let maps = std::mem::take(&mut self.stacked)
+            .into_iter()
+            .filter_map(|rows| rows.into_map(n_keys, n_steps));
+        write_figures(&mut self.out, maps, &run.token_texts, "attention-run")?;
+        write!(self.out, "\n</div>\n</section>\n</body>\n</html>\n")?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+impl StackedRows {
+    /// Appends the rows of `map` that run the next positions (a full recomputation reruns
+    /// the earlier ones too: those are skipped, as in [`Explanation::attention_over_run`]).
+    fn take_new_rows(&mut self, map: &AttentionMap) {
+        for row in 0..map.n_queries {
+            let position = map.query_position(row);
+            if position != self.n_rows {
+                continue;
+            }
+            self.weights.extend((0..=position).map(|key| map.weight(row, key)));
+            self.n_rows += 1;
+        }
+    }
+
+    /// The stacked rows as a `[n_keys, n_keys]` map, the masked future 0; `None` unless
+    /// they cover exactly `n_keys` positions.
+    fn into_map(self, n_keys: usize, n_steps: usize) -> Option<AttentionMap> {
+        if self.n_rows != n_keys || n_steps == 0 {
+            return None;
+        }
+        let mut weights = Vec::with_capacity(n_keys * n_keys); // [n_keys, n_keys]
+        let mut visible = self.weights.iter().copied();
+        for position in 0..n_keys {
+            weights.extend(visible.by_ref().take(position + 1));
+            weights.extend(std::iter::repeat_n(0.0, n_keys - position - 1));
+        }
+        Some(AttentionMap {
+            head: self.head,
+            first_step: 1,
+            last_step: n_steps,
+            n_queries: n_keys,
+            n_keys,
+            weights,
+        })
+    }
 }
 
 /// The model's sizes and how the text was generated.
-fn html_summary(explanation: &Explanation) -> String {
-    let hp = &explanation.hparams;
-    let config = &explanation.config;
+fn html_summary(hp: &HParams, config: &GenerateConfig) -> String {
     let decoding = match config.decoding {
         Decoding::Cached => "cached decoding (KV cache)",
         Decoding::FullRecompute => "full recomputation (every position rerun at every step)",
     };
-    let stop =
-        explanation.stop_reason.as_ref().map_or("still running".to_string(), StopReason::to_string);
     format!(
         "<p class=\"summary\">Model: n_layer {}, n_head {}, n_embd {}, n_vocab {}, n_ctx {}. \
-         {decoding}; probabilities shown: {}. Stopped: {}.</p>",
+         {decoding}; probabilities shown: {}.</p>\n<p class=\"note\">The steps follow in the \
+         order they ran; after them come the tokens, the whole text and why it stopped, then \
+         every head's attention over the run.</p>",
         hp.n_layer,
         hp.n_head,
         hp.n_embd,
         hp.n_vocab,
         hp.n_ctx,
         escape_html(&distribution_caption(&config.sampling)),
-        escape_html(&stop)
     )
 }
 
@@ -130,38 +277,56 @@ fn html_tokens(explanation: &Explanation) -> String {
             )
         })
         .collect();
+    let stop =
+        explanation.stop_reason.as_ref().map_or("still running".to_string(), StopReason::to_string);
     format!(
         "<section class=\"tokens\">\n<h2>Tokens</h2>\n<p>{}</p>\n\
          <p class=\"note\"><span class=\"token prompt\">prompt</span> \
          <span class=\"token generated\">generated</span> \
-         (␣ is a space, ↵ a newline)</p>\n<pre>{}</pre>\n</section>",
+         (␣ is a space, ↵ a newline)</p>\n<pre>{}</pre>\n<p class=\"summary\">Stopped: {}.</p>\n\
+         </section>",
         boxes.join(" "),
-        escape_html(&explanation.text)
+        escape_html(&explanation.text),
+        escape_html(&stop)
     )
 }
 
-/// One step: its probabilities, its attention maps and the cache.
-fn html_step(step: &StepView) -> String {
-    let maps: Vec<String> = step
-        .attention
-        .iter()
-        .map(|map| html_attention_figure(map, &step.seen, "attention"))
-        .collect();
-    format!(
+/// One step's section: its probabilities, its attention maps and the cache, written to
+/// `out` one map at a time (with full recomputation a step of a 144-head model at 200
+/// positions draws 144 maps of 200 x 200 cells, over a gigabyte of SVG).
+fn write_step(out: &mut impl Write, step: &StepView) -> io::Result<()> {
+    write!(
+        out,
         "<section class=\"step\" data-step=\"{}\">\n<h2>Step {}: after {} → {}</h2>\n\
          <h3>Next-token probabilities</h3>\n<p class=\"note\">{}</p>\n{}\n\
          <h3>Attention</h3>\n<p class=\"note\">Rows: queries; columns: keys; blank: the masked \
          future. Darker means more weight; hover a cell for its weight.</p>\n\
-         <div class=\"maps\">\n{}\n</div>\n<h3>KV cache</h3>\n{}\n</section>",
+         <div class=\"maps\">\n",
         step.number,
         step.number,
         escape_html(&quoted_tail(&step.seen_text, 60)),
         escape_html(&chosen_label(step)),
         escape_html(&distribution_caption(&step.sampling)),
         html_candidates(step),
-        maps.join("\n"),
-        html_cache(&step.cache)
-    )
+    )?;
+    write_figures(out, step.attention.iter(), &step.seen, "attention")?;
+    write!(out, "\n</div>\n<h3>KV cache</h3>\n{}\n</section>\n", html_cache(&step.cache))
+}
+
+/// The maps' figures, one line between two, each rendered and written before the next.
+fn write_figures<M: Borrow<AttentionMap>>(
+    out: &mut impl Write,
+    maps: impl Iterator<Item = M>,
+    labels: &[String],
+    class: &str,
+) -> io::Result<()> {
+    for (i, map) in maps.enumerate() {
+        if i > 0 {
+            out.write_all(b"\n")?;
+        }
+        out.write_all(html_attention_figure(map.borrow(), labels, class).as_bytes())?;
+    }
+    Ok(())
 }
 
 /// The step's candidates as a table of bars, then the "other" row.
@@ -218,23 +383,6 @@ fn html_cache(fill: &CacheFill) -> String {
         })
         .collect();
     format!("<table class=\"cache\">\n{}\n</table>", rows.join("\n"))
-}
-
-/// Every recorded head's attention over the whole run ([`Explanation::attention_over_run`]).
-fn html_run_overview(explanation: &Explanation) -> String {
-    let maps: Vec<String> = explanation
-        .heads
-        .iter()
-        .filter_map(|&head| explanation.attention_over_run(head))
-        .map(|map| html_attention_figure(&map, &explanation.token_texts, "attention-run"))
-        .collect();
-    format!(
-        "<section class=\"run\">\n<h2>All steps together</h2>\n<p class=\"note\">Each \
-         position's query row, from the step that ran it, stacked: the triangle a full \
-         recomputation would compute at the last step.</p>\n<div class=\"maps\">\n{}\n</div>\n\
-         </section>",
-        maps.join("\n")
-    )
 }
 
 /// `<figure class="{class}" data-layer data-head>`: a caption and the SVG grid.

@@ -18,8 +18,9 @@
 //! Record a whole run with [`explain_generation`], or step by step beside your own
 //! [`TextGenerator`](crate::TextGenerator) loop on the reference model with a
 //! [`Recorder`]. Then draw with [`attention_heatmap`], [`top_candidates`] and
-//! [`cache_fill`] (terminal) or [`html_report`] (browser). Recording only reads the trace,
-//! so the generated tokens are the same as without it.
+//! [`cache_fill`] (terminal) or [`html_report`] (browser); or write the report as the
+//! steps come with [`HtmlReport`], holding one step at a time. Recording only reads the
+//! trace, so the generated tokens are the same as without it.
 //!
 //! Numerical care: probabilities are the f64s of
 //! [`distribution`](crate::sample::distribution), shown with 4 decimals. The tokens not
@@ -54,7 +55,7 @@ mod record;
 mod svg;
 mod terminal;
 
-pub use html::{escape_html, html_report, write_html_report};
+pub use html::{HtmlReport, escape_html, html_report, write_html_report};
 pub use learn::{LearnPictures, learn_pictures};
 pub use record::{
     AttentionMap, CacheFill, Candidate, DEFAULT_TOP_N, ExplainOptions, Explanation, HeadId, Heads,

@@ -416,6 +416,8 @@ pub struct Recorder<'t> {
     token_texts: Vec<String>,
     n_prompt: Option<usize>,
     steps: Vec<StepView>,
+    /// Steps recorded, forgotten ones included.
+    n_steps: usize,
 }
 
 impl<'t> Recorder<'t> {
@@ -436,6 +438,7 @@ impl<'t> Recorder<'t> {
             token_texts: Vec::new(),
             n_prompt: None,
             steps: Vec::new(),
+            n_steps: 0,
         })
     }
 
@@ -459,7 +462,8 @@ impl<'t> Recorder<'t> {
         .min(tokens.len());
         self.n_prompt.get_or_insert(n_seen);
         self.decode_texts(tokens)?;
-        let number = self.steps.len() + 1;
+        self.n_steps += 1;
+        let number = self.n_steps;
         let ended_text = tokens.len() == n_seen; // the chosen token was <|endoftext|>
         let chosen = if ended_text { self.tokenizer.end_of_text() } else { Some(tokens[n_seen]) };
         let probabilities = distribution(last_row(logits), &shown_sampling(&self.config.sampling))?;
@@ -480,12 +484,21 @@ impl<'t> Recorder<'t> {
         Ok(self.steps.last())
     }
 
-    /// The steps recorded so far.
+    /// The steps recorded so far (and not forgotten).
     pub fn steps(&self) -> &[StepView] {
         &self.steps
     }
 
-    /// The whole run, once `generator` has finished.
+    /// Drops the steps recorded so far; the next step's number still counts them. For a
+    /// caller that shows each step as it comes ([`HtmlReport`](super::HtmlReport), the
+    /// terminal pictures) and need not hold them all: a step keeps every recorded head's
+    /// attention map, `n_layer * n_head` of them. [`finish`](Self::finish) then returns
+    /// only the steps recorded since.
+    pub fn forget_steps(&mut self) {
+        self.steps.clear();
+    }
+
+    /// The whole run, once `generator` has finished (its `steps`: those not forgotten).
     pub fn finish(mut self, generator: &Generator<'_, Model>) -> Result<Explanation> {
         let tokens = generator.tokens().to_vec();
         self.decode_texts(&tokens)?;

@@ -9,7 +9,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use gpt2_edu::dummy::DEFAULT_WEIGHTS_SEED;
-use gpt2_edu::fast::default_threads;
+use gpt2_edu::fast::{MAX_THREADS, default_threads};
 use gpt2_edu::generate::{DEFAULT_SAMPLING_SEED, Decoding, GenerateConfig};
 use gpt2_edu::sample::SamplingParams;
 use gpt2_edu::viz::HeadId;
@@ -31,6 +31,7 @@ Options:
   -n, --tokens <N>          tokens to generate [default: 20]
       --no-cache            recompute every position at every step (same output, slower)
       --ids                 print the prompt's and the generated token ids instead of text
+                            (with --stop: the ids of the text kept, once it is known)
       --trace               print every intermediate tensor of every step
       --temperature <T>     sampling temperature, >= 0; 0 = greedy [default: 0]
       --top-k <K>           sample only from the K most likely tokens (K >= 1)
@@ -39,13 +40,14 @@ Options:
       --seed <S>            the sampler's seed: the same seed gives the same text [default: 42]
       --stop <STR>          stop when the text contains STR (repeatable; STR is not printed)
       --ignore-eot          keep generating after <|endoftext|> (GPT-2 stops there by default)
-      --threads <N>         threads for the fast engine [default: all available]
+      --threads <N>         threads for the fast engine, 1 to 256 [default: all available]
       --explain             print each step's pictures: attention map, top candidates, cache
       --attention[=L.H]     print each step's attention map of layer L, head H [default: 0.0]
       --html <FILE>         write a self-contained HTML report of every layer's and head's
                             attention, the probabilities and the cache
       --weights-seed <S>    xorshift seed of the dummy weights [default: 348]; not with --model
-      --prompt-file <PATH>  read the prompt from a file ('-' for standard input)
+      --prompt-file <PATH>  read the prompt from a file ('-' for standard input); at most
+                            1 MiB is read, more is an error (GPT-2 reads 1024 tokens)
   -h, --help                print this help
   -V, --version             print the version
 
@@ -53,7 +55,10 @@ Without --temperature, --top-k or --top-p, decoding is greedy: always the most l
 Generation runs on the fast engine; --trace, --explain, --attention and --html run the
 reference model instead, so that every step can be watched. Both give the same tokens.
 
-Exit codes: 0 success, 1 runtime error (e.g. context overflow), 2 usage error.";
+Exit codes: 0 success; 1 runtime error (e.g. context overflow, an unreadable file, output
+that cannot be written); 2 usage error (e.g. an unknown option, a missing prompt, or a
+prompt with nothing to continue once tokenized: \"\" and, for the dummy model, \"  \").
+A reader that closes the pipe early (| head) ends the run quietly, with 0.";
 
 /// Default number of tokens to generate.
 pub const DEFAULT_TOKENS: usize = 20;
@@ -162,18 +167,21 @@ where
 {
     let mut args = args.into_iter().map(Into::into);
     let mut flags = Flags::default();
+    let mut previous = String::new();
     while let Some(arg) = args.next() {
         if arg == "--" {
             flags.positional.extend(args.by_ref());
             break;
         }
         if !arg.starts_with('-') || arg == "-" {
-            flags.positional.push(arg);
-            continue;
-        }
-        if let Some(command) = flags.take_option(&arg, &mut args)? {
+            if previous == "--attention" {
+                flags.after_attention.push(arg.clone()); // `--attention 5.1`: see prompt_source
+            }
+            flags.positional.push(arg.clone());
+        } else if let Some(command) = flags.take_option(&arg, &mut args)? {
             return Ok(command); // --help or --version
         }
+        previous = arg;
     }
     flags.into_options().map(Command::Run)
 }
@@ -183,6 +191,8 @@ where
 struct Flags {
     seen: Vec<&'static str>,
     positional: Vec<String>,
+    /// Positional arguments given right after a bare `--attention`.
+    after_attention: Vec<String>,
     n_tokens: Option<u64>,
     weights_seed: Option<u64>,
     prompt_file: Option<String>,
@@ -212,8 +222,7 @@ impl Flags {
             Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_string())),
             _ => (arg, None),
         };
-        let name = canonical_name(flag)
-            .ok_or_else(|| UsageError(format!("unknown option '{flag}' (see --help)")))?;
+        let name = canonical_name(flag).ok_or_else(|| unknown_option(flag))?;
         if self.seen.contains(&name) && name != "--stop" {
             return Err(UsageError(format!("option '{name}' given more than once")));
         }
@@ -284,7 +293,11 @@ impl Flags {
             ));
         }
         Ok(Options {
-            prompt: prompt_source(self.prompt_file.take(), std::mem::take(&mut self.positional))?,
+            prompt: prompt_source(
+                self.prompt_file.take(),
+                std::mem::take(&mut self.positional),
+                &self.after_attention,
+            )?,
             model_dir: self.model_dir,
             n_tokens: self.n_tokens.unwrap_or(DEFAULT_TOKENS as u64) as usize,
             decoding: if self.no_cache { Decoding::FullRecompute } else { Decoding::Cached },
@@ -295,7 +308,7 @@ impl Flags {
             seed: self.seed.unwrap_or(DEFAULT_SAMPLING_SEED),
             stop_at_end_of_text: !self.ignore_eot,
             stop_strings: self.stop_strings,
-            threads: self.threads.unwrap_or_else(default_threads),
+            threads: self.threads.unwrap_or_else(|| default_threads().min(MAX_THREADS)),
             explain: self.explain,
             attention: self.attention,
             html: self.html,
@@ -304,10 +317,21 @@ impl Flags {
 }
 
 /// Where the prompt comes from: one positional argument, or `--prompt-file` (`-`: stdin).
+/// `after_attention` are the positional arguments that came right after a bare
+/// `--attention`: its value is optional, so it only takes one after `=`.
 fn prompt_source(
     file: Option<String>,
     mut positional: Vec<String>,
+    after_attention: &[String],
 ) -> Result<PromptSource, UsageError> {
+    if let Some(value) = after_attention.first().filter(|_| positional.len() > 1) {
+        return Err(UsageError(format!(
+            "expected one prompt but found {} arguments ({}); '--attention' takes its value \
+             only after '=': write --attention={value}",
+            positional.len(),
+            positional.join(", ")
+        )));
+    }
     match (file, positional.len()) {
         (Some(_), n) if n > 0 => Err(UsageError(
             "give the prompt either as an argument or with --prompt-file, not both".into(),
@@ -333,11 +357,22 @@ fn parse_stop(stop: &str) -> Result<String, UsageError> {
     Ok(stop.to_string())
 }
 
-/// A `--threads` count: at least 1.
+/// A `--threads` count: from 1 to [`MAX_THREADS`]. Checked here, before any thread starts:
+/// 20000 threads would take minutes to start, and `u64::MAX` cannot be allocated.
 fn parse_threads(value: &str) -> Result<usize, UsageError> {
-    match parse_number("--threads", value)? {
-        0 => Err(UsageError("option '--threads' must be at least 1".into())),
-        n => Ok(n as usize),
+    let whole_number = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+    // A whole number too long for u128 is too many threads too, not "not a number".
+    let count = whole_number.then(|| value.parse::<u128>().unwrap_or(u128::MAX));
+    match count {
+        Some(0) => Err(UsageError(format!(
+            "option '--threads' must be at least 1 (and at most {MAX_THREADS})"
+        ))),
+        Some(n) if n > MAX_THREADS as u128 => Err(UsageError(format!(
+            "option '--threads' must be at most {MAX_THREADS}, found {value} (the fast engine \
+             runs at most {MAX_THREADS} threads; more than the machine's cores only slow it)"
+        ))),
+        Some(n) => Ok(n as usize),
+        None => parse_number("--threads", value).map(|n| n as usize), // its message
     }
 }
 
@@ -374,6 +409,46 @@ const OPTIONS: [OptionSpec; 19] = [
     option("--help", Some("-h"), false),
     option("--version", Some("-V"), false),
 ];
+
+/// "unknown option '--thread'; did you mean '--threads'?": the options `flag` begins
+/// (`--top`: `--top-k` or `--top-p`), or else the known option closest to it (fewest
+/// single-character edits, at most a third of its length), if there is one.
+fn unknown_option(flag: &str) -> UsageError {
+    let begun: Vec<String> = OPTIONS
+        .iter()
+        .filter(|o| flag.len() > 2 && o.long.starts_with(flag))
+        .map(|o| format!("'{}'", o.long))
+        .collect();
+    let closest = OPTIONS
+        .iter()
+        .map(|o| (edit_distance(flag, o.long), o.long))
+        .min()
+        .filter(|&(distance, _)| distance <= flag.chars().count().div_ceil(3))
+        .map(|(_, long)| format!("'{long}'"));
+    let suggestion = match begun.split_last() {
+        Some((last, [])) => format!("; did you mean {last}?"),
+        Some((last, others)) => format!("; did you mean {} or {last}?", others.join(", ")),
+        None => closest.map_or(String::new(), |long| format!("; did you mean {long}?")),
+    };
+    UsageError(format!("unknown option '{flag}'{suggestion} (see --help)"))
+}
+
+/// Levenshtein distance: the fewest single-character insertions, deletions and
+/// substitutions that turn `a` into `b`. One row of the table at a time.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect(); // distances from "" to b's prefixes
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
 
 /// The long name of an option given by its long or short name.
 fn canonical_name(flag: &str) -> Option<&'static str> {
@@ -473,7 +548,7 @@ mod tests {
 
     #[test]
     fn bad_command_lines_say_what_is_wrong() {
-        assert!(usage_error(&["hi", "--bogus"]).contains("unknown option '--bogus'"));
+        assert_eq!(usage_error(&["hi", "--bogus"]), "unknown option '--bogus' (see --help)");
         assert!(usage_error(&["hi", "-n"]).contains("needs a value"));
         assert!(usage_error(&["hi", "-n", "-3"]).contains("found '-3'"));
         assert!(usage_error(&["hi", "-n", "x"]).contains("found 'x'"));
@@ -506,8 +581,66 @@ mod tests {
         assert!(usage_error(&["a", "--stop", ""]).contains("non-empty"));
         assert!(usage_error(&["a", "--stop"]).contains("needs a value"));
         assert!(usage_error(&["a", "--threads", "0"]).contains("at least 1"));
+        assert_eq!(run(&["a", "--threads", "256"]).threads, MAX_THREADS);
+        let huge = "9".repeat(50);
+        for too_many in ["257", "20000", "18446744073709551615", &huge] {
+            let message = usage_error(&["a", "--threads", too_many]);
+            assert!(message.contains("must be at most 256"), "{too_many}: {message}");
+        }
         assert!(usage_error(&["a", "--attention=x"]).contains("option '--attention'"));
         assert!(usage_error(&["a", "--html"]).contains("needs a value"));
+    }
+
+    #[test]
+    fn unknown_options_suggest_the_closest_known_one() {
+        for (typed, meant) in [
+            ("--thread", "--threads"),
+            ("-threads", "--threads"),
+            ("--tokns", "--tokens"),
+            ("--no-cahce", "--no-cache"),
+            ("--temp", "--temperature"),
+            ("--Model", "--model"),
+            ("--atention", "--attention"),
+        ] {
+            assert_eq!(
+                usage_error(&["hi", typed]),
+                format!("unknown option '{typed}'; did you mean '{meant}'? (see --help)")
+            );
+        }
+        assert_eq!(
+            usage_error(&["hi", "--top"]),
+            "unknown option '--top'; did you mean '--top-k' or '--top-p'? (see --help)"
+        );
+        // Too far from everything: no guess.
+        for typed in ["--bogus", "-x", "--zzz"] {
+            assert_eq!(
+                usage_error(&["hi", typed]),
+                format!("unknown option '{typed}' (see --help)")
+            );
+        }
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("é", "e"), 1, "characters, not bytes");
+    }
+
+    #[test]
+    fn a_value_after_a_bare_attention_is_explained() {
+        let message = usage_error(&["hello", "--attention", "5.1"]);
+        assert_eq!(
+            message,
+            "expected one prompt but found 2 arguments (hello, 5.1); '--attention' takes its \
+             value only after '=': write --attention=5.1"
+        );
+        // Alone, the argument after --attention is the prompt.
+        let options = run(&["--attention", "hello"]);
+        assert_eq!(options.prompt, PromptSource::Text("hello".into()));
+        assert_eq!(options.attention, Some(HeadId { layer: 0, head: 0 }));
+        assert!(usage_error(&["a", "b"]).ends_with("quote a prompt of several words"));
+    }
+
+    #[test]
+    fn the_help_names_the_thread_limit() {
+        assert!(USAGE.contains(&format!("1 to {MAX_THREADS}")), "update --help's --threads");
     }
 
     #[test]

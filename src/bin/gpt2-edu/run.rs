@@ -9,8 +9,9 @@ use gpt2_edu::generate::{Forward, StopReason, TextGenerator};
 use gpt2_edu::viz::{self, ExplainOptions, HeadId, Heads, Recorder};
 use gpt2_edu::{Engine, Model, Tokenizer, Trace, checkpoint, dummy};
 
-use crate::Failure;
 use crate::cli::{Options, PromptSource};
+use crate::report::ReportFile;
+use crate::{Failure, say};
 
 /// Reads the prompt, loads the model, and generates as `options` ask.
 pub fn run(options: &Options) -> Result<(), Failure> {
@@ -34,20 +35,42 @@ pub fn run(options: &Options) -> Result<(), Failure> {
     }
 }
 
+/// The longest prompt read from a file or standard input, in bytes: 1 MiB. GPT-2's context
+/// holds 1024 tokens, a few KiB of text, so a longer prompt cannot fit anyway; without a
+/// bound, `--prompt-file /dev/zero` (or an endless pipe) would read until memory runs out.
+pub const MAX_PROMPT_BYTES: usize = 1 << 20;
+
 fn read_prompt(source: &PromptSource) -> Result<String, Failure> {
     match source {
-        PromptSource::Text(text) => Ok(text.clone()),
-        PromptSource::File(path) => std::fs::read_to_string(path).map_err(|e| {
-            Failure::Message(format!("cannot read prompt file '{}': {e}", path.display()))
-        }),
-        PromptSource::Stdin => {
-            let mut text = String::new();
-            io::stdin().read_to_string(&mut text).map_err(|e| {
-                Failure::Message(format!("cannot read the prompt from standard input: {e}"))
+        PromptSource::Text(text) => Ok(text.clone()), // the OS bounds the arguments
+        PromptSource::File(path) => {
+            let what = format!("the prompt file '{}'", path.display());
+            let file = std::fs::File::open(path).map_err(|e| {
+                Failure::Message(format!("cannot read prompt file '{}': {e}", path.display()))
             })?;
-            Ok(text)
+            read_bounded(file, &what)
         }
+        PromptSource::Stdin => read_bounded(io::stdin().lock(), "the prompt on standard input"),
     }
+}
+
+/// Reads all of `reader` as UTF-8 text, but never more than [`MAX_PROMPT_BYTES`]: one
+/// byte more is an error that names `what`.
+fn read_bounded(reader: impl Read, what: &str) -> Result<String, Failure> {
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_PROMPT_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Failure::Message(format!("cannot read {what}: {e}")))?;
+    if bytes.len() > MAX_PROMPT_BYTES {
+        return Err(Failure::Message(format!(
+            "{what} is longer than {MAX_PROMPT_BYTES} bytes (1 MiB), the most gpt2-edu reads: \
+             GPT-2's context holds {} tokens, a few KiB of text; give a shorter prompt",
+            gpt2_edu::HParams::gpt2_124m().n_ctx
+        )));
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| Failure::Message(format!("cannot read {what}: it is not UTF-8 text ({e})")))
 }
 
 /// The default: the text (or the token ids) streamed as it is generated, one token at a
@@ -106,36 +129,51 @@ fn observe(
 fn report_stop(reason: Option<&StopReason>) {
     match reason {
         Some(StopReason::MaxTokens) | None => {}
-        Some(reason) => eprintln!("(stopped: {reason})"),
+        Some(reason) => say(&format!("(stopped: {reason})")),
     }
 }
 
 /// Prints the generated text or ids: streamed piece by piece, or, when steps are printed
-/// (`--trace`, `--explain`, `--attention`), once at the end.
+/// (`--trace`, `--explain`, `--attention`), once at the end, on its own line after them.
+/// With `--ids --stop`, the ids also wait for the end: only then is it known which tokens
+/// the kept text (before the stop string) holds.
 struct Printer {
     out: StdoutLock<'static>,
     print_ids: bool,
     at_the_end: bool,
+    /// The prompt's text and every piece so far: what is printed at the end.
+    kept_text: String,
+    /// How many of the tokens are the prompt's.
+    n_prompt: usize,
 }
 
 impl Printer {
     /// Prints the prompt (its text, or its ids), unless everything comes at the end.
     fn start<M: Forward>(options: &Options, text: &TextGenerator<'_, M>) -> Result<Self, Failure> {
         let mut out = io::stdout().lock();
-        let at_the_end = options.text_at_the_end();
+        let ids_wait = options.print_ids && !options.stop_strings.is_empty();
+        let at_the_end = options.text_at_the_end() || ids_wait;
+        let prompt_ids = text.tokens().tokens();
         if options.print_ids && !at_the_end {
-            let ids: Vec<String> = text.tokens().tokens().iter().map(u32::to_string).collect();
+            let ids: Vec<String> = prompt_ids.iter().map(u32::to_string).collect();
             write!(out, "{}", ids.join(" "))?;
         } else if !at_the_end {
             write!(out, "{}", text.prompt_text())?;
         }
         out.flush()?;
-        Ok(Self { out, print_ids: options.print_ids, at_the_end })
+        Ok(Self {
+            out,
+            print_ids: options.print_ids,
+            at_the_end,
+            kept_text: text.prompt_text().to_string(),
+            n_prompt: prompt_ids.len(),
+        })
     }
 
     /// One step's output: its text `piece` (whole characters only) or its new ids.
     fn piece(&mut self, piece: &str, new_ids: &[u32]) -> Result<(), Failure> {
         if self.at_the_end {
+            self.kept_text.push_str(piece);
             return Ok(());
         }
         if self.print_ids {
@@ -149,13 +187,14 @@ impl Printer {
         Ok(())
     }
 
-    /// Ends the output: the whole text (or ids) if it was held back, then a newline.
+    /// Ends the output: the kept text (or its ids) if it was held back, then a newline.
     fn finish(&mut self, tokenizer: &dyn Tokenizer, tokens: &[u32]) -> Result<(), Failure> {
         if self.at_the_end && self.print_ids {
-            let ids: Vec<String> = tokens.iter().map(u32::to_string).collect();
+            let kept = kept_tokens(tokenizer, tokens, self.n_prompt, &self.kept_text)?;
+            let ids: Vec<String> = kept.iter().map(u32::to_string).collect();
             write!(self.out, "{}", ids.join(" "))?;
         } else if self.at_the_end {
-            write!(self.out, "{}", tokenizer.decode(tokens)?)?;
+            write!(self.out, "{}", self.kept_text)?;
         }
         writeln!(self.out)?;
         self.out.flush()?;
@@ -163,11 +202,30 @@ impl Printer {
     }
 }
 
-/// What `--trace`, `--explain`, `--attention` and `--html` show of each step.
+/// The longest run of `tokens` (at least the `n_prompt` of the prompt) whose text is the
+/// beginning of `kept_text`: with a stop string, the tokens before the one in which the stop
+/// string begins. Decodes from the end; the stop string lies in the last few tokens.
+fn kept_tokens<'t>(
+    tokenizer: &dyn Tokenizer,
+    tokens: &'t [u32],
+    n_prompt: usize,
+    kept_text: &str,
+) -> Result<&'t [u32], Failure> {
+    for end in (n_prompt.min(tokens.len())..=tokens.len()).rev() {
+        if kept_text.starts_with(tokenizer.decode(&tokens[..end])?.as_str()) {
+            return Ok(&tokens[..end]);
+        }
+    }
+    Ok(&tokens[..n_prompt.min(tokens.len())])
+}
+
+/// What `--trace`, `--explain`, `--attention` and `--html` show of each step. Each step is
+/// shown (and written to the report) as it comes, then forgotten: the memory is one step's.
 struct Watcher<'t> {
     tokenizer: &'t dyn Tokenizer,
     options: &'t Options,
     recorder: Option<Recorder<'t>>,
+    report: Option<ReportFile>,
     shown_head: HeadId,
     step: usize,
 }
@@ -181,23 +239,23 @@ impl<'t> Watcher<'t> {
     ) -> Result<Self, Failure> {
         let shown_head = options.attention.unwrap_or(HeadId { layer: 0, head: 0 });
         let pictures = options.explain || options.attention.is_some();
-        let mut recorder = None;
+        let (mut recorder, mut report) = (None, None);
         if pictures || options.html.is_some() {
             shown_head.check(&model.hparams)?; // "layer 12 does not exist: ..." before any work
-            let heads = match options.html {
-                Some(_) => Heads::All,
-                None => Heads::Only(vec![shown_head]),
+            // --attention narrows the report to its head, as it does the pictures.
+            let heads = match (&options.html, options.attention) {
+                (Some(_), None) => Heads::All,
+                _ => Heads::Only(vec![shown_head]),
             };
+            let config = options.generate_config();
             let explain = ExplainOptions { heads, ..ExplainOptions::default() };
-            recorder = Some(Recorder::new(model, tokenizer, &options.generate_config(), &explain)?);
+            if let Some(path) = &options.html {
+                let heads = explain.heads.resolve(&model.hparams)?;
+                report = Some(ReportFile::create(path, &model.hparams, &config, &heads)?);
+            }
+            recorder = Some(Recorder::new(model, tokenizer, &config, &explain)?);
         }
-        if let Some(path) = &options.html {
-            // Fail before any work if the report cannot be written, not after the output.
-            std::fs::File::create(path).map_err(|e| {
-                Failure::Message(format!("cannot write the HTML report to {}: {e}", path.display()))
-            })?;
-        }
-        Ok(Self { tokenizer, options, recorder, shown_head, step: 0 })
+        Ok(Self { tokenizer, options, recorder, report, shown_head, step: 0 })
     }
 
     /// Shows the step whose tensors are in `trace`; `before` tokens were there before it.
@@ -217,7 +275,11 @@ impl<'t> Watcher<'t> {
                         writeln!(out, "{}", viz::attention_heatmap(map, &view.seen))?;
                     }
                 }
+                if let Some(report) = self.report.as_mut() {
+                    report.step(view)?;
+                }
             }
+            recorder.forget_steps(); // shown and written: not held
         }
         if self.options.trace && !trace.tensors().is_empty() {
             self.step += 1;
@@ -233,12 +295,40 @@ impl<'t> Watcher<'t> {
         Ok(())
     }
 
-    /// Writes the HTML report, if one was asked for.
+    /// Ends the HTML report, if one was asked for, and puts it in place.
     fn finish(self, generator: &gpt2_edu::Generator<'_, Model>) -> Result<(), Failure> {
-        if let (Some(recorder), Some(path)) = (self.recorder, &self.options.html) {
-            viz::write_html_report(&recorder.finish(generator)?, path)?;
-            eprintln!("(wrote the HTML report to {})", path.display());
+        if let (Some(recorder), Some(report), Some(path)) =
+            (self.recorder, self.report, &self.options.html)
+        {
+            report.finish(&recorder.finish(generator)?)?;
+            say(&format!("(wrote the HTML report to {})", path.display()));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(result: Result<String, Failure>) -> String {
+        match result {
+            Err(Failure::Message(message)) => message,
+            Ok(_) => panic!("expected an error, got the text"),
+            Err(_) => panic!("expected a message"),
+        }
+    }
+
+    #[test]
+    fn prompts_are_read_up_to_one_mib() {
+        let at_the_limit = "a".repeat(MAX_PROMPT_BYTES);
+        let read = read_bounded(at_the_limit.as_bytes(), "the test prompt");
+        assert_eq!(read.ok().map(|text| text.len()), Some(MAX_PROMPT_BYTES));
+        let over = at_the_limit + "a";
+        let said = message(read_bounded(over.as_bytes(), "the test prompt"));
+        assert!(said.starts_with("the test prompt is longer than 1048576 bytes (1 MiB)"), "{said}");
+        let said = message(read_bounded(&[0xff, b'a'][..], "the test prompt"));
+        assert!(said.contains("not UTF-8"), "{said}");
+        assert_eq!(read_bounded(io::repeat(b'x'), "zeros").ok(), None, "endless input ends");
     }
 }
