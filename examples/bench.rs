@@ -340,7 +340,8 @@ fn step_parts(engine: &Engine, threads: usize, reps: usize) -> StepParts {
 /// norms stay the identity.
 fn random_gpt2_124m() -> Model {
     let hparams = HParams::gpt2_124m();
-    let mut weights = Weights::random(&hparams, &mut XorShift64::new(1).expect("nonzero"));
+    let mut weights = Weights::random(&hparams, &mut XorShift64::new(1).expect("nonzero"))
+        .expect("GPT-2 124M's sizes are valid");
     let small = |v: &mut Vec<f32>| v.iter_mut().for_each(|u| *u = (*u - 0.5) * 0.04);
     let Ok(()) = weights.visit_mut(&hparams, |spec, data| {
         if !matches!(spec.role, Role::NormGain | Role::NormBias) {

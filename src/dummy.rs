@@ -114,7 +114,7 @@ pub fn worked_examples_hold(seed: u64) -> Result<bool> {
 pub fn load_encoder_hparams_and_params() -> (WordEncoder, HParams, Weights) {
     let mut rng = XorShift64::new(DEFAULT_WEIGHTS_SEED).expect("the default seed is nonzero");
     let hparams = HParams::dummy();
-    let weights = Weights::random(&hparams, &mut rng);
+    let weights = Weights::random(&hparams, &mut rng).expect("the dummy's sizes are valid");
     (WordEncoder::new(), hparams, weights)
 }
 
@@ -124,7 +124,7 @@ pub fn load_encoder_hparams_and_params_with_seed(
 ) -> Result<(WordEncoder, HParams, Weights)> {
     let mut rng = XorShift64::new(seed)?;
     let hparams = HParams::dummy();
-    let weights = Weights::random(&hparams, &mut rng);
+    let weights = Weights::random(&hparams, &mut rng)?;
     Ok((WordEncoder::new(), hparams, weights))
 }
 

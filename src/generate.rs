@@ -286,13 +286,13 @@ impl<'g> Step<'g> {
     /// The natural log of the probability the model gave the chosen token:
     /// `log_softmax(logits)[token]`, at temperature 1 and before top-k / top-p (the
     /// model's own distribution, as llama.cpp and OpenAI's `logprobs` report it; see
-    /// [`logprob`](crate::sample::logprob)).
+    /// [`logprob`]).
     pub fn logprob(&self) -> f64 {
         logprob(self.logits, self.token).unwrap_or(f64::NAN) // the logits were checked
     }
 
     /// The `n` most likely tokens and their log-probabilities, most likely first (as
-    /// [`top_logprobs`](crate::sample::top_logprobs)); `n = 0` costs nothing.
+    /// [`top_logprobs`]); `n = 0` costs nothing.
     pub fn top(&self, n: usize) -> Vec<(u32, f64)> {
         top_logprobs(self.logits, n).unwrap_or_default() // the logits were checked
     }

@@ -164,7 +164,10 @@ impl Weights {
     /// `attn.c_attn.w`, `attn.c_attn.b`, `attn.c_proj.w`, `attn.c_proj.b`. Layer norms are
     /// the identity (gains 1, biases 0) and take no draws. This is the order of the
     /// exercise's `load_encoder_hparams_and_params`, so numpy can rebuild the same weights.
-    pub fn random(hparams: &HParams, rng: &mut XorShift64) -> Self {
+    /// Invalid hyper-parameters ([`HParams::validate`]: sizes that are zero or beyond
+    /// memory, ...) are an error, before anything is allocated.
+    pub fn random(hparams: &HParams, rng: &mut XorShift64) -> Result<Self> {
+        hparams.validate()?;
         let mut weights = Weights::empty(hparams.n_layer);
         let Ok(()) = weights.visit_mut(hparams, |spec, data| {
             *data = match spec.role {
@@ -174,7 +177,7 @@ impl Weights {
             };
             Ok::<(), Infallible>(())
         });
-        weights
+        Ok(weights)
     }
 }
 
@@ -338,7 +341,7 @@ mod tests {
             n_layer: 1,
             layer_norm_eps: 1e-5,
         };
-        let weights = Weights::random(&hparams, &mut XorShift64::new(9).unwrap());
+        let weights = Weights::random(&hparams, &mut XorShift64::new(9).unwrap()).unwrap();
         (hparams, weights)
     }
 

@@ -239,7 +239,7 @@ fn ids_the_tokenizer_cannot_decode_are_never_generated() {
     let (encoder, hparams, _) = dummy::load_encoder_hparams_and_params();
     let hparams = HParams { n_vocab: 7, ..hparams };
     let mut rng = XorShift64::new(3).unwrap();
-    let mut weights = Weights::random(&hparams, &mut rng);
+    let mut weights = Weights::random(&hparams, &mut rng).unwrap();
     let padding = &mut weights.wte[4 * hparams.n_embd..];
     padding.iter_mut().for_each(|w| *w *= 50.0); // ids 4..7 dominate every logit
     let engine = Engine::new(Model::new(hparams, weights).unwrap()).unwrap();
@@ -278,6 +278,9 @@ fn absurd_sizes_are_errors_not_overflows_or_panics() {
     assert_eq!(cache.capacity(), 1024);
     let no_heads = HParams { n_head: 0, ..*engine.hparams() };
     assert!(KvCache::new(&no_heads).is_err());
+    let huge = HParams { n_embd: 1 << 62, n_head: 1, ..*engine.hparams() };
+    let error = Weights::random(&huge, &mut XorShift64::new(1).unwrap()).unwrap_err();
+    assert!(matches!(error, Error::InvalidHParams(_)), "{error}");
 }
 
 #[test]

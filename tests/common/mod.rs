@@ -28,7 +28,7 @@ pub fn random_case(seed: u64) -> (Model, Vec<u32>, usize, String) {
         n_layer: pick(&mut rng, 1, 4),
         layer_norm_eps: 1e-5,
     };
-    let mut weights = Weights::random(&hparams, &mut rng);
+    let mut weights = Weights::random(&hparams, &mut rng).unwrap();
     let centred = seed % 2 == 0;
     if centred {
         centre(&mut weights, &mut rng);
