@@ -9,8 +9,8 @@
 //! `h.{i}.attn.c_attn.weight`, ... with or without the `transformer.` prefix that
 //! HuggingFace's `save_pretrained` adds. The `h.{i}.attn.bias` and `h.{i}.attn.masked_bias`
 //! buffers of older checkpoints (a stored causal mask) are ignored. `lm_head.weight` may be
-//! absent (the output layer is tied to `wte`) or present, in which case it must equal `wte`.
-//! Every tensor's shape is checked against `config.json`, and every weight must be finite.
+//! absent (the output layer is tied to `wte`) or present, in which case it must equal `wte`;
+//! a config with `"tie_word_embeddings": false` must have it. Every tensor's shape is checked against `config.json`, and every weight must be finite.
 //! Any other tensor is an error, so a checkpoint of some other architecture cannot load
 //! silently.
 //!
@@ -148,7 +148,7 @@ struct Checkpoint<'a, R> {
 /// tokenizer and their agreement first (small files, quick to check), then the weights.
 fn load<R: Read + Seek>(checkpoint: Checkpoint<'_, R>) -> Result<(Bpe, Model)> {
     let Checkpoint { config, vocab, merges, mut weights } = checkpoint;
-    let hparams = config_from_text(&config.path, config.as_str()?)?;
+    let (hparams, tied) = config_from_text(&config.path, config.as_str()?)?;
     let tokenizer = Bpe::from_texts(vocab.as_str()?, &vocab.path, merges.as_str()?, &merges.path)?;
     if tokenizer.n_vocab() > hparams.n_vocab {
         return Err(Error::invalid_file(
@@ -162,6 +162,14 @@ fn load<R: Read + Seek>(checkpoint: Checkpoint<'_, R>) -> Result<(Bpe, Model)> {
                 hparams.n_vocab,
                 hparams.n_vocab
             ),
+        ));
+    }
+    if !tied && weights.get("lm_head.weight").is_none() {
+        return Err(Error::invalid_file(
+            &config.path,
+            "\"tie_word_embeddings\": false, but model.safetensors has no lm_head.weight: \
+             transformers would give the model a random output layer; this crate computes \
+             logits with wte, so it needs them tied (or an lm_head.weight equal to wte)",
         ));
     }
     let weights = read_weights(&mut weights, &hparams)?;
@@ -306,11 +314,13 @@ fn read_text_file(path: PathBuf, limit: u64) -> Result<Text<'static>> {
 pub fn load_config(path: &Path) -> Result<HParams> {
     check_is_regular_file(path)?;
     let config = read_text_file(path.to_path_buf(), MAX_CONFIG_BYTES)?;
-    config_from_text(path, config.as_str()?)
+    Ok(config_from_text(path, config.as_str()?)?.0)
 }
 
 /// The hyper-parameters in the text of a `config.json` (`path` is for messages).
-fn config_from_text(path: &Path, text: &str) -> Result<HParams> {
+/// The hyper-parameters, and whether the output layer is tied to `wte`
+/// (`tie_word_embeddings`, true when absent).
+fn config_from_text(path: &Path, text: &str) -> Result<(HParams, bool)> {
     let bad = |message: String| Error::invalid_file(path, message);
     let config = json::parse(text).map_err(|e| bad(e.to_string()))?;
     if config.as_object().is_none() {
@@ -319,7 +329,16 @@ fn config_from_text(path: &Path, text: &str) -> Result<HParams> {
     let hparams = hparams_from_config(&config).map_err(bad)?;
     hparams.validate().map_err(|e| bad(e.to_string()))?;
     check_supported(&config, &hparams).map_err(bad)?;
-    Ok(hparams)
+    let tied = match config.get("tie_word_embeddings") {
+        None => true,
+        Some(Json::Bool(tied)) => *tied,
+        Some(other) => {
+            return Err(
+                bad(wrong_type("tie_word_embeddings", "true or false", other).unwrap_err()),
+            );
+        }
+    };
+    Ok((hparams, tied))
 }
 
 /// A JSON value as a message shows it: `the number 5`, `the string "64"`, `an array`, ...

@@ -148,16 +148,11 @@ impl fmt::Display for Error {
             ),
             Error::InvalidSampling(why) => write!(f, "invalid sampling parameters: {why}"),
             Error::NoSuchHead(what) => write!(f, "{what}"),
-            Error::Io { path, message, .. } => write!(f, "{path}: {message}"),
-            Error::InvalidFile { path, message } => write!(f, "{path}: {message}"),
-            Error::MissingTensor { path, tensor } => {
-                write!(f, "{path}: tensor `{tensor}` is missing (is this a GPT-2 checkpoint?)")
-            }
-            Error::NonFiniteWeight { tensor, index, value } => write!(
-                f,
-                "tensor `{tensor}` holds {value} at index {index} (row-major): every weight must be \
-                 a finite number (corrupt weights, or a model saved after its training diverged)"
-            ),
+            Error::Io { .. }
+            | Error::InvalidFile { .. }
+            | Error::MissingTensor { .. }
+            | Error::NonFiniteWeight { .. }
+            | Error::UnsupportedDtype { .. } => self.fmt_loading(f),
             Error::NonFiniteLogits { position } => write!(
                 f,
                 "the logits for the token after position {position} are not finite (NaN or \
@@ -169,15 +164,33 @@ impl fmt::Display for Error {
             ),
             Error::ThreadStart(why) => write!(f, "could not start a worker thread: {why}"),
             Error::InvalidArgument(why) => write!(f, "{why}"),
-            Error::UnsupportedDtype { path, tensor, dtype } => write!(
-                f,
-                "{path}: tensor `{tensor}` has dtype {dtype}, but only F32, F16 and BF16 can be loaded"
-            ),
         }
     }
 }
 
 impl Error {
+    /// The messages of the errors of loading a checkpoint (the rest are in `fmt`).
+    fn fmt_loading(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { path, message, .. } | Error::InvalidFile { path, message } => {
+                write!(f, "{path}: {message}")
+            }
+            Error::MissingTensor { path, tensor } => {
+                write!(f, "{path}: tensor `{tensor}` is missing (is this a GPT-2 checkpoint?)")
+            }
+            Error::NonFiniteWeight { tensor, index, value } => write!(
+                f,
+                "tensor `{tensor}` holds {value} at index {index} (row-major): every weight must be \
+                 a finite number (corrupt weights, or a model saved after its training diverged)"
+            ),
+            Error::UnsupportedDtype { path, tensor, dtype } => write!(
+                f,
+                "{path}: tensor `{tensor}` has dtype {dtype}, but only F32, F16 and BF16 can be loaded"
+            ),
+            _ => Ok(()), // `fmt` sends only the errors above here
+        }
+    }
+
     /// An [`Error::InvalidFile`] for `path`.
     pub fn invalid_file(path: &std::path::Path, message: impl Into<String>) -> Self {
         Error::InvalidFile { path: path.display().to_string(), message: message.into() }

@@ -584,6 +584,17 @@ fn wrongly_typed_guard_keys_are_refused_not_ignored() {
             "\"n_embd\": 32.0",
             "\"n_embd\" must be a whole number, found the number 32.0",
         ),
+        (
+            "\"tie_word_embeddings\": true",
+            "\"tie_word_embeddings\": \"yes\"",
+            "\"tie_word_embeddings\" must be true or false, found the string \"yes\"",
+        ),
+        (
+            // Untied, with no output layer in the file: transformers would make a random one.
+            "\"tie_word_embeddings\": true",
+            "\"tie_word_embeddings\": false",
+            "\"tie_word_embeddings\": false, but model.safetensors has no lm_head.weight",
+        ),
     ] {
         let config = config_with(from, to);
         let error = bytes_error(CheckpointBytes { config: &config, ..bytes.borrowed() });

@@ -272,7 +272,8 @@ impl Workspace {
     }
 }
 
-/// The number of threads to use by default: what the operating system says is available.
+/// The number of threads to use by default: what the operating system says is available
+/// (1 where it cannot say, as on wasm32), at most [`MAX_THREADS`](super::MAX_THREADS).
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(super::MAX_THREADS)
 }
