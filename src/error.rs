@@ -153,16 +153,9 @@ impl fmt::Display for Error {
             | Error::MissingTensor { .. }
             | Error::NonFiniteWeight { .. }
             | Error::UnsupportedDtype { .. } => self.fmt_loading(f),
-            Error::NonFiniteLogits { position } => write!(
-                f,
-                "the logits for the token after position {position} are not finite (NaN or \
-                 infinite): the model's numbers overflowed f32, so no token can be chosen"
-            ),
-            Error::InvalidThreads { requested, max } => write!(
-                f,
-                "{requested} threads asked for: the thread count must be between 1 and {max}"
-            ),
-            Error::ThreadStart(why) => write!(f, "could not start a worker thread: {why}"),
+            Error::NonFiniteLogits { .. }
+            | Error::InvalidThreads { .. }
+            | Error::ThreadStart(_) => self.fmt_running(f),
             Error::InvalidArgument(why) => write!(f, "{why}"),
         }
     }
@@ -187,6 +180,23 @@ impl Error {
                 f,
                 "{path}: tensor `{tensor}` has dtype {dtype}, but only F32, F16 and BF16 can be loaded"
             ),
+            _ => Ok(()), // `fmt` sends only the errors above here
+        }
+    }
+
+    /// The messages of the errors of running the engine (the rest are in `fmt`).
+    fn fmt_running(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NonFiniteLogits { position } => write!(
+                f,
+                "the logits for the token after position {position} are not finite (NaN or \
+                 infinite): the model's numbers overflowed f32, so no token can be chosen"
+            ),
+            Error::InvalidThreads { requested, max } => write!(
+                f,
+                "{requested} threads asked for: the thread count must be between 1 and {max}"
+            ),
+            Error::ThreadStart(why) => write!(f, "could not start a worker thread: {why}"),
             _ => Ok(()), // `fmt` sends only the errors above here
         }
     }
