@@ -28,6 +28,16 @@
 //! ones declared before it (`tests/layering.rs` checks it): sizes and errors, numeric
 //! kernels and file formats, the concepts of a block, the block, the model, the engine,
 //! generation, and the pictures.
+//!
+//! **Errors, not panics.** Everything a program reaches through the loaders
+//! ([`load_dir`], [`load_bytes`]), [`Model`], [`Engine`], [`Generator`], [`TextGenerator`]
+//! and the sampler checks its arguments and returns an [`Error`] that says what was
+//! expected and what was found. Two kinds of function are exceptions, and say so: the few
+//! accessors that index, as slices do ([`KvCache::keys`]: `# Panics`), and the concept
+//! modules' building blocks (`matrix`, `layer_norm`, `softmax`, `attention`, ...), which
+//! take slices of the shapes their documentation gives, as picoGPT's functions take
+//! arrays. They check those shapes with `debug_assert!` (on in the tests), and the model
+//! above them only ever calls them with checked shapes.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
