@@ -35,10 +35,10 @@ use crate::rng::XorShift64;
 /// assert_eq!(gpt2_edu::sample::argmax(&[f32::NAN, -3.0]), 1);
 /// ```
 pub fn argmax(logits: &[f32]) -> u32 {
-    let mut best = 0;
+    let (mut best, mut best_logit) = (0, f32::NEG_INFINITY);
     for (i, &logit) in logits.iter().enumerate() {
-        if logit > logits[best] || (logits[best].is_nan() && !logit.is_nan()) {
-            best = i;
+        if logit > best_logit {
+            (best, best_logit) = (i, logit); // (a NaN is never greater)
         }
     }
     best as u32
