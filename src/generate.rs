@@ -63,13 +63,24 @@ pub trait Forward {
     fn new_state(&self, threads: usize) -> Result<Self::State>;
 
     /// Runs `tokens` (at least one) at positions `cache.len()..`, extends `cache`, and
-    /// returns the logits of the last of them, `[n_vocab]`.
+    /// returns the logits of the last `n` of them (all, if there are fewer), `[n, n_vocab]`.
+    fn tail_logits<'s>(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        state: &'s mut Self::State,
+        n: usize,
+    ) -> Result<&'s [f32]>;
+
+    /// [`tail_logits`](Self::tail_logits) of the last token only: `[n_vocab]`.
     fn last_logits<'s>(
         &self,
         tokens: &[u32],
         cache: &mut KvCache,
         state: &'s mut Self::State,
-    ) -> Result<&'s [f32]>;
+    ) -> Result<&'s [f32]> {
+        self.tail_logits(tokens, cache, state, 1)
+    }
 
     /// The logits the last [`last_logits`](Self::last_logits) call left in `state`,
     /// `[n_vocab]` (empty before any call).
@@ -87,14 +98,14 @@ impl Forward for Engine {
         Workspace::new(threads)
     }
 
-    fn last_logits<'s>(
+    fn tail_logits<'s>(
         &self,
         tokens: &[u32],
         cache: &mut KvCache,
         state: &'s mut Workspace,
+        n: usize,
     ) -> Result<&'s [f32]> {
-        let logits = self.forward(tokens, cache, state, Logits::Last)?;
-        Ok(last_row(logits, self.hparams().n_vocab))
+        self.forward(tokens, cache, state, Logits::Tail(n))
     }
 
     fn stored_logits<'s>(&self, state: &'s Workspace) -> &'s [f32] {
@@ -113,14 +124,16 @@ impl Forward for Model {
         Ok(Vec::new())
     }
 
-    fn last_logits<'s>(
+    fn tail_logits<'s>(
         &self,
         tokens: &[u32],
         cache: &mut KvCache,
         state: &'s mut Vec<f32>,
+        n: usize,
     ) -> Result<&'s [f32]> {
         *state = self.forward_cached(tokens, cache)?;
-        Ok(last_row(state, self.hparams.n_vocab))
+        let rows = n.min(tokens.len()).saturating_mul(self.hparams.n_vocab);
+        Ok(&state[state.len() - rows..])
     }
 
     fn stored_logits<'s>(&self, state: &'s Vec<f32>) -> &'s [f32] {

@@ -65,6 +65,7 @@ pub mod checkpoint; // loading a HuggingFace GPT-2 folder
 pub mod fast; // the fast engine, bit-identical to the reference
 pub mod sample; // greedy, temperature, top-k, top-p
 pub mod generate; // the autoregressive loop, streaming, stop conditions
+pub mod score; // log-probabilities of a text, and its perplexity
 pub mod dummy; // the exercise's dummy model and gen_text
 pub mod viz; // pictures of attention, probabilities and the cache
 

@@ -142,6 +142,12 @@ fn prefill_asking_for_the_last_row_gives_the_last_row() {
         (KvCache::new(engine.hparams()).unwrap(), Workspace::new(2).unwrap());
     let last = engine.forward(&tokens, &mut cache, &mut workspace, Logits::Last).unwrap();
     assert_bits_eq(last, &all[16 * 513..], "the last row");
+    for n in [1, 5, 17, 40] {
+        cache.clear();
+        let tail = engine.forward(&tokens, &mut cache, &mut workspace, Logits::Tail(n)).unwrap();
+        let rows = n.min(17);
+        assert_bits_eq(tail, &all[(17 - rows) * 513..], &format!("the last {n} rows"));
+    }
 }
 
 #[test]

@@ -65,6 +65,9 @@ pub enum Logits {
     /// Only the last position's: `[1, n_vocab]`, all generation needs. The logits cost
     /// `n_vocab x n_embd` multiply-adds per row (38.6 M for GPT-2), so prefill skips them.
     Last,
+    /// The last `n` positions' (all of them if there are fewer): `[n, n_vocab]`, what
+    /// scoring a window needs.
+    Tail(usize),
 }
 
 impl Engine {
@@ -190,10 +193,12 @@ impl Engine {
     fn logits<'b>(&self, keep: Logits, pool: &ThreadPool, buffers: &'b mut Buffers) -> &'b [f32] {
         let n_embd = self.hparams.n_embd;
         let x = &buffers.residual;
-        let kept = match keep {
-            Logits::All => &x[..],
-            Logits::Last => &x[x.len().saturating_sub(n_embd)..],
+        let rows = match keep {
+            Logits::All => x.len() / n_embd.max(1),
+            Logits::Last => 1,
+            Logits::Tail(n) => n,
         };
+        let kept = &x[x.len().saturating_sub(rows.saturating_mul(n_embd))..];
         self.ln_f.forward_into(kept, self.hparams.layer_norm_eps, &mut buffers.final_normed);
         pool.compute(&self.wte, Activation::None, &buffers.final_normed, &mut buffers.logits);
         &buffers.logits

@@ -20,6 +20,7 @@ gpt2-edu: GPT-2 text generation from scratch, every step visible.
 
 Usage: gpt2-edu [OPTIONS] <PROMPT>
        gpt2-edu [OPTIONS] --prompt-file <PATH>
+       gpt2-edu [--model <DIR>] --perplexity <FILE> [--stride <S>] [--logprobs <K>]
 
 Without --model, runs the exercise's dummy GPT-2 (vocabulary: hello, world, the, <UNK>):
     gpt2-edu \"hello\" -n 5      ->  hello world world world <UNK> <UNK>
@@ -48,6 +49,17 @@ Options:
       --weights-seed <S>    xorshift seed of the dummy weights [default: 348]; not with --model
       --prompt-file <PATH>  read the prompt from a file ('-' for standard input); at most
                             1 MiB is read, more is an error (GPT-2 reads 1024 tokens)
+      --logprobs <K>        after the text, list each generated token's log-probability
+                            and the K most likely tokens with theirs (K from 0 to 100):
+                            the model's own distribution, before temperature, top-k, top-p
+      --perplexity <FILE>   score FILE's text ('-' for standard input; at most 64 MiB),
+                            tokenized exactly as it is, instead of generating: print a
+                            summary and, last, 'perplexity=P tokens=N nll=L' (N tokens
+                            scored, L their mean negative log-likelihood in nats, P = e^L)
+      --stride <S>          with --perplexity: texts longer than the context are scored in
+                            windows of n_ctx tokens moving by S, 1 <= S <= n_ctx
+                            [default: n_ctx / 2]; each token is scored once, in the first
+                            window that predicts it (a smaller S: more context, more work)
   -h, --help                print this help
   -V, --version             print the version
 
@@ -67,7 +79,7 @@ pub const DEFAULT_TOKENS: usize = 20;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// Generate text.
-    Run(Options),
+    Run(Box<Options>),
     /// Print [`USAGE`].
     Help,
     /// Print the version.
@@ -118,6 +130,12 @@ pub struct Options {
     pub attention: Option<HeadId>,
     /// Write the HTML report here (`--html FILE`).
     pub html: Option<PathBuf>,
+    /// Score the text of `prompt` instead of generating (`--perplexity FILE`).
+    pub perplexity: bool,
+    /// `--stride S`, for `--perplexity` (`None`: `n_ctx / 2`).
+    pub stride: Option<usize>,
+    /// `--logprobs K`: list each token's log-probability and `K` alternatives.
+    pub logprobs: Option<usize>,
 }
 
 impl Options {
@@ -183,7 +201,7 @@ where
         }
         previous = arg;
     }
-    flags.into_options().map(Command::Run)
+    flags.into_options().map(|options| Command::Run(Box::new(options)))
 }
 
 /// The command line as given, before defaults and checks between options.
@@ -208,6 +226,9 @@ struct Flags {
     no_cache: bool,
     print_ids: bool,
     trace: bool,
+    perplexity: Option<String>,
+    stride: Option<usize>,
+    logprobs: Option<usize>,
 }
 
 impl Flags {
@@ -271,6 +292,9 @@ impl Flags {
             "--no-cache" => self.no_cache = true,
             "--ids" => self.print_ids = true,
             "--trace" => self.trace = true,
+            "--perplexity" => self.perplexity = Some(value()?),
+            "--stride" => self.stride = Some(parse_stride(&value()?)?),
+            "--logprobs" => self.logprobs = Some(parse_logprobs(&value()?)?),
             _ => unreachable!("every canonical name is handled"),
         }
         Ok(None)
@@ -286,18 +310,25 @@ impl Flags {
             self.sampling.temperature = 1.0; // top-k or top-p alone means sampling at T = 1
         }
         self.sampling.validate().map_err(|e| UsageError(e.to_string()))?;
+        self.check_perplexity_options()?;
         if self.model_dir.is_some() && self.weights_seed.is_some() {
             return Err(UsageError(
                 "--weights-seed sets the dummy model's weights; it cannot be used with --model"
                     .into(),
             ));
         }
-        Ok(Options {
-            prompt: prompt_source(
+        let scored_file = self.perplexity.take();
+        let perplexity = scored_file.is_some();
+        let prompt = match scored_file {
+            Some(path) => prompt_source(Some(path), Vec::new(), &[])?,
+            None => prompt_source(
                 self.prompt_file.take(),
                 std::mem::take(&mut self.positional),
                 &self.after_attention,
             )?,
+        };
+        Ok(Options {
+            prompt,
             model_dir: self.model_dir,
             n_tokens: self.n_tokens.unwrap_or(DEFAULT_TOKENS as u64) as usize,
             decoding: if self.no_cache { Decoding::FullRecompute } else { Decoding::Cached },
@@ -312,7 +343,73 @@ impl Flags {
             explain: self.explain,
             attention: self.attention,
             html: self.html,
+            perplexity,
+            stride: self.stride,
+            logprobs: self.logprobs,
         })
+    }
+
+    /// `--perplexity` scores a text instead of generating: a prompt and the options of
+    /// generation make no sense with it, and `--stride` none without it.
+    fn check_perplexity_options(&self) -> Result<(), UsageError> {
+        if self.perplexity.is_none() {
+            return match self.stride {
+                Some(_) => Err(UsageError("option '--stride' only applies to --perplexity".into())),
+                None => Ok(()),
+            };
+        }
+        if !self.positional.is_empty() {
+            return Err(UsageError(format!(
+                "--perplexity scores its file's text, so there is no prompt; found {}",
+                self.positional.join(", ")
+            )));
+        }
+        let generation_only = self.seen.iter().find(|name| GENERATION_ONLY.contains(name));
+        match generation_only {
+            Some(name) => Err(UsageError(format!(
+                "option '{name}' is for generating text; it does not apply to --perplexity"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The options that only mean something when text is generated.
+const GENERATION_ONLY: [&str; 14] = [
+    "--tokens",
+    "--no-cache",
+    "--ids",
+    "--trace",
+    "--temperature",
+    "--top-k",
+    "--top-p",
+    "--seed",
+    "--stop",
+    "--ignore-eot",
+    "--explain",
+    "--attention",
+    "--html",
+    "--prompt-file",
+];
+
+/// The most alternatives `--logprobs` lists per token.
+pub const MAX_LOGPROBS: usize = 100;
+
+/// A `--stride`: at least 1 (its upper bound, `n_ctx`, is checked once the model is known).
+fn parse_stride(value: &str) -> Result<usize, UsageError> {
+    match parse_number("--stride", value)? {
+        0 => Err(UsageError("option '--stride' must be at least 1 (and at most n_ctx)".into())),
+        n => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+    }
+}
+
+/// A `--logprobs` count: 0 to [`MAX_LOGPROBS`].
+fn parse_logprobs(value: &str) -> Result<usize, UsageError> {
+    match parse_number("--logprobs", value)? {
+        n if n > MAX_LOGPROBS as u64 => Err(UsageError(format!(
+            "option '--logprobs' lists at most {MAX_LOGPROBS} alternatives per token, found {n}"
+        ))),
+        n => Ok(n as usize),
     }
 }
 
@@ -388,7 +485,7 @@ const fn option(long: &'static str, short: Option<&'static str>, takes_value: bo
 }
 
 /// Every option the command line knows.
-const OPTIONS: [OptionSpec; 19] = [
+const OPTIONS: [OptionSpec; 22] = [
     option("--model", None, true),
     option("--tokens", Some("-n"), true),
     option("--no-cache", None, false),
@@ -406,6 +503,9 @@ const OPTIONS: [OptionSpec; 19] = [
     option("--html", None, true),
     option("--weights-seed", None, true),
     option("--prompt-file", None, true),
+    option("--perplexity", None, true),
+    option("--stride", None, true),
+    option("--logprobs", None, true),
     option("--help", Some("-h"), false),
     option("--version", Some("-V"), false),
 ];
@@ -483,7 +583,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Options {
         match parse_args(args.iter().copied()) {
-            Ok(Command::Run(options)) => options,
+            Ok(Command::Run(options)) => *options,
             other => panic!("expected a run, got {other:?}"),
         }
     }

@@ -9,6 +9,7 @@
 //! where stderr cannot be written, there is no one left to tell.
 
 mod cli;
+mod perplexity;
 mod report;
 mod run;
 

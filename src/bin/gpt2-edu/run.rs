@@ -5,17 +5,20 @@
 
 use std::io::{self, Read, StdoutLock, Write};
 
-use gpt2_edu::generate::{Forward, StopReason, TextGenerator};
+use gpt2_edu::generate::{Forward, Step, StopReason, TextGenerator};
+use gpt2_edu::score::TokenScore;
 use gpt2_edu::viz::{self, ExplainOptions, HeadId, Heads, Recorder};
 use gpt2_edu::{Engine, Model, Tokenizer, Trace, checkpoint, dummy};
 
 use crate::cli::{Options, PromptSource};
+use crate::perplexity;
 use crate::report::ReportFile;
 use crate::{Failure, say};
 
 /// Reads the prompt, loads the model, and generates as `options` ask.
 pub fn run(options: &Options) -> Result<(), Failure> {
-    let prompt = read_prompt(&options.prompt)?;
+    let limit = if options.perplexity { MAX_SCORED_BYTES } else { MAX_PROMPT_BYTES };
+    let prompt = read_prompt(&options.prompt, limit)?;
     let (tokenizer, model): (Box<dyn Tokenizer>, Model) = match &options.model_dir {
         Some(dir) => {
             let (tokenizer, model) = checkpoint::load_dir(dir)?;
@@ -28,7 +31,9 @@ pub fn run(options: &Options) -> Result<(), Failure> {
             (Box::new(encoder), Model::new(hparams, weights)?)
         }
     };
-    if options.observes() {
+    if options.perplexity {
+        perplexity::run(tokenizer.as_ref(), &Engine::new(model)?, &prompt, options)
+    } else if options.observes() {
         observe(tokenizer.as_ref(), &model, &prompt, options)
     } else {
         stream(tokenizer.as_ref(), &Engine::new(model)?, &prompt, options)
@@ -40,7 +45,11 @@ pub fn run(options: &Options) -> Result<(), Failure> {
 /// bound, `--prompt-file /dev/zero` (or an endless pipe) would read until memory runs out.
 pub const MAX_PROMPT_BYTES: usize = 1 << 20;
 
-fn read_prompt(source: &PromptSource) -> Result<String, Failure> {
+/// The longest text `--perplexity` reads, in bytes: 64 MiB (WikiText-103's test set, a
+/// usual benchmark, is 1.3 MB).
+pub const MAX_SCORED_BYTES: usize = 64 << 20;
+
+fn read_prompt(source: &PromptSource, limit: usize) -> Result<String, Failure> {
     match source {
         PromptSource::Text(text) => Ok(text.clone()), // the OS bounds the arguments
         PromptSource::File(path) => {
@@ -48,25 +57,33 @@ fn read_prompt(source: &PromptSource) -> Result<String, Failure> {
             let file = std::fs::File::open(path).map_err(|e| {
                 Failure::Message(format!("cannot read prompt file '{}': {e}", path.display()))
             })?;
-            read_bounded(file, &what)
+            read_bounded(file, &what, limit)
         }
-        PromptSource::Stdin => read_bounded(io::stdin().lock(), "the prompt on standard input"),
+        PromptSource::Stdin => {
+            let what = if limit == MAX_PROMPT_BYTES { "the prompt" } else { "the text" };
+            read_bounded(io::stdin().lock(), &format!("{what} on standard input"), limit)
+        }
     }
 }
 
-/// Reads all of `reader` as UTF-8 text, but never more than [`MAX_PROMPT_BYTES`]: one
-/// byte more is an error that names `what`.
-fn read_bounded(reader: impl Read, what: &str) -> Result<String, Failure> {
+/// Reads all of `reader` as UTF-8 text, but never more than `limit` bytes
+/// ([`MAX_PROMPT_BYTES`] for a prompt): one byte more is an error that names `what`.
+fn read_bounded(reader: impl Read, what: &str, limit: usize) -> Result<String, Failure> {
     let mut bytes = Vec::new();
     reader
-        .take(MAX_PROMPT_BYTES as u64 + 1)
+        .take(limit as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| Failure::Message(format!("cannot read {what}: {e}")))?;
-    if bytes.len() > MAX_PROMPT_BYTES {
+    if bytes.len() > limit && limit == MAX_PROMPT_BYTES {
         return Err(Failure::Message(format!(
             "{what} is longer than {MAX_PROMPT_BYTES} bytes (1 MiB), the most gpt2-edu reads: \
              GPT-2's context holds {} tokens, a few KiB of text; give a shorter prompt",
             gpt2_edu::HParams::gpt2_124m().n_ctx
+        )));
+    }
+    if bytes.len() > limit {
+        return Err(Failure::Message(format!(
+            "{what} is longer than {limit} bytes, the most --perplexity reads; score a part of it"
         )));
     }
     String::from_utf8(bytes)
@@ -83,16 +100,53 @@ fn stream<M: Forward>(
 ) -> Result<(), Failure> {
     let mut text = TextGenerator::new(model, tokenizer, prompt, &options.generate_config())?;
     let mut printer = Printer::start(options, &text)?;
+    let mut logprobs = StepLog::new(options.logprobs);
     loop {
         let before = text.tokens().tokens().len();
         let Some(piece) = text.next_text()? else {
             break;
         };
+        logprobs.record(text.last_step(), before);
         printer.piece(&piece, &text.tokens().tokens()[before..])?;
     }
     printer.finish(tokenizer, text.tokens().tokens())?;
+    logprobs.print(tokenizer, &mut printer.out)?;
     report_stop(text.stop_reason());
     Ok(())
+}
+
+/// `--logprobs K`: each generated token's log-probability and the `K` most likely
+/// alternatives, taken from each step as it happens and listed after the text.
+struct StepLog {
+    top_n: Option<usize>,
+    rows: Vec<TokenScore>,
+}
+
+impl StepLog {
+    fn new(top_n: Option<usize>) -> Self {
+        Self { top_n, rows: Vec::new() }
+    }
+
+    /// Takes in the step that generated the token at `position`, if one did.
+    fn record(&mut self, step: Option<Step<'_>>, position: usize) {
+        if let (Some(top_n), Some(step)) = (self.top_n, step) {
+            let (token, logprob, top) = (step.token(), step.logprob(), step.top(top_n));
+            self.rows.push(TokenScore { position, token, logprob, top });
+        }
+    }
+
+    /// The table, after a blank line (nothing without `--logprobs`).
+    fn print(&self, tokenizer: &dyn Tokenizer, out: &mut impl Write) -> Result<(), Failure> {
+        let Some(top_n) = self.top_n else {
+            return Ok(());
+        };
+        writeln!(out, "\n{}", perplexity::table_header("step", top_n))?;
+        for (step, row) in self.rows.iter().enumerate() {
+            writeln!(out, "{}", perplexity::table_row(tokenizer, step + 1, row)?)?;
+        }
+        out.flush()?;
+        Ok(())
+    }
 }
 
 /// Every step watched, on the reference model: its tensors (`--trace`), its pictures
@@ -107,6 +161,7 @@ fn observe(
     let mut watcher = Watcher::new(tokenizer, model, options)?; // bad heads, unwritable report
     let mut text = TextGenerator::new(model, tokenizer, prompt, &config)?;
     let mut printer = Printer::start(options, &text)?;
+    let mut logprobs = StepLog::new(options.logprobs);
     let mut trace = Trace::new();
     loop {
         let before = text.tokens().tokens().len();
@@ -117,9 +172,11 @@ fn observe(
         let Some(piece) = piece else {
             break;
         };
+        logprobs.record(text.last_step(), before);
         printer.piece(&piece, &text.tokens().tokens()[before..])?;
     }
     printer.finish(tokenizer, text.tokens().tokens())?;
+    logprobs.print(tokenizer, &mut printer.out)?;
     watcher.finish(text.tokens())?;
     report_stop(text.stop_reason());
     Ok(())
@@ -322,13 +379,17 @@ mod tests {
     #[test]
     fn prompts_are_read_up_to_one_mib() {
         let at_the_limit = "a".repeat(MAX_PROMPT_BYTES);
-        let read = read_bounded(at_the_limit.as_bytes(), "the test prompt");
+        let read = read_bounded(at_the_limit.as_bytes(), "the test prompt", MAX_PROMPT_BYTES);
         assert_eq!(read.ok().map(|text| text.len()), Some(MAX_PROMPT_BYTES));
         let over = at_the_limit + "a";
-        let said = message(read_bounded(over.as_bytes(), "the test prompt"));
+        let said = message(read_bounded(over.as_bytes(), "the test prompt", MAX_PROMPT_BYTES));
         assert!(said.starts_with("the test prompt is longer than 1048576 bytes (1 MiB)"), "{said}");
-        let said = message(read_bounded(&[0xff, b'a'][..], "the test prompt"));
+        let said = message(read_bounded(&[0xff, b'a'][..], "the test prompt", MAX_PROMPT_BYTES));
         assert!(said.contains("not UTF-8"), "{said}");
-        assert_eq!(read_bounded(io::repeat(b'x'), "zeros").ok(), None, "endless input ends");
+        assert_eq!(
+            read_bounded(io::repeat(b'x'), "zeros", MAX_PROMPT_BYTES).ok(),
+            None,
+            "endless input ends"
+        );
     }
 }

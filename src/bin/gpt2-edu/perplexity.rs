@@ -1,0 +1,103 @@
+//! `--perplexity FILE`: scores a text instead of generating, and `--logprobs K`: each
+//! token's log-probability with the `K` most likely alternatives, for a scored text or for
+//! the generated tokens.
+//!
+//! The output of `--perplexity` ends with one line a script can read:
+//!
+//! ```text
+//! perplexity=1410.4317 tokens=357 nll=7.251705
+//! ```
+//!
+//! `tokens` is how many tokens were scored (every one from the second), `nll` their mean
+//! negative log-likelihood in nats, and `perplexity` is `e^nll`.
+
+use std::io::{self, Write};
+
+use gpt2_edu::score::{TokenScore, score};
+use gpt2_edu::{Engine, Tokenizer, Workspace};
+
+use crate::Failure;
+use crate::cli::Options;
+
+/// Scores `text` with `engine` and prints the summary (and with `--logprobs`, every token).
+pub fn run(
+    tokenizer: &dyn Tokenizer,
+    engine: &Engine,
+    text: &str,
+    options: &Options,
+) -> Result<(), Failure> {
+    let n_ctx = engine.hparams().n_ctx;
+    let stride = options.stride.unwrap_or((n_ctx / 2).max(1));
+    if stride > n_ctx {
+        return Err(Failure::Usage(format!(
+            "option '--stride' must be at most the model's context, n_ctx = {n_ctx}; found {stride}"
+        )));
+    }
+    let ids = tokenizer.encode(text); // exactly the text: no end-of-text token added
+    let top_n = options.logprobs.unwrap_or(0);
+    let scores = score(engine, &ids, stride, top_n, &mut Workspace::new(options.threads)?)?;
+    let mut out = io::stdout().lock();
+    if options.logprobs.is_some() {
+        writeln!(out, "{}", table_header("position", top_n))?;
+        for token in &scores.tokens {
+            writeln!(out, "{}", table_row(tokenizer, token.position, token)?)?;
+        }
+        writeln!(out)?;
+    }
+    let (nll, n) = (scores.nll(), scores.tokens.len());
+    writeln!(
+        out,
+        "scored {n} of {} tokens in {} window{} of {n_ctx} tokens, moving by {stride} \
+         (the first token is only context)",
+        ids.len(),
+        scores.windows,
+        if scores.windows == 1 { "" } else { "s" },
+    )?;
+    writeln!(
+        out,
+        "mean negative log-likelihood {nll:.6} nats per token ({:.4} bits); a uniform guess \
+         over the {} tokens would be {:.4}",
+        nll / std::f64::consts::LN_2,
+        engine.hparams().n_vocab,
+        (engine.hparams().n_vocab as f64).ln(),
+    )?;
+    writeln!(out, "perplexity={:.4} tokens={n} nll={nll:.6}", scores.perplexity())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// The header of a logprobs table: `what` names the first column.
+pub fn table_header(what: &str, top_n: usize) -> String {
+    let alternatives = match top_n {
+        0 => String::new(),
+        n => format!("  the {n} most likely, with theirs"),
+    };
+    format!(
+        "log-probabilities (natural log, the model's own distribution before any sampling \
+         filter):\n{what:>8}  {:<16} {:>9}{alternatives}",
+        "token", "logprob"
+    )
+}
+
+/// One row: where, the token, its log-probability, and the alternatives.
+pub fn table_row(
+    tokenizer: &dyn Tokenizer,
+    at: usize,
+    token: &TokenScore,
+) -> Result<String, Failure> {
+    let mut row = format!("{at:>8}  {:<16} {:>9.4}", shown(tokenizer, token.token)?, token.logprob);
+    for &(id, logprob) in &token.top {
+        row.push_str(&format!("  {} {logprob:.4}", shown(tokenizer, id)?));
+    }
+    Ok(row)
+}
+
+/// A token as text a reader can tell apart: quoted, with escapes (`"\n"`), and any byte
+/// that is not part of a whole UTF-8 character as `<0xE2>`.
+pub fn shown(tokenizer: &dyn Tokenizer, id: u32) -> Result<String, Failure> {
+    let bytes = tokenizer.decode_bytes(&[id])?;
+    Ok(match std::str::from_utf8(&bytes) {
+        Ok(text) => format!("{text:?}"),
+        Err(_) => bytes.iter().map(|b| format!("<0x{b:02X}>")).collect(),
+    })
+}
