@@ -317,3 +317,18 @@ fn scoring_options_out_of_place_are_usage_errors() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("at least 2 tokens"), "{err}");
 }
+
+#[test]
+fn learn_md_quotes_the_stride_table_as_computed() {
+    let learn = std::fs::read_to_string(repo("LEARN.md")).unwrap();
+    let (tokenizer, model) = load_dir(&repo("tests/fixtures/tiny-gpt2")).unwrap();
+    let engine = Engine::new(model).unwrap();
+    let text = std::fs::read_to_string(repo("tests/golden/scoring-long.txt")).unwrap();
+    let ids = tokenizer.encode(&text);
+    assert_eq!(ids.len(), 358, "LEARN.md calls it the 358-token text");
+    for stride in [64, 32, 17] {
+        let scores = score(&engine, &ids, stride, 0, &mut Workspace::new(1).unwrap()).unwrap();
+        let row = format!("| {stride} | {} | {:.4} |", scores.windows, scores.perplexity());
+        assert!(learn.contains(&row), "LEARN.md section 21 should have the row {row}");
+    }
+}
