@@ -332,3 +332,12 @@ fn learn_md_quotes_the_stride_table_as_computed() {
         assert!(learn.contains(&row), "LEARN.md section 21 should have the row {row}");
     }
 }
+
+#[test]
+fn learn_md_shows_the_logprobs_table_the_command_prints() {
+    let (code, out, err) = run(&["hello", "-n", "2", "--logprobs", "2"], None);
+    assert_eq!(code, Some(0), "{err}");
+    let learn = std::fs::read_to_string(repo("LEARN.md")).unwrap();
+    let shown = format!("$ gpt2-edu \"hello\" -n 2 --logprobs 2\n{out}```");
+    assert!(learn.contains(&shown), "LEARN.md section 17 should show exactly:\n{shown}");
+}
