@@ -19,7 +19,12 @@ fn tiny_gpt2() -> (Bpe, Engine) {
 fn hot(seed: u64, max_tokens: usize) -> GenerateConfig {
     GenerateConfig {
         max_tokens,
-        sampling: SamplingParams { temperature: 1.5, top_k: None, top_p: None },
+        sampling: SamplingParams {
+            temperature: 1.5,
+            top_k: None,
+            top_p: None,
+            ..SamplingParams::GREEDY
+        },
         seed,
         ..GenerateConfig::default()
     }
@@ -118,7 +123,12 @@ fn streamed_text_equals_decoding_the_whole_sequence_even_for_broken_utf8() {
     for seed in 1..=20 {
         // Hot sampling over byte-level tokens produces partial and invalid UTF-8.
         let config = GenerateConfig {
-            sampling: SamplingParams { temperature: 3.0, top_k: None, top_p: None },
+            sampling: SamplingParams {
+                temperature: 3.0,
+                top_k: None,
+                top_p: None,
+                ..SamplingParams::GREEDY
+            },
             ..hot(seed, 40)
         };
         let (streamed, _, ids) = run_text(&model, &tokenizer, "é", &config);
@@ -145,7 +155,12 @@ fn a_request_that_cannot_fit_is_refused_before_any_work() {
         }
     );
     let bad = GenerateConfig {
-        sampling: SamplingParams { temperature: -1.0, top_k: None, top_p: None },
+        sampling: SamplingParams {
+            temperature: -1.0,
+            top_k: None,
+            top_p: None,
+            ..SamplingParams::GREEDY
+        },
         ..GenerateConfig::default()
     };
     assert!(matches!(Generator::new(&model, &prompt, &bad, None), Err(Error::InvalidSampling(_))));

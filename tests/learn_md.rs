@@ -116,7 +116,11 @@ fn sampling_table() -> String {
     let cells: Vec<String> = logits.iter().map(|&l| format_fixed(l, PRINT_DECIMALS)).collect();
     table.push_str(&format!("| logits | {} |\n", cells.join(" | ")));
     for (name, temperature, top_k, top_p) in settings {
-        let probs = distribution(&logits, &SamplingParams { temperature, top_k, top_p }).unwrap();
+        let probs = distribution(
+            &logits,
+            &SamplingParams { temperature, top_k, top_p, ..SamplingParams::GREEDY },
+        )
+        .unwrap();
         let cells: Vec<String> = probs.iter().map(|&p| format!("{p:.4}")).collect();
         table.push_str(&format!("| {name} | {} |\n", cells.join(" | ")));
     }
@@ -196,8 +200,11 @@ fn cross_entropy_example_matches_the_probabilities() {
     let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
     let model = Model::new(hparams, weights).unwrap();
     let logits = model.forward(&encoder.encode("hello")).unwrap();
-    let p = distribution(&logits, &SamplingParams { temperature: 1.0, top_k: None, top_p: None })
-        .unwrap();
+    let p = distribution(
+        &logits,
+        &SamplingParams { temperature: 1.0, top_k: None, top_p: None, ..SamplingParams::GREEDY },
+    )
+    .unwrap();
     for id in [1, 2] {
         let claim = format!("-ln {:.4} = {:.4} nats", p[id], -p[id].ln());
         assert!(LEARN.contains(&claim), "LEARN.md's introduction should say {claim}");

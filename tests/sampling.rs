@@ -7,7 +7,7 @@ use gpt2_edu::sample::{Sampler, SamplingParams, distribution};
 use gpt2_edu::{Engine, Model, Tokenizer, XorShift64, dummy};
 
 fn params(temperature: f32, top_k: Option<usize>, top_p: Option<f32>) -> SamplingParams {
-    SamplingParams { temperature, top_k, top_p }
+    SamplingParams { temperature, top_k, top_p, ..SamplingParams::GREEDY }
 }
 
 /// Random logits: `n` values in [-4, 4) from the test's own generator.

@@ -523,7 +523,12 @@ mod tests {
             run(&["x", "--temperature", "0.7", "--top-k=40", "--top-p", "0.9", "--seed", "7"]);
         assert_eq!(
             options.sampling,
-            SamplingParams { temperature: 0.7, top_k: Some(40), top_p: Some(0.9) }
+            SamplingParams {
+                temperature: 0.7,
+                top_k: Some(40),
+                top_p: Some(0.9),
+                ..SamplingParams::GREEDY
+            }
         );
         assert_eq!(options.seed, 7);
         assert_eq!(
