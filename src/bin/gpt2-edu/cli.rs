@@ -66,8 +66,8 @@ pub const DEFAULT_TOKENS: usize = 20;
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    /// Generate text.
-    Run(Options),
+    /// Generate text (boxed: the options are far larger than the other variants).
+    Run(Box<Options>),
     /// Print [`USAGE`].
     Help,
     /// Print the version.
@@ -183,7 +183,7 @@ where
         }
         previous = arg;
     }
-    flags.into_options().map(Command::Run)
+    flags.into_options().map(|options| Command::Run(Box::new(options)))
 }
 
 /// The command line as given, before defaults and checks between options.
@@ -483,7 +483,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Options {
         match parse_args(args.iter().copied()) {
-            Ok(Command::Run(options)) => options,
+            Ok(Command::Run(options)) => *options,
             other => panic!("expected a run, got {other:?}"),
         }
     }
