@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use gpt2_edu::dummy::DEFAULT_WEIGHTS_SEED;
 use gpt2_edu::fast::{MAX_THREADS, default_threads};
 use gpt2_edu::generate::{DEFAULT_SAMPLING_SEED, Decoding, GenerateConfig};
+use gpt2_edu::penalties::Penalties;
 use gpt2_edu::sample::SamplingParams;
 use gpt2_edu::viz::HeadId;
 
@@ -37,6 +38,22 @@ Options:
       --top-k <K>           sample only from the K most likely tokens (K >= 1)
       --top-p <P>           sample only from the most likely tokens whose probability
                             reaches P, 0 < P <= 1 (nucleus sampling)
+      --min-p <P>           sample only from tokens at least P times as likely as the most
+                            likely one, 0 < P <= 1
+      --typical-p <P>       sample only from the tokens whose surprise (-ln p) is nearest
+                            the entropy, until their probability reaches P, 0 < P <= 1
+      --repetition-penalty <R>
+                            divide each positive logit of a token already in the prompt or
+                            the output by R, multiply each negative one by R; R > 0, 1 = none
+                            (R > 1 discourages repeats; it punishes the prompt's words too)
+      --no-repeat-ngram <N> never generate a token that would repeat an N-token sequence
+                            already in the prompt or the output, N >= 1 (1: no token twice)
+      --presence-penalty <P>
+                            subtract P from the logit of every token generated so far
+                            (OpenAI's presence penalty; any finite number) [default: 0]
+      --frequency-penalty <F>
+                            subtract F from a token's logit per time it was generated
+                            (OpenAI's frequency penalty; any finite number) [default: 0]
       --seed <S>            the sampler's seed: the same seed gives the same text [default: 42]
       --stop <STR>          stop when the text contains STR (repeatable; STR is not printed)
       --ignore-eot          keep generating after <|endoftext|> (GPT-2 stops there by default)
@@ -51,7 +68,10 @@ Options:
   -h, --help                print this help
   -V, --version             print the version
 
-Without --temperature, --top-k or --top-p, decoding is greedy: always the most likely token.
+Without --temperature, --top-k, --top-p, --min-p or --typical-p, decoding is greedy: always
+the most likely token; any of those filters alone samples at temperature 1. The penalties
+apply to greedy decoding too, first, in transformers' order: repetition penalty, no-repeat
+n-gram, presence and frequency; then temperature, top-k, top-p, min-p, typical-p.
 Generation runs on the fast engine; --trace, --explain, --attention and --html run the
 reference model instead, so that every step can be watched. Both give the same tokens.
 
@@ -104,6 +124,8 @@ pub struct Options {
     pub weights_seed: u64,
     /// Greedy or sampling, checked with [`SamplingParams::validate`].
     pub sampling: SamplingParams,
+    /// The penalties, checked with [`Penalties::validate`].
+    pub penalties: Penalties,
     /// The sampler's seed (never 0).
     pub seed: u64,
     /// Stop at the tokenizer's end-of-text token.
@@ -139,6 +161,7 @@ impl Options {
             max_tokens: self.n_tokens,
             decoding: self.decoding,
             sampling: self.sampling,
+            penalties: self.penalties,
             seed: self.seed,
             stop_at_end_of_text: self.stop_at_end_of_text,
             stop_strings: self.stop_strings.clone(),
@@ -198,6 +221,7 @@ struct Flags {
     prompt_file: Option<String>,
     model_dir: Option<PathBuf>,
     sampling: SamplingParams,
+    penalties: Penalties,
     seed: Option<u64>,
     stop_strings: Vec<String>,
     ignore_eot: bool,
@@ -261,6 +285,18 @@ impl Flags {
             "--temperature" => self.sampling.temperature = parse_float(name, &value()?)?,
             "--top-k" => self.sampling.top_k = Some(parse_number(name, &value()?)? as usize),
             "--top-p" => self.sampling.top_p = Some(parse_float(name, &value()?)?),
+            "--min-p" => self.sampling.min_p = Some(parse_float(name, &value()?)?),
+            "--typical-p" => self.sampling.typical_p = Some(parse_float(name, &value()?)?),
+            "--repetition-penalty" => {
+                self.penalties.repetition_penalty = parse_float(name, &value()?)?;
+            }
+            "--no-repeat-ngram" => {
+                self.penalties.no_repeat_ngram = Some(parse_number(name, &value()?)? as usize);
+            }
+            "--presence-penalty" => self.penalties.presence_penalty = parse_float(name, &value()?)?,
+            "--frequency-penalty" => {
+                self.penalties.frequency_penalty = parse_float(name, &value()?)?;
+            }
             "--stop" => self.stop_strings.push(parse_stop(&value()?)?),
             "--ignore-eot" => self.ignore_eot = true,
             "--explain" => self.explain = true,
@@ -278,14 +314,13 @@ impl Flags {
 
     /// The options, with their defaults, once the options agree with each other.
     fn into_options(mut self) -> Result<Options, UsageError> {
-        let (top_k_or_p, temperature_given) = (
-            self.sampling.top_k.is_some() || self.sampling.top_p.is_some(),
-            self.seen.contains(&"--temperature"),
-        );
-        if top_k_or_p && !temperature_given {
-            self.sampling.temperature = 1.0; // top-k or top-p alone means sampling at T = 1
+        let SamplingParams { top_k, top_p, min_p, typical_p, .. } = self.sampling;
+        let a_filter = top_k.is_some() || top_p.is_some() || min_p.is_some() || typical_p.is_some();
+        if a_filter && !self.seen.contains(&"--temperature") {
+            self.sampling.temperature = 1.0; // a filter alone means sampling at T = 1
         }
         self.sampling.validate().map_err(|e| UsageError(e.to_string()))?;
+        self.penalties.validate().map_err(|e| UsageError(e.to_string()))?;
         if self.model_dir.is_some() && self.weights_seed.is_some() {
             return Err(UsageError(
                 "--weights-seed sets the dummy model's weights; it cannot be used with --model"
@@ -305,6 +340,7 @@ impl Flags {
             trace: self.trace,
             weights_seed: self.weights_seed.unwrap_or(DEFAULT_WEIGHTS_SEED),
             sampling: self.sampling,
+            penalties: self.penalties,
             seed: self.seed.unwrap_or(DEFAULT_SAMPLING_SEED),
             stop_at_end_of_text: !self.ignore_eot,
             stop_strings: self.stop_strings,
@@ -388,7 +424,7 @@ const fn option(long: &'static str, short: Option<&'static str>, takes_value: bo
 }
 
 /// Every option the command line knows.
-const OPTIONS: [OptionSpec; 19] = [
+const OPTIONS: [OptionSpec; 25] = [
     option("--model", None, true),
     option("--tokens", Some("-n"), true),
     option("--no-cache", None, false),
@@ -397,6 +433,12 @@ const OPTIONS: [OptionSpec; 19] = [
     option("--temperature", None, true),
     option("--top-k", None, true),
     option("--top-p", None, true),
+    option("--min-p", None, true),
+    option("--typical-p", None, true),
+    option("--repetition-penalty", None, true),
+    option("--no-repeat-ngram", None, true),
+    option("--presence-penalty", None, true),
+    option("--frequency-penalty", None, true),
     option("--seed", None, true),
     option("--stop", None, true),
     option("--ignore-eot", None, false),
