@@ -579,6 +579,29 @@ mod tests {
             "top-k alone samples at T = 1"
         );
         assert_eq!(run(&["x"]).sampling, SamplingParams::GREEDY);
+        let options = run(&["x", "--min-p=0.1", "--typical-p", "0.9"]);
+        assert_eq!((options.sampling.min_p, options.sampling.typical_p), (Some(0.1), Some(0.9)));
+        assert_eq!(options.sampling.temperature, 1.0, "min-p or typical-p alone samples at T = 1");
+        let options = run(&[
+            "x",
+            "--repetition-penalty",
+            "1.3",
+            "--no-repeat-ngram=3",
+            "--presence-penalty",
+            "-0.5",
+            "--frequency-penalty",
+            "0.25",
+        ]);
+        let penalties = Penalties {
+            repetition_penalty: 1.3,
+            no_repeat_ngram: Some(3),
+            presence_penalty: -0.5,
+            frequency_penalty: 0.25,
+        };
+        assert_eq!(options.penalties, penalties);
+        assert_eq!(options.generate_config().penalties, penalties);
+        assert_eq!(options.sampling, SamplingParams::GREEDY, "penalties alone stay greedy");
+        assert_eq!(run(&["x"]).penalties, Penalties::NONE);
         let options = run(&["x", "--stop", "a", "--stop", "b b", "--ignore-eot"]);
         assert_eq!(options.stop_strings, vec!["a".to_string(), "b b".to_string()]);
         assert!(!options.stop_at_end_of_text);
