@@ -1,7 +1,7 @@
 //! The sampler, tested so that a wrong one fails: greedy equivalences, top-k and top-p
 //! sets, and observed frequencies against the softmax probabilities, plain and filtered by
-//! min-p and typical-p (a chi-square bound
-//! that a sampler ignoring temperature, or off by one token, cannot pass).
+//! min-p and typical-p (a chi-square bound that a sampler ignoring temperature or the
+//! filter, or off by one token, cannot pass).
 
 use gpt2_edu::generate::{GenerateConfig, Generator, argmax};
 use gpt2_edu::sample::{Sampler, SamplingParams, distribution};
