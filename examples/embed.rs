@@ -51,7 +51,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut workspace = Workspace::new(2)?;
     let config = GenerateConfig {
         max_tokens: 30,
-        sampling: SamplingParams { temperature: 0.9, top_k: Some(50), top_p: Some(0.95) },
+        sampling: SamplingParams {
+            temperature: 0.9,
+            top_k: Some(50),
+            top_p: Some(0.95),
+            ..SamplingParams::GREEDY
+        },
         seed: 7,
         stop_strings: vec!["ch".into()], // a string this gibberish reaches (for real GPT-2, "\n\n")
         ..GenerateConfig::default()

@@ -31,6 +31,7 @@ use crate::fast::{Engine, Logits, Workspace, default_threads};
 use crate::hparams::HParams;
 use crate::kv_cache::KvCache;
 use crate::model::Model;
+use crate::penalties::{History, Penalties};
 use crate::sample::{Sampler, SamplingParams, logprob, top_logprobs};
 use crate::tokenizer::{TextStream, Tokenizer};
 use crate::trace::Trace;
@@ -157,8 +158,11 @@ pub struct GenerateConfig {
     pub max_tokens: usize,
     /// Cached decoding or full recomputation (same tokens either way).
     pub decoding: Decoding,
-    /// Greedy, or temperature / top-k / top-p sampling.
+    /// Greedy, or temperature / top-k / top-p / min-p / typical-p sampling.
     pub sampling: SamplingParams,
+    /// Repetition, no-repeat n-gram, presence and frequency penalties, applied to the
+    /// logits before sampling or the greedy choice (see [`crate::penalties`]).
+    pub penalties: Penalties,
     /// The sampler's xorshift seed (not 0).
     pub seed: u64,
     /// Stop when the model produces its end-of-text token (GPT-2's `<|endoftext|>`).
@@ -170,13 +174,14 @@ pub struct GenerateConfig {
 }
 
 impl Default for GenerateConfig {
-    /// 20 tokens, cached, greedy, stopping at end-of-text, no stop strings, as many threads
-    /// as the machine offers.
+    /// 20 tokens, cached, greedy, no penalties, stopping at end-of-text, no stop strings, as
+    /// many threads as the machine offers.
     fn default() -> Self {
         Self {
             max_tokens: 20,
             decoding: Decoding::Cached,
             sampling: SamplingParams::GREEDY,
+            penalties: Penalties::NONE,
             seed: DEFAULT_SAMPLING_SEED,
             stop_at_end_of_text: true,
             stop_strings: Vec::new(),
@@ -268,6 +273,10 @@ pub fn check_fits(hparams: &HParams, prompt_tokens: usize, n_tokens: usize) -> R
 pub struct Generator<'m, M: Forward = Engine> {
     sequence: Sequence<'m, M>,
     sampler: Sampler,
+    /// What the penalties remember of the text; `None` without penalties.
+    history: Option<History>,
+    /// The penalised logits of the last step, `[vocab_limit]` (reused from step to step).
+    penalised: Vec<f32>,
     remaining: usize,
     end_of_text: Option<u32>,
     /// Ids from here up are never generated (a padded vocabulary's padding).
@@ -366,7 +375,8 @@ impl<'m, M: Forward> Generator<'m, M> {
         }
         check_ids(hp, prompt)?;
         check_fits(hp, prompt.len(), config.max_tokens)?;
-        config.sampling.validate()
+        config.sampling.validate()?;
+        config.penalties.validate()
     }
 
     fn start(
@@ -385,9 +395,19 @@ impl<'m, M: Forward> Generator<'m, M> {
             state,
             logits_for: None,
         };
+        let history = match config.penalties.is_none() {
+            true => None,
+            false => {
+                let mut history = History::new(config.penalties, hp.n_vocab)?;
+                history.push_context(prompt)?;
+                Some(history)
+            }
+        };
         Ok(Self {
             sequence,
             sampler: Sampler::new(config.sampling, config.seed)?,
+            history,
+            penalised: Vec::new(),
             remaining: config.max_tokens,
             end_of_text: end_of_text.filter(|_| config.stop_at_end_of_text),
             vocab_limit: hp.n_vocab,
@@ -437,16 +457,21 @@ impl<'m, M: Forward> Generator<'m, M> {
 
     /// Generates one token, or returns `None` once a stop condition holds (then see
     /// [`stop_reason`](Self::stop_reason)). The end-of-text token ends generation and is
-    /// not returned.
+    /// not returned. With penalties, the sampler (or the greedy choice) sees the penalised
+    /// logits; if they leave no token possible (a no-repeat n-gram size that bans the whole
+    /// vocabulary), that is an [`Error::InvalidSampling`].
     pub fn next_token(&mut self) -> Result<Option<u32>> {
         self.last_generated = None;
         if !self.may_continue() {
             return Ok(None);
         }
         let limit = self.vocab_limit;
+        let position = self.sequence.tokens.len();
         let logits = self.sequence.next_logits()?; // borrows `sequence` only
-        let next = self.sampler.sample(&logits[..limit])?;
-        Ok(self.accept(next))
+        let (sampler, penalised) = (&mut self.sampler, &mut self.penalised);
+        let next =
+            choose_token(sampler, self.history.as_ref(), penalised, &logits[..limit], position)?;
+        self.accept(next)
     }
 
     /// [`next_token`](Self::next_token), with the step's logits: the token's
@@ -484,7 +509,8 @@ impl<'m, M: Forward> Generator<'m, M> {
 
     /// Appends `token` as the next generated token, chosen by the caller instead of the
     /// sampler (see the constrained-decoding example above): it counts against the budget,
-    /// and the end-of-text token ends generation. Returns `None`, appending nothing, once a
+    /// as generated for the presence and frequency penalties, and the end-of-text token
+    /// ends generation. Returns `None`, appending nothing, once a
     /// stop condition holds. An id outside the vocabulary is an error.
     pub fn choose(&mut self, token: u32) -> Result<Option<u32>> {
         self.last_generated = None;
@@ -492,14 +518,16 @@ impl<'m, M: Forward> Generator<'m, M> {
         if !self.may_continue() {
             return Ok(None);
         }
-        Ok(self.accept(token))
+        self.accept(token)
     }
 
     /// Appends `tokens` to the sequence as context, not as generated tokens (more text for
     /// a second turn, say): they count neither against the budget nor as end-of-text, and
     /// the next step runs them through the model, reusing the cache for everything before.
     /// The ids must be in the vocabulary and the sequence, with the tokens still allowed,
-    /// must fit in `n_ctx`.
+    /// must fit in `n_ctx`. For the penalties they are context like the prompt: the
+    /// repetition penalty and the n-grams see them, presence and frequency count only
+    /// generated tokens (those of earlier turns included).
     ///
     /// ```
     /// use gpt2_edu::generate::{GenerateConfig, Generator, StopReason};
@@ -525,6 +553,9 @@ impl<'m, M: Forward> Generator<'m, M> {
         check_ids(hp, tokens)?;
         let total = self.sequence.tokens.len().checked_add(tokens.len());
         check_fits(hp, total.unwrap_or(usize::MAX), self.remaining)?;
+        if let Some(history) = self.history.as_mut() {
+            history.push_context(tokens)?; // ids checked above: cannot fail halfway
+        }
         self.sequence.tokens.extend_from_slice(tokens);
         self.sequence.reserve(self.remaining);
         Ok(())
@@ -551,15 +582,18 @@ impl<'m, M: Forward> Generator<'m, M> {
     }
 
     /// Appends the chosen token, or ends the text if it is the end-of-text token.
-    fn accept(&mut self, next: u32) -> Option<u32> {
+    fn accept(&mut self, next: u32) -> Result<Option<u32>> {
         if Some(next) == self.end_of_text {
             self.stopped = Some(StopReason::EndOfText);
-            return None;
+            return Ok(None);
+        }
+        if let Some(history) = self.history.as_mut() {
+            history.push_generated(next)?; // (cannot fail: sampled and chosen ids are checked)
         }
         self.sequence.tokens.push(next);
         self.last_generated = Some(self.sequence.tokens.len() - 1);
         self.remaining -= 1;
-        Some(next)
+        Ok(Some(next))
     }
 
     /// Ends generation early for `reason` (used for stop strings).
@@ -578,10 +612,40 @@ impl<'m> Generator<'m, Model> {
             return Ok(None);
         }
         let limit = self.vocab_limit;
+        let position = self.sequence.tokens.len();
         let logits = self.sequence.next_logits_traced(trace)?;
-        let next = self.sampler.sample(&logits[..limit])?;
-        Ok(self.accept(next))
+        let (sampler, penalised) = (&mut self.sampler, &mut self.penalised);
+        let next =
+            choose_token(sampler, self.history.as_ref(), penalised, &logits[..limit], position)?;
+        self.accept(next)
     }
+}
+
+/// The next token from `logits` (`[vocab_limit]`): sampled (or greedy) from the logits
+/// themselves, or, with penalties, from their penalised copy in `penalised`. A penalised
+/// copy with no possible token left is an error that says why.
+fn choose_token(
+    sampler: &mut Sampler,
+    history: Option<&History>,
+    penalised: &mut Vec<f32>,
+    logits: &[f32],
+    position: usize,
+) -> Result<u32> {
+    let Some(history) = history else {
+        return sampler.sample(logits);
+    };
+    penalised.clear();
+    penalised.extend_from_slice(logits);
+    history.apply(penalised);
+    if penalised.iter().all(|&l| l == f32::NEG_INFINITY) {
+        return Err(Error::InvalidSampling(format!(
+            "after {position} tokens the penalties leave none of the {} tokens possible (a \
+             no-repeat n-gram size bans every token that would repeat an n-gram of the text): \
+             use a larger n-gram size, smaller penalties, or generate fewer tokens",
+            logits.len()
+        )));
+    }
+    sampler.sample(penalised)
 }
 
 /// Every id must be below `n_vocab`.

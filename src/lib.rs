@@ -63,7 +63,8 @@ pub mod block; // x = x + attn(ln_1(x)); x = x + mlp(ln_2(x))
 pub mod model; // the reference GPT-2: weights and the forward pass to logits
 pub mod checkpoint; // loading a HuggingFace GPT-2 folder
 pub mod fast; // the fast engine, bit-identical to the reference
-pub mod sample; // greedy, temperature, top-k, top-p
+pub mod penalties; // repetition, no-repeat n-gram, presence and frequency penalties
+pub mod sample; // greedy, temperature, top-k, top-p, min-p, typical-p
 pub mod generate; // the autoregressive loop, streaming, stop conditions
 pub mod score; // log-probabilities of a text, and its perplexity
 pub mod dummy; // the exercise's dummy model and gen_text
@@ -80,6 +81,7 @@ pub use generate::{
 pub use hparams::HParams;
 pub use kv_cache::KvCache;
 pub use model::{Model, Weights};
+pub use penalties::{History, Penalties};
 pub use rng::XorShift64;
 pub use sample::{Sampler, SamplingParams};
 pub use tokenizer::{TextStream, Tokenizer};

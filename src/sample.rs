@@ -1,21 +1,36 @@
 //! Sampling: choosing the next token at random, in proportion to how likely the model finds
 //! it, instead of always taking the most likely one (greedy decoding repeats itself).
 //!
-//! Three knobs, applied in this order (HuggingFace's order too):
+//! Five knobs, applied in this order (HuggingFace's order too; each filter renormalises
+//! what is left):
 //!
 //! ```text
 //! 1. temperature T:  p = softmax(logits / T)       T < 1 sharpens, T > 1 flattens; T = 0 is greedy
 //! 2. top-k K:        keep the K most likely tokens (ties go to the lower id), zero the rest
 //! 3. top-p P:        keep the smallest set of most likely tokens whose probability reaches P
 //!                    ("nucleus"), zero the rest
-//! then renormalise and draw:  u ~ uniform[0, 1),  the first token whose cumulative
-//!                             probability (in id order) exceeds u
+//! 4. min-p M:        keep the tokens with p >= M * max(p), zero the rest
+//! 5. typical-p Q:    keep the tokens whose surprise -ln p is closest to the entropy
+//!                    H = -sum p ln p, fewest first, until their probability reaches Q
+//! then draw:  u ~ uniform[0, 1),  the first token whose cumulative probability (in id
+//!             order) exceeds u
+//! ```
+//!
+//! Before all of them, the history-dependent penalties of [`crate::penalties`] (repetition
+//! penalty, no-repeat n-gram, presence and frequency penalties) change the logits
+//! themselves, so they apply to greedy decoding too; the five knobs above do not (greedy
+//! takes the argmax of the penalised logits), as in transformers. The whole order:
+//!
+//! ```text
+//! repetition penalty -> no-repeat n-gram -> presence/frequency -> temperature -> top-k -> top-p -> min-p -> typical-p
 //! ```
 //!
 //! Shapes: logits `[n_vocab]` in, one token id out. Numerical care: probabilities are
 //! computed in f64 with the crate's own `exp` (identical on every platform) and the draw
 //! comes from the crate's xorshift held in the [`Sampler`], so the same seed gives the same
-//! tokens everywhere.
+//! tokens everywhere. Typical-p needs no logarithm: `-ln p_i - H` is `E_p[s] - s_i` for the
+//! scaled logits `s` (the `ln` of the softmax's sum cancels), so it too is the same
+//! everywhere.
 
 use crate::error::{Error, Result};
 use crate::math::exp_f64;
@@ -122,13 +137,22 @@ pub struct SamplingParams {
     /// Keep the smallest set of most likely tokens whose probability reaches `p`
     /// (`0 < p <= 1`); `None` keeps all.
     pub top_p: Option<f32>,
+    /// Keep the tokens whose probability is at least `m` times the most likely one's
+    /// (`0 < m <= 1`; transformers' `min_p`); `None` keeps all.
+    pub min_p: Option<f32>,
+    /// Locally typical sampling (`0 < q <= 1`; transformers' `typical_p`): keep the tokens
+    /// whose `-ln p` is closest to the entropy, until their probability reaches `q`; `None`
+    /// (or 1) keeps all.
+    pub typical_p: Option<f32>,
 }
 
 impl SamplingParams {
     /// Always the most likely token.
-    pub const GREEDY: Self = Self { temperature: 0.0, top_k: None, top_p: None };
+    pub const GREEDY: Self =
+        Self { temperature: 0.0, top_k: None, top_p: None, min_p: None, typical_p: None };
 
-    /// Checks the ranges: temperature finite and `>= 0`, top-k `>= 1`, top-p in `(0, 1]`.
+    /// Checks the ranges: temperature finite and `>= 0`, top-k `>= 1`, top-p, min-p and
+    /// typical-p in `(0, 1]`.
     pub fn validate(&self) -> Result<()> {
         let t = self.temperature;
         if !(t.is_finite() && t >= 0.0) {
@@ -141,9 +165,11 @@ impl SamplingParams {
                 "top-k must be at least 1 (1 = greedy), found 0".into(),
             ));
         }
-        if let Some(p) = self.top_p {
-            if !(p > 0.0 && p <= 1.0) {
-                return Err(Error::InvalidSampling(format!("top-p must be in (0, 1], found {p}")));
+        for (name, value) in
+            [("top-p", self.top_p), ("min-p", self.min_p), ("typical-p", self.typical_p)]
+        {
+            if let Some(p) = value.filter(|p| !(*p > 0.0 && *p <= 1.0)) {
+                return Err(Error::InvalidSampling(format!("{name} must be in (0, 1], found {p}")));
             }
         }
         Ok(())
@@ -161,19 +187,21 @@ impl Default for SamplingParams {
     }
 }
 
-/// The probabilities the sampler draws from, after temperature, top-k and top-p:
-/// `[n_vocab]`, summing to 1, zero outside the kept tokens. Greedy parameters give 1 on
-/// the most likely token. Out-of-range parameters ([`SamplingParams::validate`]) and logits
-/// that fail [`check_logits`] are errors.
+/// The probabilities the sampler draws from, after temperature, top-k, top-p, min-p and
+/// typical-p: `[n_vocab]`, summing to 1, zero outside the kept tokens. Greedy parameters
+/// give 1 on the most likely token. Out-of-range parameters ([`SamplingParams::validate`])
+/// and logits that fail [`check_logits`] are errors.
 ///
 /// ```
 /// use gpt2_edu::sample::{distribution, SamplingParams};
 /// let logits = [2.0f32.ln(), 1.0f32.ln(), 1.0f32.ln()]; // softmax: 1/2, 1/4, 1/4
-/// let greedy = SamplingParams { temperature: 1.0, top_k: None, top_p: None };
+/// let greedy = SamplingParams { temperature: 1.0, top_k: None, top_p: None, ..SamplingParams::GREEDY };
 /// let p = distribution(&logits, &greedy).unwrap();
 /// assert!((p[0] - 0.5).abs() < 1e-7 && (p[2] - 0.25).abs() < 1e-7);
 /// let p = distribution(&logits, &SamplingParams { top_k: Some(2), ..greedy }).unwrap();
 /// assert!((p[0] - 2.0 / 3.0).abs() < 1e-7 && p[2] == 0.0); // tie: the lower id stays
+/// let p = distribution(&logits, &SamplingParams { min_p: Some(0.6), ..greedy }).unwrap();
+/// assert_eq!(p, vec![1.0, 0.0, 0.0]); // 1/4 < 0.6 * 1/2
 /// assert!(distribution(&logits, &SamplingParams { top_k: Some(0), ..greedy }).is_err());
 /// ```
 pub fn distribution(logits: &[f32], params: &SamplingParams) -> Result<Vec<f64>> {
@@ -184,13 +212,41 @@ pub fn distribution(logits: &[f32], params: &SamplingParams) -> Result<Vec<f64>>
     Ok(buffers.probs)
 }
 
+/// The logits the sampler draws from, as transformers' warpers leave them: `logits / T`
+/// for the tokens that temperature, top-k, top-p, min-p and typical-p keep, `-inf` for the
+/// rest, `[n_vocab]` in f64. Their softmax is [`distribution`]. With temperature 0 no
+/// warper applies (as in transformers' greedy search): the logits themselves, whose argmax
+/// greedy takes. The same errors as [`distribution`].
+///
+/// ```
+/// use gpt2_edu::sample::{warped_logits, SamplingParams};
+/// let logits = [2.0f32, 1.0, 0.0];
+/// let top_2 = SamplingParams { temperature: 0.5, top_k: Some(2), ..SamplingParams::GREEDY };
+/// assert_eq!(warped_logits(&logits, &top_2).unwrap(), vec![4.0, 2.0, f64::NEG_INFINITY]);
+/// assert_eq!(warped_logits(&logits, &SamplingParams::GREEDY).unwrap(), vec![2.0, 1.0, 0.0]);
+/// ```
+pub fn warped_logits(logits: &[f32], params: &SamplingParams) -> Result<Vec<f64>> {
+    params.validate()?;
+    check_logits(logits)?;
+    if params.temperature == 0.0 {
+        return Ok(logits.iter().map(|&l| l as f64).collect());
+    }
+    let mut buffers = Buffers::default();
+    filter(logits, params, &mut buffers);
+    let mut warped = vec![f64::NEG_INFINITY; logits.len()];
+    for &i in &buffers.kept {
+        warped[i] = buffers.scaled[i];
+    }
+    Ok(warped)
+}
+
 /// The sampler's reusable buffers, each `[n_vocab]` once grown: a decode step allocates
 /// nothing.
 #[derive(Debug, Clone, Default)]
 struct Buffers {
     /// `logits / T` in f64.
     scaled: Vec<f64>,
-    /// The ids still in play (after top-k, then top-p).
+    /// The ids still in play (after top-k, then top-p, min-p and typical-p).
     kept: Vec<usize>,
     /// The probabilities.
     probs: Vec<f64>,
@@ -198,13 +254,20 @@ struct Buffers {
 
 /// [`distribution`] into `buffers.probs`, for valid parameters and logits.
 fn fill_distribution(logits: &[f32], params: &SamplingParams, buffers: &mut Buffers) {
-    let Buffers { scaled, kept, probs } = buffers;
     if params.is_greedy() {
+        let probs = &mut buffers.probs;
         probs.clear();
         probs.resize(logits.len(), 0.0);
         probs[argmax(logits) as usize] = 1.0; // logits are non-empty (check_logits)
         return;
     }
+    filter(logits, params, buffers);
+}
+
+/// The five knobs in order, for valid parameters and logits with `temperature > 0`: the
+/// scaled logits, the kept ids and their renormalised probabilities into `buffers`.
+fn filter(logits: &[f32], params: &SamplingParams, buffers: &mut Buffers) {
+    let Buffers { scaled, kept, probs } = buffers;
     // 1. Temperature.
     divide_by_temperature(logits, params.temperature, scaled);
     // 2. Top-k.
@@ -214,6 +277,14 @@ fn fill_distribution(logits: &[f32], params: &SamplingParams, buffers: &mut Buff
     // 3. Top-p.
     if let Some(p) = params.top_p.filter(|&p| p < 1.0) {
         keep_top_p(probs, kept, p);
+    }
+    // 4. Min-p.
+    if let Some(m) = params.min_p {
+        keep_min_p(probs, kept, m);
+    }
+    // 5. Typical-p.
+    if let Some(q) = params.typical_p.filter(|&q| q < 1.0) {
+        keep_typical(scaled, probs, kept, q);
     }
 }
 
@@ -250,9 +321,9 @@ fn softmax_over(scaled: &[f64], kept: &[usize], probs: &mut Vec<f64>) {
 }
 
 /// Top-p: keeps the smallest most-likely-first prefix of `kept` whose probability reaches
-/// `p`, zeroes the other kept ids in `probs` (`[n_vocab]`) and renormalises. Sorts `kept`
-/// most likely first on the way.
-fn keep_top_p(probs: &mut [f64], kept: &mut [usize], p: f32) {
+/// `p`, zeroes the other kept ids in `probs` (`[n_vocab]`), drops them from `kept` and
+/// renormalises. Sorts `kept` most likely first on the way.
+fn keep_top_p(probs: &mut [f64], kept: &mut Vec<usize>, p: f32) {
     kept.sort_unstable_by(|&a, &b| by_value_then_id(probs[a], a, probs[b], b));
     let mut cumulative = 0.0;
     let mut keep = kept.len();
@@ -266,6 +337,51 @@ fn keep_top_p(probs: &mut [f64], kept: &mut [usize], p: f32) {
     for &i in &kept[keep..] {
         probs[i] = 0.0;
     }
+    kept.truncate(keep);
+    normalise(probs);
+}
+
+/// Min-p (transformers' `MinPLogitsWarper`): keeps the kept ids whose probability is at
+/// least `min_p` times the largest, zeroes the others in `probs` and renormalises. The
+/// most likely token always stays (`min_p <= 1`).
+fn keep_min_p(probs: &mut [f64], kept: &mut Vec<usize>, min_p: f32) {
+    let top = kept.iter().map(|&i| probs[i]).fold(0.0, f64::max);
+    let threshold = min_p as f64 * top;
+    drop_where(probs, kept, |p, _| p < threshold);
+}
+
+/// Typical-p (transformers' `TypicalLogitsWarper`): orders the kept ids by how far their
+/// surprise `-ln p_i` is from the entropy `H = -sum p ln p` (nearest first), takes the
+/// shortest prefix whose probability reaches `mass`, keeps every id at most as far as its
+/// last, zeroes the others in `probs` and renormalises. `-ln p_i - H = E_p[s] - s_i` for
+/// the scaled logits `s`, so no logarithm is taken.
+fn keep_typical(scaled: &[f64], probs: &mut [f64], kept: &mut Vec<usize>, mass: f32) {
+    let mean: f64 = kept.iter().map(|&i| probs[i] * scaled[i]).sum(); // E_p[s]
+    let distance = |i: usize| (mean - scaled[i]).abs(); // |-ln p_i - H|
+    kept.sort_unstable_by(|&a, &b| distance(a).total_cmp(&distance(b)).then(a.cmp(&b)));
+    let mut cumulative = 0.0;
+    let mut last = kept.len() - 1; // kept is never empty: the top token survives everything
+    for (rank, &i) in kept.iter().enumerate() {
+        cumulative += probs[i];
+        if cumulative >= mass as f64 {
+            last = rank;
+            break;
+        }
+    }
+    let threshold = distance(kept[last]);
+    drop_where(probs, kept, |_, i| distance(i) > threshold);
+}
+
+/// Drops from `kept` the ids for which `drop(probability, id)` holds, zeroes their
+/// probabilities and renormalises.
+fn drop_where(probs: &mut [f64], kept: &mut Vec<usize>, drop: impl Fn(f64, usize) -> bool) {
+    kept.retain(|&i| {
+        let dropped = drop(probs[i], i);
+        if dropped {
+            probs[i] = 0.0;
+        }
+        !dropped
+    });
     normalise(probs);
 }
 
@@ -339,7 +455,7 @@ mod tests {
     use super::*;
 
     fn params(temperature: f32, top_k: Option<usize>, top_p: Option<f32>) -> SamplingParams {
-        SamplingParams { temperature, top_k, top_p }
+        SamplingParams { temperature, top_k, top_p, ..SamplingParams::GREEDY }
     }
 
     #[test]
@@ -369,6 +485,49 @@ mod tests {
         assert_eq!(kept(1.0), vec![0, 1, 2, 3]);
         let probs = distribution(&logits, &params(1.0, None, Some(0.7))).unwrap();
         assert!((probs[1] - 0.625).abs() < 1e-6 && (probs[3] - 0.375).abs() < 1e-6, "renormalised");
+    }
+
+    #[test]
+    fn min_p_keeps_the_tokens_within_a_factor_of_the_most_likely() {
+        // Probabilities 0.5, 0.3, 0.15, 0.05 as in the top-p test: min-p M keeps p >= M / 2.
+        let logits = [0.15f32, 0.5, 0.05, 0.3].map(f32::ln);
+        let kept = |m: f32| -> Vec<usize> {
+            let p = SamplingParams { min_p: Some(m), ..params(1.0, None, None) };
+            let probs = distribution(&logits, &p).unwrap();
+            (0..4).filter(|&i| probs[i] > 0.0).collect()
+        };
+        assert_eq!(kept(1.0), vec![1]);
+        assert_eq!(kept(0.61), vec![1]); // 0.3 < 0.305
+        assert_eq!(kept(0.59), vec![1, 3]);
+        assert_eq!(kept(0.31), vec![1, 3]); // 0.15 < 0.155
+        assert_eq!(kept(0.29), vec![0, 1, 3]);
+        assert_eq!(kept(0.09), vec![0, 1, 2, 3]);
+        let p = SamplingParams { min_p: Some(0.5), ..params(1.0, None, None) };
+        let probs = distribution(&logits, &p).unwrap();
+        assert!((probs[1] - 0.625).abs() < 1e-6 && (probs[3] - 0.375).abs() < 1e-6, "renormalised");
+    }
+
+    #[test]
+    fn typical_p_keeps_the_tokens_whose_surprise_is_nearest_the_entropy() {
+        // Probabilities 0.5, 0.3, 0.15, 0.05: entropy H = 1.1421 nats; surprises -ln p are
+        // 0.693, 1.204, 1.897, 2.996, at distances 0.449, 0.062, 0.755, 1.854 from H. So
+        // the order is 0.3, 0.5, 0.15, 0.05, with cumulative mass 0.3, 0.8, 0.95, 1.
+        let logits = [0.15f32, 0.5, 0.05, 0.3].map(f32::ln);
+        let kept = |q: f32| -> Vec<usize> {
+            let p = SamplingParams { typical_p: Some(q), ..params(1.0, None, None) };
+            let probs = distribution(&logits, &p).unwrap();
+            (0..4).filter(|&i| probs[i] > 0.0).collect()
+        };
+        assert_eq!(kept(0.2), vec![3], "the most likely token is not the most typical");
+        assert_eq!(kept(0.5), vec![1, 3]);
+        assert_eq!(kept(0.85), vec![0, 1, 3]);
+        assert_eq!(kept(0.97), vec![0, 1, 2, 3]);
+        assert_eq!(kept(1.0), vec![0, 1, 2, 3]);
+        // Warped logits: the kept ones unchanged (T = 1), the others -inf.
+        let p = SamplingParams { typical_p: Some(0.5), ..params(1.0, None, None) };
+        let warped = warped_logits(&logits, &p).unwrap();
+        assert_eq!(warped[1], logits[1] as f64);
+        assert_eq!(warped[0], f64::NEG_INFINITY);
     }
 
     #[test]
@@ -409,6 +568,20 @@ mod tests {
         ] {
             let error = Sampler::new(params(t, k, p), 1).unwrap_err().to_string();
             assert!(error.contains(needle), "{error}");
+        }
+        for (m, needle) in [
+            (0.0, "min-p must be in (0, 1], found 0"),
+            (-0.5, "found -0.5"),
+            (1.5, "found 1.5"),
+            (f32::NAN, "found NaN"),
+            (f32::INFINITY, "found inf"),
+        ] {
+            let p = SamplingParams { min_p: Some(m), ..params(1.0, None, None) };
+            let error = Sampler::new(p, 1).unwrap_err().to_string();
+            assert!(error.contains(needle), "min-p {m}: {error}");
+            let p = SamplingParams { typical_p: Some(m), ..params(1.0, None, None) };
+            let error = warped_logits(&[1.0], &p).unwrap_err().to_string();
+            assert!(error.contains(&needle.replace("min-p", "typical-p")), "typical {m}: {error}");
         }
         assert_eq!(Sampler::new(SamplingParams::GREEDY, 0).unwrap_err(), Error::ZeroSeed);
         let error = distribution(&[1.0, 2.0], &params(1.0, Some(0), None)).unwrap_err();

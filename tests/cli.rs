@@ -621,3 +621,91 @@ fn the_readmes_fixture_example_is_true() {
     let output = gpt2_edu(&["--model", dir, "Hello", "-n", "10"]);
     assert_eq!(stdout(&output), format!("{expected}\n"), "{}", stderr(&output));
 }
+
+/// The dummy model's greedy continuation of "hello" loops (`world world world`, then
+/// `<UNK> <UNK>`); each penalty changes it, as computed by hand from LEARN.md's worked
+/// trace (a repetition penalty of 3 takes `world`'s 0.69822 at step 3 down to 0.23274,
+/// below `<UNK>`'s 0.29865).
+#[test]
+fn each_penalty_and_filter_changes_the_dummy_models_loop() {
+    let run = |extra: &[&str]| {
+        let mut args = vec!["hello", "-n", "5"];
+        args.extend(extra);
+        let output = gpt2_edu(&args);
+        assert!(output.status.success(), "{extra:?}: {}", stderr(&output));
+        stdout(&output)
+    };
+    let greedy = "hello world world world <UNK> <UNK>\n";
+    assert_eq!(run(&[]), greedy);
+    for (flags, expected) in [
+        (&["--repetition-penalty", "3"][..], "hello world world <UNK> <UNK> <UNK>\n"),
+        (&["--repetition-penalty=2"][..], greedy), // 0.69822 / 2 still beats 0.29865
+        (&["--no-repeat-ngram", "2"][..], "hello world world <UNK> <UNK> world\n"),
+        (&["--presence-penalty", "1"][..], "hello world the <UNK> <UNK> <UNK>\n"),
+        (&["--frequency-penalty", "0.5"][..], "hello world world <UNK> <UNK> the\n"),
+        // Min-p 1 keeps only the most likely token: greedy, whatever the seed.
+        (&["--min-p", "1", "--seed", "9"][..], greedy),
+        // Typical-p 0.01 keeps only the token whose surprise is nearest the entropy: at
+        // step 1 that is hello (p = 0.2667), not the most likely world (0.4379).
+        (&["--typical-p", "0.01"][..], "hello hello world the world <UNK>\n"),
+        (&["--typical-p", "0.01", "--seed", "9"][..], "hello hello world the world <UNK>\n"),
+    ] {
+        assert_eq!(run(flags), expected, "{flags:?}");
+    }
+    assert_ne!(run(&["--temperature", "1"]), greedy, "sampling at T = 1 differs");
+    let output = gpt2_edu(&["hello", "-n", "3", "--no-repeat-ngram", "1"]);
+    assert_eq!(stdout(&output), "hello world the <UNK>\n", "no token twice");
+    // With ids too: the output format is the same as without penalties.
+    let output = gpt2_edu(&["hello", "-n", "5", "--ids", "--repetition-penalty", "3"]);
+    assert_eq!(stdout(&output), "0 1 1 3 3 3\n");
+}
+
+#[test]
+fn a_no_repeat_ngram_that_bans_every_token_is_a_runtime_error() {
+    // The dummy vocabulary has 4 tokens; with N = 1 each may appear once.
+    let output = gpt2_edu(&["hello", "-n", "5", "--no-repeat-ngram", "1"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("the penalties leave none of the 4 tokens possible"));
+}
+
+#[test]
+fn bad_penalties_and_filters_are_usage_errors() {
+    for (args, message) in [
+        (&["--repetition-penalty", "0"][..], "repetition penalty must be a finite number > 0"),
+        (&["--repetition-penalty", "-1.5"][..], "found -1.5"),
+        (&["--repetition-penalty", "nan"][..], "found NaN"),
+        (&["--repetition-penalty", "1e39"][..], "found inf"),
+        (&["--repetition-penalty", "strong"][..], "expects a number, found 'strong'"),
+        (&["--no-repeat-ngram", "0"][..], "n-gram size must be at least 1"),
+        (&["--no-repeat-ngram", "2.5"][..], "expects a non-negative whole number"),
+        (&["--no-repeat-ngram", "-1"][..], "expects a non-negative whole number"),
+        (&["--presence-penalty", "inf"][..], "presence penalty must be a finite number"),
+        (&["--presence-penalty", "nan"][..], "found NaN"),
+        (&["--frequency-penalty", "-inf"][..], "frequency penalty must be a finite number"),
+        (&["--min-p", "0"][..], "min-p must be in (0, 1], found 0"),
+        (&["--min-p", "1.01"][..], "min-p must be in (0, 1]"),
+        (&["--min-p", "nan"][..], "found NaN"),
+        (&["--typical-p", "0"][..], "typical-p must be in (0, 1], found 0"),
+        (&["--typical-p", "-0.5"][..], "found -0.5"),
+        (&["--typical-p", "inf"][..], "found inf"),
+        (&["--min-p"][..], "needs a value"),
+        (&["--frequency-penalty", "1", "--frequency-penalty", "2"][..], "more than once"),
+        (&["--repetition-penalti", "2"][..], "did you mean '--repetition-penalty'?"),
+        (&["--no-repeat-ngrams", "2"][..], "did you mean '--no-repeat-ngram'?"),
+    ] {
+        let mut all = vec!["hello"];
+        all.extend(args);
+        assert_usage_error(&all, message);
+    }
+    let help = stdout(&gpt2_edu(&["--help"]));
+    for flag in [
+        "--repetition-penalty <R>",
+        "--no-repeat-ngram <N>",
+        "--presence-penalty <P>",
+        "--frequency-penalty <F>",
+        "--min-p <P>",
+        "--typical-p <P>",
+    ] {
+        assert!(help.contains(flag), "--help should document {flag}");
+    }
+}

@@ -29,7 +29,12 @@ fn dummy_engine() -> (dummy::WordEncoder, Engine) {
 fn sampled(max_tokens: usize, seed: u64) -> GenerateConfig {
     GenerateConfig {
         max_tokens,
-        sampling: SamplingParams { temperature: 1.3, top_k: Some(40), top_p: Some(0.95) },
+        sampling: SamplingParams {
+            temperature: 1.3,
+            top_k: Some(40),
+            top_p: Some(0.95),
+            ..SamplingParams::GREEDY
+        },
         seed,
         threads: 2,
         ..GenerateConfig::default()

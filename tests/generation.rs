@@ -19,7 +19,12 @@ fn tiny_gpt2() -> (Bpe, Engine) {
 fn hot(seed: u64, max_tokens: usize) -> GenerateConfig {
     GenerateConfig {
         max_tokens,
-        sampling: SamplingParams { temperature: 1.5, top_k: None, top_p: None },
+        sampling: SamplingParams {
+            temperature: 1.5,
+            top_k: None,
+            top_p: None,
+            ..SamplingParams::GREEDY
+        },
         seed,
         ..GenerateConfig::default()
     }
@@ -118,7 +123,12 @@ fn streamed_text_equals_decoding_the_whole_sequence_even_for_broken_utf8() {
     for seed in 1..=20 {
         // Hot sampling over byte-level tokens produces partial and invalid UTF-8.
         let config = GenerateConfig {
-            sampling: SamplingParams { temperature: 3.0, top_k: None, top_p: None },
+            sampling: SamplingParams {
+                temperature: 3.0,
+                top_k: None,
+                top_p: None,
+                ..SamplingParams::GREEDY
+            },
             ..hot(seed, 40)
         };
         let (streamed, _, ids) = run_text(&model, &tokenizer, "é", &config);
@@ -145,7 +155,12 @@ fn a_request_that_cannot_fit_is_refused_before_any_work() {
         }
     );
     let bad = GenerateConfig {
-        sampling: SamplingParams { temperature: -1.0, top_k: None, top_p: None },
+        sampling: SamplingParams {
+            temperature: -1.0,
+            top_k: None,
+            top_p: None,
+            ..SamplingParams::GREEDY
+        },
         ..GenerateConfig::default()
     };
     assert!(matches!(Generator::new(&model, &prompt, &bad, None), Err(Error::InvalidSampling(_))));
@@ -153,4 +168,46 @@ fn a_request_that_cannot_fit_is_refused_before_any_work() {
         Generator::new(&model, &[], &GenerateConfig::default(), None).unwrap_err(),
         Error::EmptyPrompt
     );
+}
+
+/// Presence and frequency count generated tokens only: the prompt and fed text are
+/// context. The repetition penalty and n-grams see both. Checked against the model's own
+/// logits, penalised by hand.
+#[test]
+fn penalties_count_generated_tokens_not_fed_ones() {
+    use gpt2_edu::penalties::Penalties;
+    let (_, hparams, weights) = dummy::load_encoder_hparams_and_params();
+    let model = Model::new(hparams, weights).unwrap();
+    let presence = Penalties { presence_penalty: 100.0, ..Penalties::NONE };
+    let config = GenerateConfig { max_tokens: 1, penalties: presence, ..GenerateConfig::default() };
+    let mut generator = Generator::new(&model, &[1], &config, None).unwrap(); // "world"
+    // The prompt's "world" is not generated: greedy still takes world (1), the argmax.
+    assert_eq!(generator.next_token().unwrap(), Some(1));
+    generator.feed(&[3]).unwrap(); // "<UNK>", fed: context, not generated
+    generator.resume(1).unwrap();
+    let logits = model.forward(&[1, 1, 3]).unwrap();
+    let mut by_hand = logits[logits.len() - 4..].to_vec();
+    by_hand[1] -= 100.0; // only the generated world
+    let next = generator.next_token().unwrap().unwrap();
+    assert_eq!(next, gpt2_edu::generate::argmax(&by_hand));
+    assert_ne!(next, 1);
+    // choose() counts as generated: after choosing world, it is penalised, and the loop
+    // "world world" (world is the argmax after it) is broken.
+    let mut generator = Generator::new(&model, &[1], &config, None).unwrap();
+    generator.choose(1).unwrap();
+    generator.resume(1).unwrap();
+    let logits = model.forward(&[1, 1]).unwrap();
+    let mut by_hand = logits[logits.len() - 4..].to_vec();
+    assert_eq!(gpt2_edu::generate::argmax(&by_hand), 1);
+    by_hand[1] -= 100.0;
+    let next = generator.next_token().unwrap();
+    assert_eq!(next, Some(gpt2_edu::generate::argmax(&by_hand)));
+    assert_ne!(next, Some(1));
+    // Bad penalties are refused before any work.
+    let bad = GenerateConfig {
+        penalties: Penalties { repetition_penalty: 0.0, ..Penalties::NONE },
+        ..GenerateConfig::default()
+    };
+    let error = Generator::new(&model, &[1], &bad, None).unwrap_err();
+    assert!(matches!(error, Error::InvalidSampling(_)), "{error}");
 }

@@ -21,7 +21,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("the block", &["block"]),
     ("the reference model", &["model", "checkpoint"]),
     ("the fast engine", &["fast"]),
-    ("generation", &["sample", "generate", "score", "dummy"]),
+    ("generation", &["penalties", "sample", "generate", "score", "dummy"]),
     ("pictures", &["viz"]),
 ];
 

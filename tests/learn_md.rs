@@ -116,7 +116,11 @@ fn sampling_table() -> String {
     let cells: Vec<String> = logits.iter().map(|&l| format_fixed(l, PRINT_DECIMALS)).collect();
     table.push_str(&format!("| logits | {} |\n", cells.join(" | ")));
     for (name, temperature, top_k, top_p) in settings {
-        let probs = distribution(&logits, &SamplingParams { temperature, top_k, top_p }).unwrap();
+        let probs = distribution(
+            &logits,
+            &SamplingParams { temperature, top_k, top_p, ..SamplingParams::GREEDY },
+        )
+        .unwrap();
         let cells: Vec<String> = probs.iter().map(|&p| format!("{p:.4}")).collect();
         table.push_str(&format!("| {name} | {} |\n", cells.join(" | ")));
     }
@@ -196,8 +200,11 @@ fn cross_entropy_example_matches_the_probabilities() {
     let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
     let model = Model::new(hparams, weights).unwrap();
     let logits = model.forward(&encoder.encode("hello")).unwrap();
-    let p = distribution(&logits, &SamplingParams { temperature: 1.0, top_k: None, top_p: None })
-        .unwrap();
+    let p = distribution(
+        &logits,
+        &SamplingParams { temperature: 1.0, top_k: None, top_p: None, ..SamplingParams::GREEDY },
+    )
+    .unwrap();
     for id in [1, 2] {
         let claim = format!("-ln {:.4} = {:.4} nats", p[id], -p[id].ln());
         assert!(LEARN.contains(&claim), "LEARN.md's introduction should say {claim}");
@@ -220,4 +227,108 @@ fn numbers_quoted_in_sections_4_to_6_match_the_trace() {
     let quoted = format!("`{}` becomes `{}`", "-0.42288", format_fixed(after[at], PRINT_DECIMALS));
     let prose = LEARN.replace('\n', " "); // the sentence may be wrapped anywhere
     assert!(prose.contains(&quoted), "LEARN.md section 6 should say {quoted}");
+}
+
+/// The logits of the third step of "hello" (the model has seen "hello world world":
+/// "hello" is the prompt, "world world" was generated), with the history the penalties
+/// see at that step.
+fn third_step() -> (Vec<f32>, Vec<u32>, Vec<u32>) {
+    let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
+    let model = Model::new(hparams, weights).unwrap();
+    let (prompt, generated) = (encoder.encode("hello"), encoder.encode("world world"));
+    let logits = model.forward(&[prompt.clone(), generated.clone()].concat()).unwrap();
+    (logits[logits.len() - hparams.n_vocab..].to_vec(), prompt, generated)
+}
+
+/// The repetition chapter's first table: each penalty on the third step's logits, and the
+/// token greedy decoding then takes.
+fn penalties_table() -> String {
+    use gpt2_edu::penalties::{History, Penalties};
+    let (logits, prompt, generated) = third_step();
+    let none = Penalties::NONE;
+    let settings: [(&str, Penalties); 7] = [
+        ("none (the model's logits)", none),
+        ("repetition penalty 2", Penalties { repetition_penalty: 2.0, ..none }),
+        ("repetition penalty 3", Penalties { repetition_penalty: 3.0, ..none }),
+        ("no-repeat n-gram 2", Penalties { no_repeat_ngram: Some(2), ..none }),
+        ("no-repeat n-gram 1", Penalties { no_repeat_ngram: Some(1), ..none }),
+        ("presence penalty 0.5", Penalties { presence_penalty: 0.5, ..none }),
+        ("frequency penalty 0.1", Penalties { frequency_penalty: 0.1, ..none }),
+    ];
+    let words = ["hello", "world", "the", "`<UNK>`"];
+    let mut table = String::from(
+        "| penalty | hello | world | the | `<UNK>` | greedy takes |\n|---|---:|---:|---:|---:|---|\n",
+    );
+    for (name, penalties) in settings {
+        let mut history = History::new(penalties, logits.len()).unwrap();
+        history.push_context(&prompt).unwrap();
+        for &t in &generated {
+            history.push_generated(t).unwrap();
+        }
+        let mut penalised = logits.clone();
+        history.apply(&mut penalised);
+        let cells: Vec<String> =
+            penalised.iter().map(|&l| format_fixed(l, PRINT_DECIMALS)).collect();
+        let next = words[argmax(&penalised) as usize];
+        table.push_str(&format!("| {name} | {} | {next} |\n", cells.join(" | ")));
+    }
+    table
+}
+
+/// The repetition chapter's second table: min-p and typical-p on the same step, as
+/// probabilities, beside plain T = 1 and top-p.
+fn cut_off_table() -> String {
+    use gpt2_edu::sample::{SamplingParams, distribution};
+    let (logits, _, _) = third_step();
+    let t1 = SamplingParams { temperature: 1.0, ..SamplingParams::GREEDY };
+    let settings: [(&str, SamplingParams); 6] = [
+        ("T = 1", t1),
+        ("T = 1, top-p 0.5", SamplingParams { top_p: Some(0.5), ..t1 }),
+        ("T = 1, min-p 0.5", SamplingParams { min_p: Some(0.5), ..t1 }),
+        ("T = 1, min-p 0.2", SamplingParams { min_p: Some(0.2), ..t1 }),
+        ("T = 1, typical-p 0.5", SamplingParams { typical_p: Some(0.5), ..t1 }),
+        ("T = 1, typical-p 0.2", SamplingParams { typical_p: Some(0.2), ..t1 }),
+    ];
+    let mut table =
+        String::from("| setting | hello | world | the | `<UNK>` |\n|---|---:|---:|---:|---:|\n");
+    for (name, params) in settings {
+        let probs = distribution(&logits, &params).unwrap();
+        let cells: Vec<String> = probs.iter().map(|&p| format!("{p:.4}")).collect();
+        table.push_str(&format!("| {name} | {} |\n", cells.join(" | ")));
+    }
+    table
+}
+
+#[test]
+fn repetition_tables_match_the_penalties_and_the_sampler() {
+    let (penalties, cut_offs) = (penalties_table(), cut_off_table());
+    for table in [penalties, cut_offs] {
+        assert!(LEARN.contains(&table), "LEARN.md's repetition section should contain:\n{table}");
+    }
+}
+
+/// The numbers the repetition section quotes: the min-p bar, the entropy and each token's
+/// surprise at the third step.
+#[test]
+fn numbers_quoted_in_the_repetition_section_match_the_code() {
+    use gpt2_edu::sample::{SamplingParams, distribution};
+    let (logits, _, _) = third_step();
+    let t1 = SamplingParams { temperature: 1.0, ..SamplingParams::GREEDY };
+    let p = distribution(&logits, &t1).unwrap();
+    let entropy: f64 = -p.iter().map(|&q| q * q.ln()).sum::<f64>();
+    let surprise = |id: usize| format!("{:.3}", -p[id].ln());
+    let quoted = [
+        format!("as `world` ({:.4})", 0.5 * p[1]),
+        format!("from the entropy ({entropy:.3} nats here)"),
+        format!("`<UNK>` ({}) is the", surprise(3)),
+        format!(
+            "then `world` ({}), `the` ({}), `hello` ({})",
+            surprise(1),
+            surprise(2),
+            surprise(0)
+        ),
+    ];
+    for claim in quoted {
+        assert!(LEARN.contains(&claim), "LEARN.md's repetition section should say {claim}");
+    }
 }

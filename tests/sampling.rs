@@ -1,13 +1,14 @@
 //! The sampler, tested so that a wrong one fails: greedy equivalences, top-k and top-p
-//! sets, and observed frequencies against the softmax probabilities (a chi-square bound
-//! that a sampler ignoring temperature, or off by one token, cannot pass).
+//! sets, and observed frequencies against the softmax probabilities, plain and filtered by
+//! min-p and typical-p (a chi-square bound that a sampler ignoring temperature or the
+//! filter, or off by one token, cannot pass).
 
 use gpt2_edu::generate::{GenerateConfig, Generator, argmax};
 use gpt2_edu::sample::{Sampler, SamplingParams, distribution};
 use gpt2_edu::{Engine, Model, Tokenizer, XorShift64, dummy};
 
 fn params(temperature: f32, top_k: Option<usize>, top_p: Option<f32>) -> SamplingParams {
-    SamplingParams { temperature, top_k, top_p }
+    SamplingParams { temperature, top_k, top_p, ..SamplingParams::GREEDY }
 }
 
 /// Random logits: `n` values in [-4, 4) from the test's own generator.
@@ -177,4 +178,91 @@ fn the_same_seed_gives_the_same_tokens_and_another_seed_others() {
         let text = encoder.decode(&run(5)).unwrap();
         insta::assert_snapshot!("sampled_seed_5", text);
     });
+}
+
+/// Chi-square's 1 - 1e-6 quantile for 1 to 9 degrees of freedom (the regularised
+/// incomplete gamma function, inverted by bisection; 30.66 and 44.81 as above).
+const CHI_SQUARE_1E_6: [f64; 9] = [23.93, 27.63, 30.66, 33.38, 35.89, 38.26, 40.52, 42.7, 44.81];
+
+/// min-p, computed independently of the crate: softmax, keep p >= m * max p, renormalise.
+fn reference_min_p(probs: &[f64], min_p: f64) -> Vec<f64> {
+    let max = probs.iter().copied().fold(0.0, f64::max);
+    let kept: Vec<f64> = probs.iter().map(|&p| if p >= min_p * max { p } else { 0.0 }).collect();
+    let total: f64 = kept.iter().sum();
+    kept.iter().map(|p| p / total).collect()
+}
+
+/// Typical-p, computed independently of the crate and with the textbook formula (std's
+/// `ln`): order by |-ln p - H|, keep until the mass reaches q, renormalise.
+fn reference_typical(probs: &[f64], mass: f64) -> Vec<f64> {
+    let entropy: f64 = -probs.iter().map(|&p| p * p.ln()).sum::<f64>();
+    let distance = |i: usize| (-probs[i].ln() - entropy).abs();
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    order.sort_by(|&a, &b| distance(a).total_cmp(&distance(b)));
+    let mut cumulative = 0.0;
+    let mut kept = vec![0.0; probs.len()];
+    for &i in &order {
+        kept[i] = probs[i];
+        cumulative += probs[i];
+        if cumulative >= mass {
+            break;
+        }
+    }
+    let total: f64 = kept.iter().sum();
+    kept.iter().map(|p| p / total).collect()
+}
+
+/// Observed frequencies of min-p and typical-p sampling against the filtered softmax,
+/// computed independently; a dropped token is never drawn. The same counts fail against
+/// the unfiltered softmax and when shifted by one token.
+#[test]
+fn min_p_and_typical_p_frequencies_match_the_filtered_softmax() {
+    let logits: Vec<f32> = (0..10).map(|i| (i as f32 * 0.37).sin() * 2.0).collect();
+    const DRAWS: usize = 200_000;
+    let mut seed = 70;
+    let mut kept_sizes = Vec::new();
+    for temperature in [1.0f32, 0.7] {
+        let full = reference_probs(&logits, temperature as f64);
+        let filters: [(SamplingParams, Vec<f64>); 4] = [
+            (
+                SamplingParams { min_p: Some(0.3), ..params(temperature, None, None) },
+                reference_min_p(&full, 0.3),
+            ),
+            (
+                SamplingParams { min_p: Some(0.1), ..params(temperature, None, None) },
+                reference_min_p(&full, 0.1),
+            ),
+            (
+                SamplingParams { typical_p: Some(0.3), ..params(temperature, None, None) },
+                reference_typical(&full, 0.3),
+            ),
+            (
+                SamplingParams { typical_p: Some(0.9), ..params(temperature, None, None) },
+                reference_typical(&full, 0.9),
+            ),
+        ];
+        for (p, right) in filters {
+            seed += 1;
+            let mut sampler = Sampler::new(p, seed).unwrap();
+            let observed = counts(&mut sampler, &logits, DRAWS);
+            let kept: Vec<usize> = (0..10).filter(|&i| right[i] > 0.0).collect();
+            kept_sizes.push(kept.len());
+            for i in (0..10).filter(|i| !kept.contains(i)) {
+                assert_eq!(observed[i], 0, "{p:?} drew the dropped token {i}");
+            }
+            let observed_kept: Vec<usize> = kept.iter().map(|&i| observed[i]).collect();
+            let right_kept: Vec<f64> = kept.iter().map(|&i| right[i]).collect();
+            let statistic = chi_square(&observed_kept, &right_kept);
+            let bound = CHI_SQUARE_1E_6[kept.len() - 2];
+            assert!(statistic < bound, "{p:?}: chi-square {statistic:.1} >= {bound}");
+            // A sampler that ignored the filter, or was off by one token, would fail.
+            assert!(chi_square(&observed, &full) > 1000.0, "{p:?} looks unfiltered");
+            let mut shifted = observed_kept.clone();
+            shifted.rotate_left(1);
+            assert!(chi_square(&shifted, &right_kept) > 1000.0, "{p:?}: off by one would pass");
+        }
+    }
+    // The filters really filter, to different sizes (typical-p 0.3 at T = 1 keeps ids 2, 3
+    // and 6: not 4 and 5, the two most likely).
+    assert_eq!(kept_sizes, vec![6, 9, 3, 7, 5, 7, 2, 6]);
 }

@@ -274,7 +274,7 @@ fn generated_tokens_logprobs_equal_scoring_the_generated_text() {
     let engine = Engine::new(model).unwrap();
     let config = gpt2_edu::GenerateConfig {
         max_tokens: 6,
-        sampling: gpt2_edu::SamplingParams { temperature: 1.2, top_k: None, top_p: None },
+        sampling: gpt2_edu::SamplingParams { temperature: 1.2, ..gpt2_edu::SamplingParams::GREEDY },
         seed: 3,
         ..gpt2_edu::GenerateConfig::default()
     };

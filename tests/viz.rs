@@ -22,7 +22,12 @@ fn config(max_tokens: usize) -> GenerateConfig {
 
 fn sampling_config(max_tokens: usize, seed: u64) -> GenerateConfig {
     GenerateConfig {
-        sampling: SamplingParams { temperature: 1.5, top_k: Some(3), top_p: None },
+        sampling: SamplingParams {
+            temperature: 1.5,
+            top_k: Some(3),
+            top_p: None,
+            ..SamplingParams::GREEDY
+        },
         seed,
         ..config(max_tokens)
     }
@@ -171,7 +176,12 @@ fn the_step_that_chooses_end_of_text_is_recorded_with_a_real_tokenizer() {
     // A seed whose sampled text ends with <|endoftext|> (found by the scan, not assumed).
     let (config, plain_ids) = (1..500)
         .map(|seed| GenerateConfig {
-            sampling: SamplingParams { temperature: 1.5, top_k: None, top_p: None },
+            sampling: SamplingParams {
+                temperature: 1.5,
+                top_k: None,
+                top_p: None,
+                ..SamplingParams::GREEDY
+            },
             seed,
             ..config(30)
         })

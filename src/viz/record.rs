@@ -375,7 +375,7 @@ impl Explanation {
 /// model's own belief, whose most likely token is the one greedy takes.
 pub fn shown_sampling(sampling: &SamplingParams) -> SamplingParams {
     if sampling.is_greedy() {
-        SamplingParams { temperature: 1.0, top_k: None, top_p: None }
+        SamplingParams { temperature: 1.0, top_k: None, top_p: None, ..SamplingParams::GREEDY }
     } else {
         *sampling
     }
@@ -647,9 +647,19 @@ mod tests {
     fn greedy_shows_the_softmax_at_temperature_one() {
         let shown = shown_sampling(&SamplingParams::GREEDY);
         assert_eq!((shown.temperature, shown.top_k, shown.top_p), (1.0, None, None));
-        let top_k_1 = SamplingParams { temperature: 0.7, top_k: Some(1), top_p: None };
+        let top_k_1 = SamplingParams {
+            temperature: 0.7,
+            top_k: Some(1),
+            top_p: None,
+            ..SamplingParams::GREEDY
+        };
         assert_eq!(shown_sampling(&top_k_1).temperature, 1.0, "top-k 1 is greedy too");
-        let sampling = SamplingParams { temperature: 0.7, top_k: Some(3), top_p: Some(0.9) };
+        let sampling = SamplingParams {
+            temperature: 0.7,
+            top_k: Some(3),
+            top_p: Some(0.9),
+            ..SamplingParams::GREEDY
+        };
         assert_eq!(shown_sampling(&sampling), sampling);
     }
 }

@@ -119,6 +119,8 @@ fn sampling_knobs(sampling: &SamplingParams) -> String {
     let mut knobs = vec![format!("T = {}", sampling.temperature)];
     knobs.extend(sampling.top_k.map(|k| format!("top-k {k}")));
     knobs.extend(sampling.top_p.map(|p| format!("top-p {p}")));
+    knobs.extend(sampling.min_p.map(|p| format!("min-p {p}")));
+    knobs.extend(sampling.typical_p.map(|p| format!("typical-p {p}")));
     knobs.join(", ")
 }
 

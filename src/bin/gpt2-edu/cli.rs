@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use gpt2_edu::dummy::DEFAULT_WEIGHTS_SEED;
 use gpt2_edu::fast::{MAX_THREADS, default_threads};
 use gpt2_edu::generate::{DEFAULT_SAMPLING_SEED, Decoding, GenerateConfig};
+use gpt2_edu::penalties::Penalties;
 use gpt2_edu::sample::SamplingParams;
 use gpt2_edu::viz::HeadId;
 
@@ -38,6 +39,22 @@ Options:
       --top-k <K>           sample only from the K most likely tokens (K >= 1)
       --top-p <P>           sample only from the most likely tokens whose probability
                             reaches P, 0 < P <= 1 (nucleus sampling)
+      --min-p <P>           sample only from tokens at least P times as likely as the most
+                            likely one, 0 < P <= 1
+      --typical-p <P>       sample only from the tokens whose surprise (-ln p) is nearest
+                            the entropy, until their probability reaches P, 0 < P <= 1
+      --repetition-penalty <R>
+                            divide each positive logit of a token already in the prompt or
+                            the output by R, multiply each negative one by R; R > 0, 1 = none
+                            (R > 1 discourages repeats; it punishes the prompt's words too)
+      --no-repeat-ngram <N> never generate a token that would repeat an N-token sequence
+                            already in the prompt or the output, N >= 1 (1: no token twice)
+      --presence-penalty <P>
+                            subtract P from the logit of every token generated so far
+                            (OpenAI's presence penalty; any finite number) [default: 0]
+      --frequency-penalty <F>
+                            subtract F from a token's logit per time it was generated
+                            (OpenAI's frequency penalty; any finite number) [default: 0]
       --seed <S>            the sampler's seed: the same seed gives the same text [default: 42]
       --stop <STR>          stop when the text contains STR (repeatable; STR is not printed)
       --ignore-eot          keep generating after <|endoftext|> (GPT-2 stops there by default)
@@ -63,7 +80,10 @@ Options:
   -h, --help                print this help
   -V, --version             print the version
 
-Without --temperature, --top-k or --top-p, decoding is greedy: always the most likely token.
+Without --temperature, --top-k, --top-p, --min-p or --typical-p, decoding is greedy: always
+the most likely token; any of those filters alone samples at temperature 1. The penalties
+apply to greedy decoding too, first, in transformers' order: repetition penalty, no-repeat
+n-gram, presence and frequency; then temperature, top-k, top-p, min-p, typical-p.
 Generation runs on the fast engine; --trace, --explain, --attention and --html run the
 reference model instead, so that every step can be watched. Both give the same tokens.
 
@@ -78,7 +98,8 @@ pub const DEFAULT_TOKENS: usize = 20;
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    /// Generate text.
+    /// Generate text, or score it (boxed: the options are far larger than the other
+    /// variants).
     Run(Box<Options>),
     /// Print [`USAGE`].
     Help,
@@ -116,6 +137,8 @@ pub struct Options {
     pub weights_seed: u64,
     /// Greedy or sampling, checked with [`SamplingParams::validate`].
     pub sampling: SamplingParams,
+    /// The penalties, checked with [`Penalties::validate`].
+    pub penalties: Penalties,
     /// The sampler's seed (never 0).
     pub seed: u64,
     /// Stop at the tokenizer's end-of-text token.
@@ -157,6 +180,7 @@ impl Options {
             max_tokens: self.n_tokens,
             decoding: self.decoding,
             sampling: self.sampling,
+            penalties: self.penalties,
             seed: self.seed,
             stop_at_end_of_text: self.stop_at_end_of_text,
             stop_strings: self.stop_strings.clone(),
@@ -216,6 +240,7 @@ struct Flags {
     prompt_file: Option<String>,
     model_dir: Option<PathBuf>,
     sampling: SamplingParams,
+    penalties: Penalties,
     seed: Option<u64>,
     stop_strings: Vec<String>,
     ignore_eot: bool,
@@ -282,6 +307,18 @@ impl Flags {
             "--temperature" => self.sampling.temperature = parse_float(name, &value()?)?,
             "--top-k" => self.sampling.top_k = Some(parse_number(name, &value()?)? as usize),
             "--top-p" => self.sampling.top_p = Some(parse_float(name, &value()?)?),
+            "--min-p" => self.sampling.min_p = Some(parse_float(name, &value()?)?),
+            "--typical-p" => self.sampling.typical_p = Some(parse_float(name, &value()?)?),
+            "--repetition-penalty" => {
+                self.penalties.repetition_penalty = parse_float(name, &value()?)?;
+            }
+            "--no-repeat-ngram" => {
+                self.penalties.no_repeat_ngram = Some(parse_number(name, &value()?)? as usize);
+            }
+            "--presence-penalty" => self.penalties.presence_penalty = parse_float(name, &value()?)?,
+            "--frequency-penalty" => {
+                self.penalties.frequency_penalty = parse_float(name, &value()?)?;
+            }
             "--stop" => self.stop_strings.push(parse_stop(&value()?)?),
             "--ignore-eot" => self.ignore_eot = true,
             "--explain" => self.explain = true,
@@ -302,14 +339,13 @@ impl Flags {
 
     /// The options, with their defaults, once the options agree with each other.
     fn into_options(mut self) -> Result<Options, UsageError> {
-        let (top_k_or_p, temperature_given) = (
-            self.sampling.top_k.is_some() || self.sampling.top_p.is_some(),
-            self.seen.contains(&"--temperature"),
-        );
-        if top_k_or_p && !temperature_given {
-            self.sampling.temperature = 1.0; // top-k or top-p alone means sampling at T = 1
+        let SamplingParams { top_k, top_p, min_p, typical_p, .. } = self.sampling;
+        let a_filter = top_k.is_some() || top_p.is_some() || min_p.is_some() || typical_p.is_some();
+        if a_filter && !self.seen.contains(&"--temperature") {
+            self.sampling.temperature = 1.0; // a filter alone means sampling at T = 1
         }
         self.sampling.validate().map_err(|e| UsageError(e.to_string()))?;
+        self.penalties.validate().map_err(|e| UsageError(e.to_string()))?;
         self.check_perplexity_options()?;
         if self.model_dir.is_some() && self.weights_seed.is_some() {
             return Err(UsageError(
@@ -336,6 +372,7 @@ impl Flags {
             trace: self.trace,
             weights_seed: self.weights_seed.unwrap_or(DEFAULT_WEIGHTS_SEED),
             sampling: self.sampling,
+            penalties: self.penalties,
             seed: self.seed.unwrap_or(DEFAULT_SAMPLING_SEED),
             stop_at_end_of_text: !self.ignore_eot,
             stop_strings: self.stop_strings,
@@ -375,7 +412,7 @@ impl Flags {
 }
 
 /// The options that only mean something when text is generated.
-const GENERATION_ONLY: [&str; 14] = [
+const GENERATION_ONLY: [&str; 20] = [
     "--tokens",
     "--no-cache",
     "--ids",
@@ -383,6 +420,12 @@ const GENERATION_ONLY: [&str; 14] = [
     "--temperature",
     "--top-k",
     "--top-p",
+    "--min-p",
+    "--typical-p",
+    "--repetition-penalty",
+    "--no-repeat-ngram",
+    "--presence-penalty",
+    "--frequency-penalty",
     "--seed",
     "--stop",
     "--ignore-eot",
@@ -485,7 +528,7 @@ const fn option(long: &'static str, short: Option<&'static str>, takes_value: bo
 }
 
 /// Every option the command line knows.
-const OPTIONS: [OptionSpec; 22] = [
+const OPTIONS: [OptionSpec; 28] = [
     option("--model", None, true),
     option("--tokens", Some("-n"), true),
     option("--no-cache", None, false),
@@ -494,6 +537,12 @@ const OPTIONS: [OptionSpec; 22] = [
     option("--temperature", None, true),
     option("--top-k", None, true),
     option("--top-p", None, true),
+    option("--min-p", None, true),
+    option("--typical-p", None, true),
+    option("--repetition-penalty", None, true),
+    option("--no-repeat-ngram", None, true),
+    option("--presence-penalty", None, true),
+    option("--frequency-penalty", None, true),
     option("--seed", None, true),
     option("--stop", None, true),
     option("--ignore-eot", None, false),
@@ -623,7 +672,12 @@ mod tests {
             run(&["x", "--temperature", "0.7", "--top-k=40", "--top-p", "0.9", "--seed", "7"]);
         assert_eq!(
             options.sampling,
-            SamplingParams { temperature: 0.7, top_k: Some(40), top_p: Some(0.9) }
+            SamplingParams {
+                temperature: 0.7,
+                top_k: Some(40),
+                top_p: Some(0.9),
+                ..SamplingParams::GREEDY
+            }
         );
         assert_eq!(options.seed, 7);
         assert_eq!(
@@ -632,6 +686,29 @@ mod tests {
             "top-k alone samples at T = 1"
         );
         assert_eq!(run(&["x"]).sampling, SamplingParams::GREEDY);
+        let options = run(&["x", "--min-p=0.1", "--typical-p", "0.9"]);
+        assert_eq!((options.sampling.min_p, options.sampling.typical_p), (Some(0.1), Some(0.9)));
+        assert_eq!(options.sampling.temperature, 1.0, "min-p or typical-p alone samples at T = 1");
+        let options = run(&[
+            "x",
+            "--repetition-penalty",
+            "1.3",
+            "--no-repeat-ngram=3",
+            "--presence-penalty",
+            "-0.5",
+            "--frequency-penalty",
+            "0.25",
+        ]);
+        let penalties = Penalties {
+            repetition_penalty: 1.3,
+            no_repeat_ngram: Some(3),
+            presence_penalty: -0.5,
+            frequency_penalty: 0.25,
+        };
+        assert_eq!(options.penalties, penalties);
+        assert_eq!(options.generate_config().penalties, penalties);
+        assert_eq!(options.sampling, SamplingParams::GREEDY, "penalties alone stay greedy");
+        assert_eq!(run(&["x"]).penalties, Penalties::NONE);
         let options = run(&["x", "--stop", "a", "--stop", "b b", "--ignore-eot"]);
         assert_eq!(options.stop_strings, vec!["a".to_string(), "b b".to_string()]);
         assert!(!options.stop_at_end_of_text);
