@@ -386,12 +386,27 @@ impl<'m, M: Forward> Generator<'m, M> {
         config: &GenerateConfig,
         end_of_text: Option<u32>,
     ) -> Result<Self> {
+        let capacity = prompt.len() + config.max_tokens; // fits: checked
+        let cache = KvCache::with_capacity(model.hparams(), capacity)?;
+        Self::start_with_cache(model, state, prompt, cache, config, end_of_text)
+    }
+
+    /// [`start`](Self::start), with a cache that already holds the keys and values of the
+    /// first `cache.len()` (fewer than all) of the prompt's tokens.
+    fn start_with_cache(
+        model: &'m M,
+        state: Held<'m, M::State>,
+        prompt: &[u32],
+        cache: KvCache,
+        config: &GenerateConfig,
+        end_of_text: Option<u32>,
+    ) -> Result<Self> {
         let hp = model.hparams();
         let sequence = Sequence {
             model,
             decoding: config.decoding,
             tokens: prompt.to_vec(),
-            cache: KvCache::with_capacity(hp, prompt.len() + config.max_tokens)?, // fits: checked
+            cache,
             state,
             logits_for: None,
         };
@@ -761,6 +776,96 @@ impl<M: Forward> Iterator for Generator<'_, M> {
     }
 }
 
+/// A prompt run once, to start several generations from (`--samples K`): its keys and
+/// values are computed here, and each generation copies them instead of running the
+/// prompt again. The prompt's last token is left for each generation's first step, so
+/// that the step has logits of its own; since cached decoding equals full recomputation
+/// bit for bit, each generation is exactly the one [`Generator::new`] would make.
+///
+/// ```
+/// use gpt2_edu::generate::{GenerateConfig, Generator, Prefill};
+/// use gpt2_edu::sample::SamplingParams;
+/// use gpt2_edu::{dummy, Engine, Model, Tokenizer, Workspace};
+/// let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params();
+/// let engine = Engine::new(Model::new(hparams, weights).unwrap()).unwrap();
+/// let prompt = encoder.encode("hello world the");
+/// let mut workspace = Workspace::new(1).unwrap();
+/// let prefill = Prefill::new(&engine, &prompt, &mut workspace).unwrap(); // runs "hello world"
+/// for seed in 1..4 {
+///     let sampling = SamplingParams { temperature: 1.0, ..SamplingParams::GREEDY };
+///     let config = GenerateConfig { max_tokens: 5, sampling, seed, ..GenerateConfig::default() };
+///     let shared: Vec<u32> = prefill.generator_with_state(&mut workspace, &config, None).unwrap()
+///         .collect::<Result<_, _>>().unwrap();
+///     let alone: Vec<u32> = Generator::new(&engine, &prompt, &config, None).unwrap()
+///         .collect::<Result<_, _>>().unwrap();
+///     assert_eq!(shared, alone);
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Prefill<'m, M: Forward> {
+    model: &'m M,
+    prompt: Vec<u32>,
+    /// The keys and values of all but the prompt's last token.
+    cache: KvCache,
+}
+
+impl<'m, M: Forward> Prefill<'m, M> {
+    /// Runs all of `prompt` but its last token through `model`. The prompt must be
+    /// non-empty, in the vocabulary, and fit in `n_ctx`.
+    pub fn new(model: &'m M, prompt: &[u32], state: &mut M::State) -> Result<Self> {
+        let hp = model.hparams();
+        if prompt.is_empty() {
+            return Err(Error::EmptyPrompt);
+        }
+        check_ids(hp, prompt)?;
+        check_fits(hp, prompt.len(), 0)?;
+        let mut cache = KvCache::with_capacity(hp, prompt.len() - 1)?;
+        if prompt.len() > 1 {
+            model.tail_logits(&prompt[..prompt.len() - 1], &mut cache, state, 1)?;
+        }
+        Ok(Self { model, prompt: prompt.to_vec(), cache })
+    }
+
+    /// The prompt.
+    pub fn prompt(&self) -> &[u32] {
+        &self.prompt
+    }
+
+    /// A generation after the prompt, with a state of its own (as [`Generator::new`]).
+    pub fn generator(
+        &self,
+        config: &GenerateConfig,
+        end_of_text: Option<u32>,
+    ) -> Result<Generator<'m, M>> {
+        Generator::check(self.model, &self.prompt, config)?;
+        let state = Held::Owned(self.model.new_state(config.threads)?);
+        self.start(state, config, end_of_text)
+    }
+
+    /// A generation after the prompt, on a borrowed state (as [`Generator::with_state`]).
+    pub fn generator_with_state<'s>(
+        &'s self,
+        state: &'s mut M::State,
+        config: &GenerateConfig,
+        end_of_text: Option<u32>,
+    ) -> Result<Generator<'s, M>> {
+        Generator::check(self.model, &self.prompt, config)?;
+        let prefill: &'s Prefill<'s, M> = self; // (the model is borrowed for 's too)
+        prefill.start(Held::Lent(state), config, end_of_text)
+    }
+
+    fn start(
+        &self,
+        state: Held<'m, M::State>,
+        config: &GenerateConfig,
+        end_of_text: Option<u32>,
+    ) -> Result<Generator<'m, M>> {
+        let capacity = self.prompt.len() + config.max_tokens; // fits: checked
+        let cache = self.cache.copy_with_room(self.model.hparams(), capacity);
+        Generator::start_with_cache(self.model, state, &self.prompt, cache, config, end_of_text)
+    }
+}
+
 /// Text generation: a [`Generator`] plus a tokenizer. Yields pieces of text as tokens are
 /// generated, never half a UTF-8 character, and stops at stop strings (the stop string
 /// itself is not yielded; text that might be its beginning is held back until it is
@@ -833,6 +938,17 @@ impl<'a, M: Forward, T: Tokenizer + ?Sized> TextGenerator<'a, M, T> {
         let prompt_ids = tokenizer.encode(prompt);
         let eot = tokenizer.end_of_text();
         let tokens = Generator::with_state(model, state, &prompt_ids, config, eot)?;
+        Self::start(tokens, tokenizer, &prompt_ids, config)
+    }
+
+    /// Text generation around a generator made some other way (from a [`Prefill`], say):
+    /// its tokens so far are the prompt; `config` gives the stop strings.
+    pub fn from_generator(
+        tokens: Generator<'a, M>,
+        tokenizer: &'a T,
+        config: &GenerateConfig,
+    ) -> Result<Self> {
+        let prompt_ids = tokens.tokens().to_vec();
         Self::start(tokens, tokenizer, &prompt_ids, config)
     }
 

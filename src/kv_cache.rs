@@ -108,21 +108,32 @@ impl KvCache {
     /// be the cache's model), keeping every filled position: each head's rows are copied to
     /// the larger arrays. A smaller capacity than the present one changes nothing.
     pub fn grow_to(&mut self, hparams: &HParams, capacity: usize) {
-        let capacity = capacity.min(hparams.n_ctx);
-        if capacity <= self.capacity {
-            return;
+        if capacity.min(hparams.n_ctx) > self.capacity {
+            *self = self.copy_with_room(hparams, capacity);
         }
-        for layer in &mut self.layers {
-            let mut grown = LayerKv::empty(capacity, self.n_embd, layer.d_head);
-            for h in 0..self.n_embd.checked_div(layer.d_head).unwrap_or(0) {
-                let (from, to) = (h * layer.capacity * layer.d_head, h * capacity * layer.d_head);
-                let n = self.len * layer.d_head;
-                grown.keys[to..to + n].copy_from_slice(&layer.keys[from..from + n]);
-                grown.values[to..to + n].copy_from_slice(&layer.values[from..from + n]);
-            }
-            *layer = grown;
-        }
-        self.capacity = capacity;
+    }
+
+    /// A copy of the filled positions, with room for `capacity` positions in all (at least
+    /// the filled ones, at most `n_ctx` of `hparams`, which must be the cache's model):
+    /// how several generations start from one prompt's cache.
+    pub fn copy_with_room(&self, hparams: &HParams, capacity: usize) -> Self {
+        let capacity = capacity.min(hparams.n_ctx).max(self.len);
+        let layers = self
+            .layers
+            .iter()
+            .map(|layer| {
+                let mut copy = LayerKv::empty(capacity, self.n_embd, layer.d_head);
+                for h in 0..self.n_embd.checked_div(layer.d_head).unwrap_or(0) {
+                    let (from, to) =
+                        (h * layer.capacity * layer.d_head, h * capacity * layer.d_head);
+                    let n = self.len * layer.d_head;
+                    copy.keys[to..to + n].copy_from_slice(&layer.keys[from..from + n]);
+                    copy.values[to..to + n].copy_from_slice(&layer.values[from..from + n]);
+                }
+                copy
+            })
+            .collect();
+        Self { layers, n_embd: self.n_embd, capacity, len: self.len }
     }
 
     /// How many positions are filled.
@@ -237,5 +248,8 @@ mod tests {
             assert_eq!(cache.values(layer, head), before.values(layer, head));
         }
         assert_eq!(cache.keys(1, 1)[..5], [105.0, 106.0, 107.0, 108.0, 109.0]);
+        let copy = cache.copy_with_room(&hparams, 2); // never below the filled positions
+        assert_eq!((copy.capacity(), copy.len()), (3, 3));
+        assert_eq!(copy.keys(1, 1), cache.keys(1, 1));
     }
 }

@@ -76,7 +76,8 @@ pub use dummy::{WordEncoder, gen_text, load_encoder_hparams_and_params};
 pub use error::{Error, Result};
 pub use fast::{Engine, Logits, Workspace};
 pub use generate::{
-    Decoding, Forward, GenerateConfig, Generator, Step, StopReason, TextGenerator, generate,
+    Decoding, Forward, GenerateConfig, Generator, Prefill, Step, StopReason, TextGenerator,
+    generate,
 };
 pub use hparams::HParams;
 pub use kv_cache::KvCache;

@@ -709,3 +709,41 @@ fn bad_penalties_and_filters_are_usage_errors() {
         assert!(help.contains(flag), "--help should document {flag}");
     }
 }
+
+#[test]
+fn samples_are_the_runs_with_consecutive_seeds() {
+    let model = ["--model", "tests/fixtures/tiny-gpt2", "Once upon a time", "-n", "8"];
+    let sampling = ["--temperature", "1.1", "--top-k", "50", "--repetition-penalty", "1.2"];
+    let mut args: Vec<&str> = model.iter().chain(&sampling).copied().collect();
+    args.extend(["--seed", "40", "--samples", "3"]);
+    let together = gpt2_edu(&args);
+    assert!(together.status.success(), "{}", stderr(&together));
+    let mut expected = String::new();
+    for seed in ["40", "41", "42"] {
+        let mut alone: Vec<&str> = model.iter().chain(&sampling).copied().collect();
+        alone.extend(["--seed", seed]);
+        let output = gpt2_edu(&alone);
+        assert!(output.status.success());
+        let n = seed.parse::<u32>().unwrap() - 39;
+        expected.push_str(&format!("[sample {n} of 3, seed {seed}]\n{}", stdout(&output)));
+    }
+    assert_eq!(stdout(&together), expected);
+    let texts: Vec<&str> = expected.lines().filter(|l| !l.starts_with('[')).collect();
+    assert!(texts[0] != texts[1] || texts[1] != texts[2], "three seeds, not one text");
+}
+
+#[test]
+fn samples_that_cannot_differ_or_be_watched_are_usage_errors() {
+    assert_usage_error(&["hello", "--samples", "3"], "--samples needs sampling");
+    assert_usage_error(&["hello", "--samples", "0"], "'--samples' must be at least 1");
+    assert_usage_error(&["hello", "--samples", "1001", "--temperature", "1"], "at most 1000");
+    assert_usage_error(
+        &["hello", "--samples", "2", "--temperature", "1", "--explain"],
+        "option '--explain' watches one generation",
+    );
+    assert_usage_error(
+        &["hello", "--samples", "3", "--temperature", "1", "--seed", "18446744073709551614"],
+        "would pass the largest 64-bit number",
+    );
+    assert_usage_error(&["--perplexity", "-", "--samples", "2"], "'--samples' is for generating");
+}

@@ -307,3 +307,46 @@ fn a_cache_made_for_another_shape_is_refused() {
     assert_eq!(fast.unwrap_err(), error);
     assert!(model.forward(&[]).unwrap_err().to_string().contains("no tokens to run"));
 }
+
+#[test]
+fn samples_from_one_prefill_equal_each_generation_alone_bit_for_bit() {
+    let (tokenizer, model) = tiny_gpt2();
+    let engine = Engine::new(model.clone()).unwrap();
+    let prompt = tokenizer.encode("It was the best of times, it was the worst of times");
+    let mut workspace = Workspace::new(2).unwrap();
+    let prefill = gpt2_edu::Prefill::new(&engine, &prompt, &mut workspace).unwrap();
+    assert_eq!(prefill.prompt(), prompt);
+    for seed in 7..12 {
+        let config = GenerateConfig {
+            penalties: gpt2_edu::Penalties { repetition_penalty: 1.3, ..gpt2_edu::Penalties::NONE },
+            ..sampled(8, seed)
+        };
+        let mut shared = prefill.generator_with_state(&mut workspace, &config, None).unwrap();
+        let mut alone = Generator::new(&engine, &prompt, &config, None).unwrap();
+        let mut reference = Generator::new(&model, &prompt, &config, None).unwrap();
+        loop {
+            let steps = [shared.next_step().unwrap(), alone.next_step().unwrap()];
+            let plain = reference.next_step().unwrap();
+            match (&steps, plain) {
+                ([Some(a), Some(b)], Some(c)) => {
+                    assert_eq!(a.token(), b.token(), "seed {seed}");
+                    let bits = |s: &gpt2_edu::Step<'_>| {
+                        s.logits().iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+                    };
+                    assert_eq!(bits(a), bits(b), "seed {seed}: the logits, bit for bit");
+                    assert_eq!(bits(a), bits(&c), "seed {seed}: and the reference model's");
+                }
+                ([None, None], None) => break,
+                _ => panic!("seed {seed}: one generation ended before the others"),
+            }
+        }
+    }
+    // An owned-state generator from the same prefill, too.
+    let config = sampled(5, 3);
+    let owned: Vec<u32> =
+        prefill.generator(&config, None).unwrap().collect::<Result<_, _>>().unwrap();
+    let alone: Vec<u32> =
+        Generator::new(&engine, &prompt, &config, None).unwrap().collect::<Result<_, _>>().unwrap();
+    assert_eq!(owned, alone);
+    assert!(gpt2_edu::Prefill::new(&engine, &[], &mut workspace).is_err());
+}

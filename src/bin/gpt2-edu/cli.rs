@@ -69,6 +69,9 @@ Options:
       --logprobs <K>        after the text, list each generated token's log-probability
                             and the K most likely tokens with theirs (K from 0 to 100):
                             the model's own distribution, before temperature, top-k, top-p
+      --samples <K>         K continuations of the prompt (K from 1 to 1000), with the seeds
+                            S, S+1, ... of --seed: the prompt is run once and its cache
+                            copied; each equals the run with its seed alone
       --perplexity <FILE>   score FILE's text ('-' for standard input; at most 64 MiB),
                             tokenized exactly as it is, instead of generating: print a
                             summary and, last, 'perplexity=P tokens=N nll=L' (N tokens
@@ -159,6 +162,8 @@ pub struct Options {
     pub stride: Option<usize>,
     /// `--logprobs K`: list each token's log-probability and `K` alternatives.
     pub logprobs: Option<usize>,
+    /// `--samples K`: this many continuations of the prompt, seeds `seed`, `seed + 1`, ...
+    pub samples: usize,
 }
 
 impl Options {
@@ -254,6 +259,7 @@ struct Flags {
     perplexity: Option<String>,
     stride: Option<usize>,
     logprobs: Option<usize>,
+    samples: Option<usize>,
 }
 
 impl Flags {
@@ -332,6 +338,7 @@ impl Flags {
             "--perplexity" => self.perplexity = Some(value()?),
             "--stride" => self.stride = Some(parse_stride(&value()?)?),
             "--logprobs" => self.logprobs = Some(parse_logprobs(&value()?)?),
+            "--samples" => self.samples = Some(parse_samples(&value()?)?),
             _ => unreachable!("every canonical name is handled"),
         }
         Ok(None)
@@ -347,6 +354,7 @@ impl Flags {
         self.sampling.validate().map_err(|e| UsageError(e.to_string()))?;
         self.penalties.validate().map_err(|e| UsageError(e.to_string()))?;
         self.check_perplexity_options()?;
+        self.check_samples()?;
         if self.model_dir.is_some() && self.weights_seed.is_some() {
             return Err(UsageError(
                 "--weights-seed sets the dummy model's weights; it cannot be used with --model"
@@ -383,11 +391,42 @@ impl Flags {
             perplexity,
             stride: self.stride,
             logprobs: self.logprobs,
+            samples: self.samples.unwrap_or(1),
         })
     }
 
     /// `--perplexity` scores a text instead of generating: a prompt and the options of
     /// generation make no sense with it, and `--stride` none without it.
+    /// `--samples K`: several continuations need sampling (greedy would repeat one), seeds
+    /// that stay seeds, and the streaming output (not the step-by-step pictures).
+    fn check_samples(&self) -> Result<(), UsageError> {
+        let Some(k) = self.samples.filter(|&k| k > 1) else {
+            return Ok(());
+        };
+        if self.sampling.is_greedy() {
+            return Err(UsageError(
+                "--samples needs sampling (--temperature, --top-k, --top-p, --min-p or \
+                 --typical-p): greedy decoding gives the same text every time"
+                    .into(),
+            ));
+        }
+        let seed = self.seed.unwrap_or(DEFAULT_SAMPLING_SEED);
+        if seed.checked_add(k as u64 - 1).is_none() {
+            return Err(UsageError(format!(
+                "--samples {k} with --seed {seed}: the seeds {seed} to {seed} + {} would pass \
+                 the largest 64-bit number; choose a smaller seed",
+                k - 1
+            )));
+        }
+        let watching = ["--trace", "--explain", "--attention", "--html"];
+        match self.seen.iter().find(|name| watching.contains(name)) {
+            Some(name) => Err(UsageError(format!(
+                "option '{name}' watches one generation; it cannot be used with --samples"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     fn check_perplexity_options(&self) -> Result<(), UsageError> {
         if self.perplexity.is_none() {
             return match self.stride {
@@ -412,7 +451,7 @@ impl Flags {
 }
 
 /// The options that only mean something when text is generated.
-const GENERATION_ONLY: [&str; 20] = [
+const GENERATION_ONLY: [&str; 21] = [
     "--tokens",
     "--no-cache",
     "--ids",
@@ -433,6 +472,7 @@ const GENERATION_ONLY: [&str; 20] = [
     "--attention",
     "--html",
     "--prompt-file",
+    "--samples",
 ];
 
 /// The most alternatives `--logprobs` lists per token.
@@ -443,6 +483,20 @@ fn parse_stride(value: &str) -> Result<usize, UsageError> {
     match parse_number("--stride", value)? {
         0 => Err(UsageError("option '--stride' must be at least 1 (and at most n_ctx)".into())),
         n => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+    }
+}
+
+/// The most continuations `--samples` makes.
+pub const MAX_SAMPLES: usize = 1000;
+
+/// A `--samples` count: 1 to [`MAX_SAMPLES`].
+fn parse_samples(value: &str) -> Result<usize, UsageError> {
+    match parse_number("--samples", value)? {
+        0 => Err(UsageError("option '--samples' must be at least 1".into())),
+        n if n > MAX_SAMPLES as u64 => Err(UsageError(format!(
+            "option '--samples' makes at most {MAX_SAMPLES} continuations, found {n}"
+        ))),
+        n => Ok(n as usize),
     }
 }
 
@@ -528,7 +582,7 @@ const fn option(long: &'static str, short: Option<&'static str>, takes_value: bo
 }
 
 /// Every option the command line knows.
-const OPTIONS: [OptionSpec; 28] = [
+const OPTIONS: [OptionSpec; 29] = [
     option("--model", None, true),
     option("--tokens", Some("-n"), true),
     option("--no-cache", None, false),
@@ -555,6 +609,7 @@ const OPTIONS: [OptionSpec; 28] = [
     option("--perplexity", None, true),
     option("--stride", None, true),
     option("--logprobs", None, true),
+    option("--samples", None, true),
     option("--help", Some("-h"), false),
     option("--version", Some("-V"), false),
 ];

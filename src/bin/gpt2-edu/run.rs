@@ -5,7 +5,7 @@
 
 use std::io::{self, Read, StdoutLock, Write};
 
-use gpt2_edu::generate::{Forward, Step, StopReason, TextGenerator};
+use gpt2_edu::generate::{Forward, GenerateConfig, Prefill, Step, StopReason, TextGenerator};
 use gpt2_edu::score::TokenScore;
 use gpt2_edu::viz::{self, ExplainOptions, HeadId, Heads, Recorder};
 use gpt2_edu::{Engine, Model, Tokenizer, Trace, checkpoint, dummy};
@@ -98,7 +98,43 @@ fn stream<M: Forward>(
     prompt: &str,
     options: &Options,
 ) -> Result<(), Failure> {
-    let mut text = TextGenerator::new(model, tokenizer, prompt, &options.generate_config())?;
+    if options.samples > 1 {
+        return samples(tokenizer, model, prompt, options);
+    }
+    let text = TextGenerator::new(model, tokenizer, prompt, &options.generate_config())?;
+    stream_text(tokenizer, text, options)
+}
+
+/// `--samples K`: the prompt run once, then `K` continuations from copies of its cache,
+/// with the seeds `seed`, `seed + 1`, ..., each under a line that says which it is.
+fn samples<M: Forward>(
+    tokenizer: &dyn Tokenizer,
+    model: &M,
+    prompt: &str,
+    options: &Options,
+) -> Result<(), Failure> {
+    let mut state = model.new_state(options.threads)?;
+    let prefill = Prefill::new(model, &tokenizer.encode(prompt), &mut state)?;
+    for i in 0..options.samples {
+        let seed = options.seed + i as u64; // cannot overflow: checked with the options
+        let config = GenerateConfig { seed, ..options.generate_config() };
+        writeln!(io::stdout(), "[sample {} of {}, seed {seed}]", i + 1, options.samples)?;
+        let tokens = prefill.generator_with_state(&mut state, &config, tokenizer.end_of_text())?;
+        stream_text(
+            tokenizer,
+            TextGenerator::from_generator(tokens, tokenizer, &config)?,
+            options,
+        )?;
+    }
+    Ok(())
+}
+
+/// Streams `text`'s pieces (or ids), then the `--logprobs` table, then why it stopped.
+fn stream_text<M: Forward>(
+    tokenizer: &dyn Tokenizer,
+    mut text: TextGenerator<'_, M>,
+    options: &Options,
+) -> Result<(), Failure> {
     let mut printer = Printer::start(options, &text)?;
     let mut logprobs = StepLog::new(options.logprobs);
     loop {
