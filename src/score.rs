@@ -10,24 +10,23 @@
 //! ```
 //!
 //! **Texts longer than the context.** The model sees at most `n_ctx` tokens, so a long
-//! text is scored in windows: window `k` runs `n_ctx` consecutive tokens starting at
-//! `b = k * stride` and predicts, at each of its positions, the token after it. It scores
-//! the predicted tokens that no earlier window scored, each given the window's tokens
-//! before it as context. So every token from the second on is scored exactly once, in the
-//! first window that predicts it:
+//! text is scored in windows: window `k` holds the `n_ctx` tokens starting at
+//! `b = k * stride`, and its *new positions* are those after the previous window's end.
+//! Each token from the second on is scored exactly once, in the first window in which it
+//! is among the new positions, given that window's tokens before it as context:
 //!
 //! ```text
-//! n_ctx 8, stride 4:   window 0 runs tokens 0..8    and scores tokens 1..=8
-//!                      window 1 runs tokens 4..12   and scores 9..=12   (context: at least 5 tokens)
-//!                      window 2 runs tokens 8..16   and scores 13..=16  ...
+//! n_ctx 8, stride 4:   window 0 holds tokens 0..8    and scores tokens 1..8
+//!                      window 1 holds tokens 4..12   and scores 8..12   (context: 4 to 7 tokens)
+//!                      window 2 holds tokens 8..16   and scores 12..16  ...
 //! ```
 //!
-//! A smaller stride gives every token more context (at least `n_ctx - stride + 1`
-//! tokens, except in the first window) and so a lower perplexity, at the price of more
-//! windows: `stride = n_ctx` runs the fewest windows, and the first tokens of each then have
-//! almost no context. (HuggingFace's perplexity recipe counts the same windows, but it
-//! never scores the token predicted by a window's last position, so with
-//! `stride = n_ctx` it drops one token per window; here none is dropped.)
+//! This is HuggingFace's perplexity recipe. A smaller stride gives every token (after the
+//! first window) at least `n_ctx - stride` tokens of context, and so a lower perplexity,
+//! at the price of more windows. With `stride = n_ctx` the windows do not overlap and a
+//! window's first token has nothing before it in its window; it is then scored by the
+//! window before, from that window's last position (HuggingFace's recipe drops it, one
+//! token per window), so that here too every token is scored once.
 //!
 //! Numbers: each window runs on the fast engine ([`Forward::tail_logits`], only the rows
 //! that score something), and each log-probability is a log-softmax in f64
@@ -138,8 +137,9 @@ fn check(tokens: &[u32], stride: usize, n_vocab: usize, n_ctx: usize) -> Result<
     Ok(())
 }
 
-/// The windows of a text of `n` tokens: `(begin, targets)`, where the window runs tokens
-/// `begin..begin + n_ctx` (fewer at the end) and scores the positions `targets`.
+/// The windows of a text of `n` tokens: `(begin, targets)`, where the window holds tokens
+/// `begin..begin + n_ctx` (fewer at the end) and scores the positions `targets` (see the
+/// module documentation; with `stride = n_ctx`, `targets` ends one past the window).
 #[derive(Debug, Clone)]
 pub struct Windows {
     n: usize,
@@ -153,7 +153,7 @@ pub struct Windows {
 impl Windows {
     /// The windows for `n` tokens, `n_ctx` per window, moving by `stride` (`1..=n_ctx`).
     pub fn new(n: usize, n_ctx: usize, stride: usize) -> Self {
-        Self { n, n_ctx, stride: stride.max(1), begin: 0, next: 1 }
+        Self { n, n_ctx, stride: stride.clamp(1, n_ctx.max(1)), begin: 0, next: 1 }
     }
 }
 
@@ -161,18 +161,18 @@ impl Iterator for Windows {
     type Item = (usize, std::ops::Range<usize>);
 
     fn next(&mut self) -> Option<Self::Item> {
-        while self.next < self.n {
-            let begin = self.begin;
-            // The window predicts tokens begin + 1 ..= begin + n_ctx.
-            let end = begin.saturating_add(self.n_ctx).saturating_add(1).min(self.n);
-            self.begin = begin.saturating_add(self.stride);
-            if end > self.next {
-                let targets = self.next..end;
-                self.next = end;
-                return Some((begin, targets));
-            }
+        if self.next >= self.n {
+            return None;
         }
-        None
+        let begin = self.begin;
+        let window_end = begin.saturating_add(self.n_ctx);
+        // Without overlap, the next window's first token has no context in it: score it
+        // here, from this window's last position.
+        let end = if self.stride == self.n_ctx { window_end.saturating_add(1) } else { window_end };
+        let targets = self.next..end.min(self.n);
+        self.begin = begin.saturating_add(self.stride);
+        self.next = targets.end;
+        Some((begin, targets))
     }
 }
 
@@ -189,9 +189,10 @@ mod tests {
                     for (begin, targets) in Windows::new(n, n_ctx, stride) {
                         for i in targets {
                             seen[i] += 1;
-                            // Context: the window's tokens before i, at least one, and the
-                            // inputs fit in the window.
-                            assert!(begin < i && i - begin <= n_ctx, "{n} {n_ctx} {stride}");
+                            // Context: the window's tokens before i, at least one; only
+                            // without overlap is i the token just past the window.
+                            assert!(begin < i, "{n} {n_ctx} {stride}");
+                            assert!(i - begin < n_ctx || (stride == n_ctx && i - begin == n_ctx));
                         }
                     }
                     assert_eq!(seen[0], 0);
@@ -204,6 +205,8 @@ mod tests {
     #[test]
     fn the_module_docs_example_is_what_the_windows_do() {
         let windows: Vec<_> = Windows::new(17, 8, 4).collect();
-        assert_eq!(windows, vec![(0, 1..9), (4, 9..13), (8, 13..17)]);
+        assert_eq!(windows, vec![(0, 1..8), (4, 8..12), (8, 12..16), (12, 16..17)]);
+        let no_overlap: Vec<_> = Windows::new(17, 8, 8).collect();
+        assert_eq!(no_overlap, vec![(0, 1..9), (8, 9..17)]);
     }
 }

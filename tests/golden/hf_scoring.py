@@ -10,9 +10,10 @@ fixture tests/fixtures/tiny-gpt2 (a random 3-layer GPT-2, n_ctx 64, vocabulary 5
 writes tests/golden/scoring.json and the text files it scores, tests/golden/scoring-*.txt.
 
 The windows follow the rule documented in src/score.rs, written here independently of
-the Rust code: windows of n_ctx tokens start at 0, stride, 2*stride, ...; at each of its
-positions a window predicts the next token, and a token is scored by the first window that
-predicts it, with that window's tokens before it as context. The log-probabilities are
+the Rust code as HuggingFace's perplexity guide writes its loop: windows of n_ctx tokens
+start at 0, stride, 2*stride, ...; each token from the second is scored once, in the first
+window in which it is among the new positions (after the previous window's end), with that
+window's tokens before it as context (see windows_scores for stride == n_ctx). The log-probabilities are
 torch.log_softmax of transformers' float32 logits, in float64.
 """
 
@@ -56,33 +57,34 @@ STRIDES = [64, 32, 17]
 
 
 def windows_scores(model, ids, n_ctx, stride, top_n):
-    """Per-token (position, token, logprob, top) by the rule in the module docstring."""
+    """Per-token (position, token, logprob, top), HuggingFace's sliding-window recipe:
+    the window at `begin` holds ids[begin:begin + n_ctx] and scores its new positions,
+    those after the previous window's end, given its tokens before them. With
+    stride == n_ctx a window's first token has no context inside it, so the window
+    before also scores the token after its last position (HF's recipe drops it)."""
     n = len(ids)
-    scored = {}
+    scored = []
     windows = 0
+    prev_end = 1  # the first token is only context
     for begin in range(0, n, stride):
-        inputs = ids[begin:begin + n_ctx]
-        new = [begin + j + 1 for j in range(len(inputs))
-               if begin + j + 1 < n and begin + j + 1 not in scored]
-        if not new:
-            continue
+        end = min(begin + n_ctx, n)
+        last = end if stride < n_ctx else min(begin + n_ctx + 1, n)
+        inputs = ids[begin:end]
         with torch.no_grad():
             logits = model(torch.tensor([inputs])).logits[0]
         logprobs = torch.log_softmax(logits.double(), dim=-1)
         windows += 1
-        for j in range(len(inputs)):
-            target = begin + j + 1
-            if target in new:
-                row = logprobs[j]
-                values, indices = torch.sort(row, descending=True, stable=True)
-                top = [[int(i), float(v)] for i, v in zip(indices[:top_n], values[:top_n])]
-                scored[target] = [target, ids[target], float(row[ids[target]]), top]
-        if len(scored) == n - 1:
+        for target in range(prev_end, last):
+            row = logprobs[target - 1 - begin]  # the prediction made at the position before
+            values, indices = torch.sort(row, descending=True, stable=True)
+            top = [[int(i), float(v)] for i, v in zip(indices[:top_n], values[:top_n])]
+            scored.append([target, ids[target], float(row[ids[target]]), top])
+        prev_end = last
+        if last == n:
             break
-    tokens = [scored[i] for i in sorted(scored)]
-    assert [t[0] for t in tokens] == list(range(1, n)), "every token from the second, once"
-    nll = -sum(t[2] for t in tokens) / len(tokens)
-    return tokens, nll, windows
+    assert [t[0] for t in scored] == list(range(1, n)), "every token from the second, once"
+    nll = -sum(t[2] for t in scored) / len(scored)
+    return scored, nll, windows
 
 
 def main():

@@ -79,7 +79,7 @@ Options:
       --stride <S>          with --perplexity: texts longer than the context are scored in
                             windows of n_ctx tokens moving by S, 1 <= S <= n_ctx
                             [default: n_ctx / 2]; each token is scored once, in the first
-                            window that predicts it (a smaller S: more context, more work)
+                            window where it is new (a smaller S: more context, more work)
   -h, --help                print this help
   -V, --version             print the version
 

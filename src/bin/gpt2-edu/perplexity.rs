@@ -5,7 +5,7 @@
 //! The output of `--perplexity` ends with one line a script can read:
 //!
 //! ```text
-//! perplexity=1410.4317 tokens=357 nll=7.251705
+//! perplexity=1415.3428 tokens=357 nll=7.255127
 //! ```
 //!
 //! `tokens` is how many tokens were scored (every one from the second), `nll` their mean
