@@ -68,7 +68,7 @@ Options:
                             1 MiB is read, more is an error (GPT-2 reads 1024 tokens)
       --logprobs <K>        after the text, list each generated token's log-probability
                             and the K most likely tokens with theirs (K from 0 to 100):
-                            the model's own distribution, before temperature, top-k, top-p
+                            the model's own distribution, before any penalty or filter
       --samples <K>         K continuations of the prompt (K from 1 to 1000), with the seeds
                             S, S+1, ... of --seed: the prompt is run once and its cache
                             copied; each equals the run with its seed alone

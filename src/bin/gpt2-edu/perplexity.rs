@@ -73,7 +73,7 @@ pub fn table_header(what: &str, top_n: usize) -> String {
         n => format!("  the {n} most likely, with theirs"),
     };
     format!(
-        "log-probabilities (natural log, the model's own distribution before any sampling \
+        "log-probabilities (natural log, the model's own distribution, before any penalty or \
          filter):\n{what:>8}  {:<16} {:>9}{alternatives}",
         "token", "logprob"
     )
