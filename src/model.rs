@@ -32,6 +32,7 @@ use crate::hparams::HParams;
 use crate::kv_cache::KvCache;
 use crate::layer_norm::LayerNorm;
 use crate::matrix::{Linear, add_in_place, matmul_transposed};
+use crate::quant::{Dtype, round_matrix};
 use crate::rng::XorShift64;
 use crate::trace::Trace;
 
@@ -200,6 +201,36 @@ impl Model {
         Ok(Self { hparams, weights })
     }
 
+    /// The reference model of weights stored in `dtype`: every matrix the engine keeps in
+    /// `dtype` (the four of each block, and `wte`, which the logits and the embedding
+    /// lookup both read) replaced by the f32 values it stands for ([`crate::quant`]);
+    /// `wpe`, biases and layer norms stay f32. Its forward pass is this model's, unchanged,
+    /// so it *defines* what [`Engine::with_dtype`](crate::Engine::with_dtype) computes, bit
+    /// for bit. A weight that bf16 rounds to infinity (within half a step of `f32::MAX`) is
+    /// [`Error::NonFiniteWeight`]. F32 returns the model unchanged.
+    ///
+    /// ```
+    /// use gpt2_edu::{dummy, Dtype, Model};
+    /// let (_, hparams, weights) = dummy::load_encoder_hparams_and_params();
+    /// let model = Model::new(hparams, weights).unwrap().stored_as(Dtype::Bf16).unwrap();
+    /// assert!(model.weights.wte.iter().all(|w| w.to_bits() & 0xFFFF == 0)); // bf16 values
+    /// ```
+    pub fn stored_as(mut self, dtype: Dtype) -> Result<Self> {
+        let hparams = self.hparams;
+        check_storable(&hparams, &mut self.weights, dtype)?;
+        let Ok(()) = self.weights.visit_mut(&hparams, |spec, data| {
+            match matrix_columns(spec) {
+                // wte is [n_vocab, n_embd]; the logits read it as wte^T [n_embd, n_vocab],
+                // so its Q8 blocks run along a row: 32 numbers of one token's embedding.
+                Some(n_cols) if spec.name == "wte.weight" => round_rows(data, n_cols, dtype),
+                Some(n_out) => round_matrix(data, n_out, dtype),
+                None => {}
+            }
+            Ok::<(), Infallible>(())
+        });
+        Ok(self)
+    }
+
     /// **Full recomputation**: runs every position of `tokens` from scratch and returns the
     /// logits of every position, `[n_seq, n_vocab]`.
     pub fn forward(&self, tokens: &[u32]) -> Result<Vec<f32>> {
@@ -261,6 +292,46 @@ impl Model {
         add_in_place(&mut x, wpe_rows);
         trace.record(format_args!("embeddings"), &shape, &x);
         x
+    }
+}
+
+/// The columns of a tensor the engine stores in its dtype (the blocks' matrices and
+/// `wte`), `None` for the ones it keeps in f32.
+fn matrix_columns(spec: &TensorSpec) -> Option<usize> {
+    match spec.role {
+        Role::Weight => Some(spec.shape[1]),
+        Role::Embedding if spec.name == "wte.weight" => Some(spec.shape[1]),
+        _ => None,
+    }
+}
+
+/// The one way storing weights in `dtype` can fail: a finite weight within half a bf16
+/// step of `f32::MAX` rounds to infinity in bf16. Named as the loader names a non-finite
+/// weight, with the dtype (Q8 and f32 always succeed).
+pub(crate) fn check_storable(hparams: &HParams, weights: &mut Weights, dtype: Dtype) -> Result<()> {
+    if dtype != Dtype::Bf16 {
+        return Ok(());
+    }
+    weights.visit_mut(hparams, |spec, data| {
+        let bad = matrix_columns(spec)
+            .and_then(|_| data.iter().position(|&w| !crate::quant::round_to_bf16(w).is_finite()));
+        match bad {
+            None => Ok(()),
+            Some(index) => Err(Error::NonFiniteWeight {
+                tensor: format!("{} (rounded to {dtype})", spec.name),
+                index,
+                value: crate::quant::round_to_bf16(data[index]).to_string(),
+            }),
+        }
+    })
+}
+
+/// A `[n_rows, n_cols]` matrix read transposed (`wte^T`) rounded to `dtype`: Q8 blocks of
+/// 32 along each row. A row of `[n_rows, n_cols]` is a column of its transpose, so each row
+/// is rounded as a one-column matrix `[n_cols, 1]`.
+fn round_rows(m: &mut [f32], n_cols: usize, dtype: Dtype) {
+    for row in m.chunks_exact_mut(n_cols.max(1)) {
+        round_matrix(row, 1, dtype);
     }
 }
 

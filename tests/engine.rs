@@ -7,15 +7,23 @@
 //! by token and in random chunks, on 1, 2, 3 and 4 threads; and its KV cache must hold
 //! exactly the reference's keys and values. On 240 random models (`tests/common`), the
 //! dummy model, and the F32, F16, BF16 and legacy checkpoint fixtures.
+//!
+//! Every weight dtype the same way: the engine with bf16 or q8 weights against the
+//! reference model of those weights (`Model::stored_as`), on the fixtures and the first
+//! 40 random models (whose `n_embd` of 1 to 64 makes most Q8 blocks short).
 
 mod common;
 
 use std::path::Path;
 
 use common::{assert_bits_eq, feeding_schedules, random_case};
-use gpt2_edu::{Decoding, Engine, KvCache, Logits, Model, Workspace, XorShift64, generate};
+use gpt2_edu::{Decoding, Dtype, Engine, KvCache, Logits, Model, Workspace, XorShift64, generate};
 
 const N_MODELS: u64 = 240;
+
+/// Random models per 16- and 8-bit dtype (the kernels are shared, only a panel's row of
+/// weights is read differently, and each dtype's kernels have their own unit tests).
+const N_MODELS_PER_DTYPE: u64 = 40;
 
 /// What the reference model computes for a whole sequence: every position's logits
 /// (`[n_seq, n_vocab]`) and the KV cache after it.
@@ -87,8 +95,22 @@ fn assert_caches_eq(engine: &KvCache, reference: &KvCache, what: &str) {
 /// Every feeding schedule of `prompt` and every thread count, on the sequence `tokens`
 /// (the prompt, then the tokens decoded one by one).
 fn check_all_ways(model: &Model, tokens: &[u32], n_prompt: usize, seed: u64, label: &str) {
-    let reference = reference(model, tokens);
-    let engine = Engine::new(model.clone()).unwrap();
+    check_all_ways_in(Dtype::F32, model, tokens, n_prompt, seed, label);
+}
+
+/// [`check_all_ways`] for the engine in `dtype`, against the reference model of the
+/// weights `dtype` stores.
+fn check_all_ways_in(
+    dtype: Dtype,
+    model: &Model,
+    tokens: &[u32],
+    n_prompt: usize,
+    seed: u64,
+    label: &str,
+) {
+    let label = &format!("{label}, {dtype}");
+    let reference = reference(&model.clone().stored_as(dtype).unwrap(), tokens);
+    let engine = Engine::with_dtype(model.clone(), dtype).unwrap();
     let mut rng = XorShift64::new(seed + 2_000_000).unwrap();
     for (how, chunks) in feeding_schedules(n_prompt, &mut rng) {
         for threads in 1..=4 {
@@ -113,6 +135,24 @@ fn the_engine_equals_the_reference_bit_for_bit_on_random_models() {
     }
 }
 
+#[test]
+fn the_bf16_and_q8_engines_equal_their_reference_bit_for_bit_on_random_models() {
+    for seed in 1..=N_MODELS_PER_DTYPE {
+        let (model, prompt, n_generate, label) = random_case(seed);
+        for dtype in [Dtype::Bf16, Dtype::Q8] {
+            let stored = model.clone().stored_as(dtype).unwrap();
+            let generated = generate(&stored, &prompt, n_generate, Decoding::Cached).unwrap();
+            let tokens = [&prompt[..], &generated[..]].concat();
+            check_all_ways_in(dtype, &model, &tokens, prompt.len(), seed, &label);
+            let engine = Engine::with_dtype(model.clone(), dtype).unwrap();
+            for decoding in [Decoding::Cached, Decoding::FullRecompute] {
+                let ids = generate(&engine, &prompt, n_generate, decoding).unwrap();
+                assert_eq!(ids, generated, "{label}, {dtype}: greedy ids, {decoding:?}");
+            }
+        }
+    }
+}
+
 fn fixture(name: &str) -> Model {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
     gpt2_edu::load_dir(&dir).unwrap().1
@@ -128,8 +168,45 @@ fn the_engine_equals_the_reference_on_the_checkpoint_fixtures_and_the_dummy() {
     for (seed, (label, model)) in models.into_iter().enumerate() {
         let n_vocab = model.hparams.n_vocab as u32;
         let tokens: Vec<u32> = (0..40).map(|i| (i * 37 + 11) % n_vocab).collect();
-        check_all_ways(&model, &tokens, 25, seed as u64 + 1, &label);
+        for dtype in Dtype::ALL {
+            check_all_ways_in(dtype, &model, &tokens, 25, seed as u64 + 1, &label);
+        }
     }
+}
+
+#[test]
+fn bf16_and_q8_logits_differ_from_f32_a_little() {
+    let model = fixture("tiny-gpt2");
+    let tokens: Vec<u32> = (0..20).map(|i| i * 29 % 513).collect();
+    let f32_logits = model.forward(&tokens).unwrap();
+    // Measured: bf16 moves the largest logit error to 1.1% of the largest logit, q8 to 2.6%.
+    for (dtype, max_error) in [(Dtype::Bf16, 0.025), (Dtype::Q8, 0.05)] {
+        let engine = Engine::with_dtype(model.clone(), dtype).unwrap();
+        assert_eq!(engine.dtype(), dtype);
+        let (mut cache, mut workspace) =
+            (KvCache::new(engine.hparams()).unwrap(), Workspace::new(2).unwrap());
+        let logits = engine.forward(&tokens, &mut cache, &mut workspace, Logits::All).unwrap();
+        let spread = f32_logits.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let error = logits.iter().zip(&f32_logits).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(error > 0.0, "{dtype}: the weights were rounded, so the logits move");
+        assert!(error <= max_error * spread, "{dtype}: error {error} of logits up to {spread}");
+    }
+}
+
+#[test]
+fn a_weight_that_bf16_rounds_to_infinity_is_refused_by_name() {
+    let mut model = fixture("tiny-gpt2");
+    model.weights.blocks[0].mlp.c_proj.w[5] = f32::MAX;
+    let expected = gpt2_edu::Error::NonFiniteWeight {
+        tensor: "h.0.mlp.c_proj.weight (rounded to bf16)".into(),
+        index: 5,
+        value: "inf".into(),
+    };
+    assert_eq!(Engine::with_dtype(model.clone(), Dtype::Bf16).unwrap_err(), expected);
+    assert_eq!(model.clone().stored_as(Dtype::Bf16).unwrap_err(), expected);
+    // Q8 scales it like any other weight; f32 keeps it.
+    assert!(Engine::with_dtype(model.clone(), Dtype::Q8).is_ok());
+    assert!(Engine::new(model).is_ok());
 }
 
 #[test]

@@ -11,7 +11,8 @@ use crate::hparams::HParams;
 use crate::kv_cache::{KvCache, LayerKv};
 use crate::layer_norm::LayerNorm;
 use crate::matrix::add_in_place;
-use crate::model::{Model, Weights, check_input};
+use crate::model::{Model, Weights, check_input, check_storable};
+use crate::quant::Dtype;
 
 /// One block's weights, packed: the same tensors as [`crate::block::Block`], each matrix an
 /// `Arc` so that the pool's workers can hold it.
@@ -50,6 +51,7 @@ pub struct PackedBlock {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Engine {
     hparams: HParams,
+    dtype: Dtype,
     /// `wte^T`, `[n_embd, n_vocab]`: the logits' matrix, and the embedding's rows.
     wte: Arc<PackedLinear>,
     wpe: Vec<f32>,
@@ -71,16 +73,39 @@ pub enum Logits {
 }
 
 impl Engine {
-    /// Packs `model`'s weights, consuming it: every matrix is packed in its own memory, one
-    /// at a time (through one scratch buffer the size of the largest), and `wte` is
-    /// transposed in place, so the weights exist once. `Model`'s fields are public, so the
-    /// model is checked again first, exactly as [`Model::new`] checks it (a walk over the
-    /// tensors' lengths): wrong sizes are an error, never a panic.
+    /// Packs `model`'s weights as f32, consuming it: [`with_dtype`](Self::with_dtype) with
+    /// [`Dtype::F32`]. Its logits are the reference model's, bit for bit.
     pub fn new(model: Model) -> Result<Self> {
-        let Model { hparams, weights } = Model::new(model.hparams, model.weights)?;
+        Self::with_dtype(model, Dtype::F32)
+    }
+
+    /// Packs `model`'s weights in `dtype` (the four matrices of each block and `wte`;
+    /// `wpe`, biases and layer norms stay f32), consuming it: every matrix is packed in its
+    /// own memory, one at a time (through one scratch buffer the size of the largest), and
+    /// `wte` is transposed in place, so the f32 weights exist once and are freed matrix by
+    /// matrix as their smaller form is made. The logits equal, bit for bit, those of the
+    /// reference model [`model.stored_as(dtype)`](Model::stored_as); the embedding lookup
+    /// reads the same stored `wte` back. `Model`'s fields are public, so the model is
+    /// checked again first, exactly as [`Model::new`] checks it (a walk over the tensors'
+    /// lengths): wrong sizes are an error, never a panic; so is a weight bf16 would round
+    /// to infinity ([`Model::stored_as`]).
+    ///
+    /// ```
+    /// use gpt2_edu::{dummy, generate, Decoding, Dtype, Engine, Model};
+    /// let (_, hparams, weights) = dummy::load_encoder_hparams_and_params();
+    /// let model = Model::new(hparams, weights).unwrap();
+    /// let reference = model.clone().stored_as(Dtype::Q8).unwrap().forward(&[0, 1]).unwrap();
+    /// let engine = Engine::with_dtype(model, Dtype::Q8).unwrap();
+    /// assert_eq!(engine.dtype(), Dtype::Q8);
+    /// assert_eq!(generate(&engine, &[0, 1], 0, Decoding::Cached).unwrap(), vec![]);
+    /// # let _ = reference;
+    /// ```
+    pub fn with_dtype(model: Model, dtype: Dtype) -> Result<Self> {
+        let Model { hparams, mut weights } = Model::new(model.hparams, model.weights)?;
+        check_storable(&hparams, &mut weights, dtype)?;
         let Weights { wte, wpe, blocks, ln_f } = weights;
         let mut scratch = Vec::new();
-        let mut pack = |layer| Arc::new(PackedLinear::pack_with(layer, &mut scratch));
+        let mut pack = |layer| Arc::new(PackedLinear::pack_with(layer, dtype, &mut scratch));
         let blocks = blocks
             .into_iter()
             .map(|block| PackedBlock {
@@ -92,8 +117,28 @@ impl Engine {
                 mlp_c_proj: pack(block.mlp.c_proj),
             })
             .collect();
-        let wte = PackedLinear::pack_transposed(wte, hparams.n_vocab, hparams.n_embd);
-        Ok(Self { hparams, wte: Arc::new(wte), wpe, blocks, ln_f })
+        let wte = PackedLinear::pack_transposed(wte, hparams.n_vocab, hparams.n_embd, dtype);
+        Ok(Self { hparams, dtype, wte: Arc::new(wte), wpe, blocks, ln_f })
+    }
+
+    /// How the matrices are stored.
+    pub fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    /// Bytes of weights one decode step reads: every matrix in its dtype with its f32 bias,
+    /// the layer norms, and one row each of `wpe` and (in its dtype) `wte`.
+    pub fn weight_bytes_per_token(&self) -> usize {
+        let e = self.hparams.n_embd;
+        let norms = 4 * 2 * e * (2 * self.blocks.len() + 1);
+        let matrices: usize = self
+            .blocks
+            .iter()
+            .flat_map(|b| [&b.attn_c_attn, &b.attn_c_proj, &b.mlp_c_fc, &b.mlp_c_proj])
+            .map(|m| m.bytes())
+            .sum();
+        let embedding_rows = 4 * e + self.dtype.matrix_bytes(e, 1);
+        matrices + self.wte.bytes() + norms + embedding_rows
     }
 
     /// The sizes.

@@ -11,19 +11,31 @@
 //! ```
 //!
 //! A thread computing a range of output columns then reads one contiguous stretch of
-//! memory, 64 bytes per row of `W`, keeping its 16 partial sums in registers.
+//! memory, one row of 16 weights after another, keeping its 16 partial sums in registers.
 //!
-//! **Exact.** Every output element is summed exactly as the plain `matrix::linear` sums it:
-//! over `k` ascending, starting from `0.0`, the bias added last. So the kernels here give
-//! the plain kernel's bits, whatever range of columns, number of rows or thread computes
-//! them (tested below, on odd sizes, split as threads split them).
+//! **Three dtypes, one layout** ([`Dtype`], `quant`). The panels hold f32s, bf16s (`u16`)
+//! or Q8 bytes (`i8`) at the same indices; Q8 adds one scale per block of 32 rows and
+//! column, its own panels `[n_blocks, width]` laid out the same way:
+//! `scale(k, j) = scales[(j / 16) * 16 * n_blocks + (k / 32) * width + j % 16]`.
+//! Every kernel is written once, generic over how a panel's row of 16 weights is read back
+//! as the f32s it stands for ([`Panel::row`]): an f32 load, a bf16 widened by a shift, or
+//! `scale * q`, which LLVM turns into a few vector instructions per 16 weights.
+//!
+//! **Exact.** Every output element is summed exactly as the plain `matrix::linear` sums it
+//! over the weights' f32 values: over `k` ascending, starting from `0.0`, the bias added
+//! last. So the kernels here give the plain kernel's bits on `quant`'s values, whatever
+//! range of columns, number of rows or thread computes them (tested below, on odd sizes,
+//! split as threads split them, for every dtype).
 
 use std::fmt;
 use std::ops::Range;
 
 use crate::matrix::Linear;
+use crate::quant::{
+    Dtype, Q8_BLOCK, bf16_from_f32, f32_from_bf16, q8_dequantize, q8_quantize, q8_scale,
+};
 
-/// Columns per weight panel: 16 floats, one 64-byte cache line per row of a panel.
+/// Columns per weight panel: 16 weights, one 64-byte cache line per row of an f32 panel.
 pub const PANEL: usize = 16;
 
 /// Where a share of a product's output columns goes: column `j` of row `i` is written to
@@ -47,13 +59,25 @@ impl OutColumns<'_> {
     }
 }
 
-/// A matrix `W` (`[n_in, n_out]`) packed in column panels, with an optional bias `[n_out]`:
-/// the engine's form of a [`Linear`] (`x @ W + b`), and of the transposed token embedding
-/// (`x @ wte^T`, no bias). Private fields: the stored layout is not the documented
-/// row-major one, so it is only read through the methods.
+/// The panels' numbers, in one of the three dtypes.
+#[derive(Clone, PartialEq)]
+enum Stored {
+    F32(Vec<f32>),
+    Bf16(Vec<u16>),
+    /// `q` in the panel layout; `scales` in panels of `[n_blocks, width]`.
+    Q8 {
+        q: Vec<i8>,
+        scales: Vec<f32>,
+    },
+}
+
+/// A matrix `W` (`[n_in, n_out]`) packed in column panels, in one [`Dtype`], with an
+/// optional bias `[n_out]` (always f32): the engine's form of a [`Linear`] (`x @ W + b`),
+/// and of the transposed token embedding (`x @ wte^T`, no bias). Private fields: the stored
+/// layout is not the documented row-major one, so it is only read through the methods.
 #[derive(Clone, PartialEq)]
 pub struct PackedLinear {
-    panels: Vec<f32>,
+    stored: Stored,
     bias: Option<Vec<f32>>,
     n_in: usize,
     n_out: usize,
@@ -64,23 +88,25 @@ impl fmt::Debug for PackedLinear {
         f.debug_struct("PackedLinear")
             .field("n_in", &self.n_in)
             .field("n_out", &self.n_out)
+            .field("dtype", &self.dtype())
             .field("bias", &self.bias.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl PackedLinear {
-    /// Packs a layer's row-major `[n_in, n_out]` weight, in place (see
+    /// Packs a layer's row-major `[n_in, n_out]` weight as f32, in place (see
     /// [`pack_with`](Self::pack_with)).
     pub fn pack(layer: Linear) -> Self {
-        Self::pack_with(layer, &mut Vec::new())
+        Self::pack_with(layer, Dtype::F32, &mut Vec::new())
     }
 
-    /// Packs a layer's row-major `[n_in, n_out]` weight in its own memory: the panels are
-    /// laid out in `scratch` (reused from matrix to matrix, so no new memory is touched),
-    /// then copied back over the row-major values. Row by row, so the source streams: row
-    /// `k`'s columns `16p..` go to row `k` of panel `p`.
-    pub fn pack_with(layer: Linear, scratch: &mut Vec<f32>) -> Self {
+    /// Packs a layer's row-major `[n_in, n_out]` weight in `dtype`. The f32 panels are laid
+    /// out in `scratch` (reused from matrix to matrix, so no new memory is touched), then
+    /// copied back over the row-major values, which for bf16 and q8 are then converted
+    /// panel by panel into the smaller form. Row by row, so the source streams: row `k`'s
+    /// columns `16p..` go to row `k` of panel `p`.
+    pub fn pack_with(layer: Linear, dtype: Dtype, scratch: &mut Vec<f32>) -> Self {
         let (n_in, n_out) = (layer.n_in(), layer.n_out());
         let Linear { w: mut panels, b } = layer;
         scratch.resize(panels.len(), 0.0);
@@ -91,14 +117,16 @@ impl PackedLinear {
             }
         }
         panels.copy_from_slice(scratch);
-        Self { panels, bias: Some(b), n_in, n_out }
+        let stored = convert(panels, n_in, n_out, dtype);
+        Self { stored, bias: Some(b), n_in, n_out }
     }
 
-    /// Packs `m^T` for a row-major `m` of `[n_rows, n_cols]`, in place: the logits' form of
-    /// `wte` (`[n_vocab, n_embd]` becomes `wte^T`, `[n_embd, n_vocab]`, no bias). Panel `p`
-    /// is the transpose of rows `16p..16p + 16` of `m`, so each block of 16 rows is
-    /// transposed where it lies, without a second copy of the matrix.
-    pub fn pack_transposed(m: Vec<f32>, n_rows: usize, n_cols: usize) -> Self {
+    /// Packs `m^T` for a row-major `m` of `[n_rows, n_cols]` in `dtype`: the logits' form of
+    /// `wte` (`[n_vocab, n_embd]` becomes `wte^T`, `[n_embd, n_vocab]`, no bias; Q8 blocks
+    /// are 32 numbers of one row of `m`). Panel `p` is the transpose of rows `16p..16p + 16`
+    /// of `m`, so each block of 16 rows is transposed where it lies, without a second copy
+    /// of the matrix.
+    pub fn pack_transposed(m: Vec<f32>, n_rows: usize, n_cols: usize, dtype: Dtype) -> Self {
         debug_assert_eq!(m.len(), n_rows * n_cols);
         let mut panels = m;
         let mut block = Vec::with_capacity(PANEL * n_cols);
@@ -113,7 +141,8 @@ impl PackedLinear {
                 }
             }
         }
-        Self { panels, bias: None, n_in: n_cols, n_out: n_rows }
+        let stored = convert(panels, n_cols, n_rows, dtype);
+        Self { stored, bias: None, n_in: n_cols, n_out: n_rows }
     }
 
     /// Input width: rows of `W`.
@@ -126,24 +155,47 @@ impl PackedLinear {
         self.n_out
     }
 
-    /// Panel `p` (`[n_in, width]`, row-major) and its width.
-    fn panel(&self, p: usize) -> (&[f32], usize) {
-        let start = p * PANEL;
-        let width = PANEL.min(self.n_out - start);
-        let begin = start * self.n_in;
-        (&self.panels[begin..begin + self.n_in * width], width)
+    /// How the weights are stored.
+    pub fn dtype(&self) -> Dtype {
+        match self.stored {
+            Stored::F32(_) => Dtype::F32,
+            Stored::Bf16(_) => Dtype::Bf16,
+            Stored::Q8 { .. } => Dtype::Q8,
+        }
     }
 
-    /// Appends column `j` of `W` (`[n_in]`) to `out`: for the packed `wte^T`, row `j` of
-    /// `wte`, the embedding of token `j`.
+    /// Bytes a product reads: the weights in their dtype (Q8's scales included) and the
+    /// f32 bias.
+    pub fn bytes(&self) -> usize {
+        let bias = self.bias.as_ref().map_or(0, |b| 4 * b.len());
+        self.dtype().matrix_bytes(self.n_in, self.n_out) + bias
+    }
+
+    /// The columns of panel `p`, and where its weights and its Q8 scales start.
+    fn panel_at(&self, p: usize) -> (usize, usize, usize) {
+        let width = PANEL.min(self.n_out - p * PANEL);
+        (width, p * PANEL * self.n_in, p * PANEL * self.n_in.div_ceil(Q8_BLOCK))
+    }
+
+    /// Appends column `j` of `W` (`[n_in]`, the f32 values it stands for) to `out`: for the
+    /// packed `wte^T`, row `j` of `wte`, the embedding of token `j`.
     pub fn column_into(&self, j: usize, out: &mut Vec<f32>) {
-        let (panel, width) = self.panel(j / PANEL);
-        out.extend(panel.iter().skip(j % PANEL).step_by(width));
+        let (p, c) = (j / PANEL, j % PANEL);
+        match &self.stored {
+            Stored::F32(w) => out.extend((0..self.n_in).map(|k| self.f32_panel(w, p).weight(k, c))),
+            Stored::Bf16(w) => {
+                out.extend((0..self.n_in).map(|k| self.bf16_panel(w, p).weight(k, c)))
+            }
+            Stored::Q8 { q, scales } => {
+                out.extend((0..self.n_in).map(|k| self.q8_panel(q, scales, p).weight(k, c)))
+            }
+        }
     }
 
-    /// `W` as a row-major `[n_in, n_out]` matrix (for tests and inspection).
+    /// `W` as a row-major `[n_in, n_out]` matrix of the f32 values it stands for (for tests
+    /// and inspection).
     pub fn to_row_major(&self) -> Vec<f32> {
-        let mut columns = Vec::with_capacity(self.panels.len()); // [n_out, n_in]
+        let mut columns = Vec::with_capacity(self.n_in * self.n_out); // [n_out, n_in]
         for j in 0..self.n_out {
             self.column_into(j, &mut columns);
         }
@@ -171,39 +223,90 @@ impl PackedLinear {
         debug_assert_eq!(x.len() % self.n_in.max(1), 0, "x must be [n_rows, n_in]");
         debug_assert!(cols.start % PANEL == 0 && cols.end <= self.n_out);
         let panels = cols.start / PANEL..cols.end.div_ceil(PANEL);
+        match &self.stored {
+            Stored::F32(w) => self.run(x, panels, &mut out, |p| self.f32_panel(w, p)),
+            Stored::Bf16(w) => self.run(x, panels, &mut out, |p| self.bf16_panel(w, p)),
+            Stored::Q8 { q, scales } => {
+                self.run(x, panels, &mut out, |p| self.q8_panel(q, scales, p))
+            }
+        }
+    }
+
+    fn f32_panel<'a>(&self, w: &'a [f32], p: usize) -> F32Panel<'a> {
+        let (width, at, _) = self.panel_at(p);
+        F32Panel { w: &w[at..at + self.n_in * width], width }
+    }
+
+    fn bf16_panel<'a>(&self, w: &'a [u16], p: usize) -> Bf16Panel<'a> {
+        let (width, at, _) = self.panel_at(p);
+        Bf16Panel { w: &w[at..at + self.n_in * width], width }
+    }
+
+    fn q8_panel<'a>(&self, q: &'a [i8], scales: &'a [f32], p: usize) -> Q8Panel<'a> {
+        let (width, at, scales_at) = self.panel_at(p);
+        let n_scales = self.n_in.div_ceil(Q8_BLOCK) * width;
+        Q8Panel {
+            q: &q[at..at + self.n_in * width],
+            scales: &scales[scales_at..scales_at + n_scales],
+            width,
+        }
+    }
+
+    /// The product on panels read through `panel(p)`: the decode or the prefill kernel.
+    fn run<P: Panel>(
+        &self,
+        x: &[f32],
+        panels: Range<usize>,
+        out: &mut OutColumns,
+        panel: impl Fn(usize) -> P,
+    ) {
         if x.len() == self.n_in {
-            self.decode_row(x, panels, &mut out);
+            self.decode_row(x, panels, out, panel);
         } else {
-            self.prefill_rows(x, panels, &mut out);
+            self.prefill_rows(x, panels, out, panel);
         }
     }
 
     /// One row through `panels`: four full panels per pass, so 64 partial sums are in
     /// flight at once (one panel's 16 sums would each wait for the previous addition of the
     /// same sum) and four streams of memory are read side by side; then one at a time.
-    fn decode_row(&self, x: &[f32], panels: Range<usize>, out: &mut OutColumns) {
+    fn decode_row<P: Panel>(
+        &self,
+        x: &[f32],
+        panels: Range<usize>,
+        out: &mut OutColumns,
+        panel: impl Fn(usize) -> P,
+    ) {
         let mut p = panels.start;
         while p + 4 <= panels.end && (p + 4) * PANEL <= self.n_out {
-            let sums = panels_1x64(x, std::array::from_fn(|i| self.panel(p + i).0));
+            let sums = panels_1x64(x, std::array::from_fn(|i| panel(p + i)));
             let cols = p * PANEL..(p + 4) * PANEL;
             self.store(out.at(0, cols.clone()), sums.as_flattened(), cols.start);
             p += 4;
         }
         for p in p..panels.end {
-            let (panel, width) = self.panel(p);
+            let panel = panel(p);
+            let width = panel.width();
             let mut sums = [0.0; PANEL];
-            panel_row(x, panel, width, &mut sums[..width]);
+            panel_row(x, panel, &mut sums[..width]);
             self.store(out.at(0, p * PANEL..p * PANEL + width), &sums, p * PANEL);
         }
     }
 
     /// Every row of `x` through `panels`, two rows per pass through a full panel (each
     /// weight loaded once for both), then any odd row alone.
-    fn prefill_rows(&self, x: &[f32], panels: Range<usize>, out: &mut OutColumns) {
+    fn prefill_rows<P: Panel>(
+        &self,
+        x: &[f32],
+        panels: Range<usize>,
+        out: &mut OutColumns,
+        panel: impl Fn(usize) -> P,
+    ) {
         let n_in = self.n_in;
         let n_rows = x.len() / n_in.max(1);
         for p in panels {
-            let (panel, width) = self.panel(p);
+            let panel = panel(p);
+            let width = panel.width();
             let cols = p * PANEL..p * PANEL + width;
             let mut row = 0;
             while width == PANEL && row + 2 <= n_rows {
@@ -215,7 +318,7 @@ impl PackedLinear {
             }
             for r in row..n_rows {
                 let mut sums = [0.0; PANEL];
-                panel_row(&x[r * n_in..(r + 1) * n_in], panel, width, &mut sums[..width]);
+                panel_row(&x[r * n_in..(r + 1) * n_in], panel, &mut sums[..width]);
                 self.store(out.at(r, cols.clone()), &sums, cols.start);
             }
         }
@@ -235,13 +338,121 @@ impl PackedLinear {
     }
 }
 
+/// f32 panels (the panel layout, `[n_in, n_out]` in all) converted to `dtype`, each weight
+/// as `quant` stores it: bf16 rounded to nearest-even, Q8 with one scale per 32 rows of a
+/// column (`quant::Q8Matrix`'s values, in the panel layout).
+fn convert(panels: Vec<f32>, n_in: usize, n_out: usize, dtype: Dtype) -> Stored {
+    match dtype {
+        Dtype::F32 => Stored::F32(panels),
+        Dtype::Bf16 => Stored::Bf16(panels.iter().map(|&w| bf16_from_f32(w)).collect()),
+        Dtype::Q8 => {
+            let n_blocks = n_in.div_ceil(Q8_BLOCK);
+            let mut scales = vec![0.0; n_blocks * n_out];
+            let mut q = vec![0i8; panels.len()];
+            let mut column_block = Vec::with_capacity(Q8_BLOCK);
+            for p in 0..n_out.div_ceil(PANEL) {
+                let width = PANEL.min(n_out - p * PANEL);
+                let (at, scales_at) = (p * PANEL * n_in, p * PANEL * n_blocks);
+                for b in 0..n_blocks {
+                    let rows = b * Q8_BLOCK..(b * Q8_BLOCK + Q8_BLOCK).min(n_in);
+                    for c in 0..width {
+                        column_block.clear();
+                        column_block.extend(rows.clone().map(|k| panels[at + k * width + c]));
+                        let scale = q8_scale(&column_block);
+                        scales[scales_at + b * width + c] = scale;
+                        for k in rows.clone() {
+                            q[at + k * width + c] = q8_quantize(panels[at + k * width + c], scale);
+                        }
+                    }
+                }
+            }
+            Stored::Q8 { q, scales }
+        }
+    }
+}
+
+/// One panel (`[n_in, width]`) of some dtype, read as the f32 values it stands for.
+trait Panel: Copy {
+    /// Columns: 16, or fewer for the last panel.
+    fn width(self) -> usize;
+    /// Row `k` of a full (16-wide) panel.
+    fn row(self, k: usize) -> [f32; PANEL];
+    /// Weight `(k, c)` of a panel of any width.
+    fn weight(self, k: usize, c: usize) -> f32;
+}
+
+#[derive(Clone, Copy)]
+struct F32Panel<'a> {
+    w: &'a [f32],
+    width: usize,
+}
+
+impl Panel for F32Panel<'_> {
+    fn width(self) -> usize {
+        self.width
+    }
+    #[inline(always)]
+    fn row(self, k: usize) -> [f32; PANEL] {
+        let w = &self.w[k * PANEL..(k + 1) * PANEL];
+        std::array::from_fn(|c| w[c])
+    }
+    fn weight(self, k: usize, c: usize) -> f32 {
+        self.w[k * self.width + c]
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Bf16Panel<'a> {
+    w: &'a [u16],
+    width: usize,
+}
+
+impl Panel for Bf16Panel<'_> {
+    fn width(self) -> usize {
+        self.width
+    }
+    #[inline(always)]
+    fn row(self, k: usize) -> [f32; PANEL] {
+        let w = &self.w[k * PANEL..(k + 1) * PANEL];
+        std::array::from_fn(|c| f32_from_bf16(w[c]))
+    }
+    fn weight(self, k: usize, c: usize) -> f32 {
+        f32_from_bf16(self.w[k * self.width + c])
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Q8Panel<'a> {
+    q: &'a [i8],
+    /// `[n_blocks, width]`.
+    scales: &'a [f32],
+    width: usize,
+}
+
+impl Panel for Q8Panel<'_> {
+    fn width(self) -> usize {
+        self.width
+    }
+    #[inline(always)]
+    fn row(self, k: usize) -> [f32; PANEL] {
+        let q = &self.q[k * PANEL..(k + 1) * PANEL];
+        let b = k / Q8_BLOCK;
+        let s = &self.scales[b * PANEL..(b + 1) * PANEL];
+        std::array::from_fn(|c| q8_dequantize(q[c], s[c]))
+    }
+    fn weight(self, k: usize, c: usize) -> f32 {
+        let scale = self.scales[k / Q8_BLOCK * self.width + c];
+        q8_dequantize(self.q[k * self.width + c], scale)
+    }
+}
+
 /// One row of `x` through four full panels at once: 64 partial sums.
-fn panels_1x64(x_row: &[f32], panels: [&[f32]; 4]) -> [[f32; PANEL]; 4] {
+#[inline(always)]
+fn panels_1x64<P: Panel>(x_row: &[f32], panels: [P; 4]) -> [[f32; PANEL]; 4] {
     let mut sums = [[0.0f32; PANEL]; 4];
     for (k, &x_k) in x_row.iter().enumerate() {
-        for (panel_sums, panel) in sums.iter_mut().zip(&panels) {
-            let w_k = &panel[k * PANEL..(k + 1) * PANEL];
-            for (s, &w) in panel_sums.iter_mut().zip(w_k) {
+        for (panel_sums, panel) in sums.iter_mut().zip(panels) {
+            for (s, w) in panel_sums.iter_mut().zip(panel.row(k)) {
                 *s += x_k * w;
             }
         }
@@ -250,33 +461,33 @@ fn panels_1x64(x_row: &[f32], panels: [&[f32]; 4]) -> [[f32; PANEL]; 4] {
 }
 
 /// One row of `x` through one panel (`[n_in, width]`): `out[c] = sum_k x[k] panel[k][c]`.
-fn panel_row(x_row: &[f32], panel: &[f32], width: usize, out: &mut [f32]) {
-    if width == PANEL {
+fn panel_row<P: Panel>(x_row: &[f32], panel: P, out: &mut [f32]) {
+    if panel.width() == PANEL {
         let mut sums = [0.0f32; PANEL]; // four SSE registers
-        for (&x_k, w_k) in x_row.iter().zip(panel.chunks_exact(PANEL)) {
-            for (s, &w) in sums.iter_mut().zip(w_k) {
+        for (k, &x_k) in x_row.iter().enumerate() {
+            for (s, w) in sums.iter_mut().zip(panel.row(k)) {
                 *s += x_k * w;
             }
         }
         out.copy_from_slice(&sums);
     } else {
         out.fill(0.0);
-        for (&x_k, w_k) in x_row.iter().zip(panel.chunks_exact(width)) {
-            for (s, &w) in out.iter_mut().zip(w_k) {
-                *s += x_k * w;
+        for (k, &x_k) in x_row.iter().enumerate() {
+            for (c, s) in out.iter_mut().enumerate() {
+                *s += x_k * panel.weight(k, c);
             }
         }
     }
 }
 
 /// Two rows of `x` (`[2, n_in]`) through one full panel: 32 partial sums in registers, each
-/// weight loaded once for both rows.
-fn panel_2x16(x_rows: &[f32], panel: &[f32]) -> [[f32; PANEL]; 2] {
+/// weight read once for both rows.
+fn panel_2x16<P: Panel>(x_rows: &[f32], panel: P) -> [[f32; PANEL]; 2] {
     let (x0, x1) = x_rows.split_at(x_rows.len() / 2);
     let mut sums = [[0.0f32; PANEL]; 2];
-    for ((&a, &b), w_k) in x0.iter().zip(x1).zip(panel.chunks_exact(PANEL)) {
+    for (k, (&a, &b)) in x0.iter().zip(x1).enumerate() {
         let [row_a, row_b] = &mut sums;
-        for ((sa, sb), &w) in row_a.iter_mut().zip(row_b.iter_mut()).zip(w_k) {
+        for ((sa, sb), w) in row_a.iter_mut().zip(row_b.iter_mut()).zip(panel.row(k)) {
             *sa += a * w;
             *sb += b * w;
         }
@@ -315,46 +526,76 @@ mod tests {
         joined
     }
 
+    /// The plain reference product of each dtype: `matrix::linear` on the values `quant`
+    /// says the stored weights stand for.
     #[test]
-    fn packed_linear_equals_the_plain_kernel_bit_for_bit_on_odd_sizes() {
-        for (n_rows, n_in, n_out) in [
-            (1, 7, 1),
-            (3, 33, 7),
-            (4, 5, 33),
-            (9, 64, 33),
-            (1, 768, 768),
-            (6, 769, 50),
-            (5, 16, 50257),
-        ] {
-            let seed = (n_rows * n_in + n_out) as u64;
-            let layer = Linear { w: random(n_in * n_out, seed), b: random(n_out, seed + 1) };
-            let x = random(n_rows * n_in, 99);
-            let plain = linear(&x, &layer.w, &layer.b);
-            let packed = PackedLinear::pack(layer.clone());
-            assert_eq!(packed.to_row_major(), layer.w, "{n_in}x{n_out} unpacks");
-            let what = format!("{n_rows}x{n_in}x{n_out}");
-            assert_eq!(bits(&packed.forward(&x)), bits(&plain), "{what}");
-            let cut = n_out / 3 / PANEL * PANEL;
-            assert_eq!(bits(&in_two_shares(&packed, &x, cut)), bits(&plain), "split {what}");
+    fn packed_linear_equals_the_plain_kernel_bit_for_bit_on_odd_sizes_in_every_dtype() {
+        for dtype in Dtype::ALL {
+            for (n_rows, n_in, n_out) in [
+                (1, 7, 1),
+                (3, 33, 7),
+                (4, 5, 33),
+                (9, 64, 33),
+                (1, 65, 80), // a short last Q8 block, four full panels and a fifth
+                (1, 768, 768),
+                (6, 769, 50),
+                (5, 16, 50257),
+            ] {
+                let seed = (n_rows * n_in + n_out) as u64;
+                let layer = Linear { w: random(n_in * n_out, seed), b: random(n_out, seed + 1) };
+                let x = random(n_rows * n_in, 99);
+                let mut stored = layer.w.clone();
+                crate::quant::round_matrix(&mut stored, n_out, dtype);
+                let plain = linear(&x, &stored, &layer.b);
+                let packed = PackedLinear::pack_with(layer.clone(), dtype, &mut Vec::new());
+                assert_eq!(packed.dtype(), dtype);
+                let what = format!("{dtype} {n_rows}x{n_in}x{n_out}");
+                assert_eq!(bits(&packed.to_row_major()), bits(&stored), "{what} unpacks");
+                assert_eq!(bits(&packed.forward(&x)), bits(&plain), "{what}");
+                let cut = n_out / 3 / PANEL * PANEL;
+                assert_eq!(bits(&in_two_shares(&packed, &x, cut)), bits(&plain), "split {what}");
+                if dtype != Dtype::F32 {
+                    // Not a vacuous check: the stored values differ from the f32 ones.
+                    assert_ne!(bits(&stored), bits(&layer.w), "{what} rounds");
+                }
+            }
         }
     }
 
     #[test]
-    fn packed_embedding_rows_and_logits_equal_the_plain_ones_bit_for_bit() {
-        for (n_rows, n_vocab, n_embd) in
-            [(1, 1, 7), (2, 7, 1), (1, 33, 16), (3, 50, 33), (1, 768, 64), (1, 50257, 8)]
-        {
-            let wte = random(n_vocab * n_embd, (n_vocab + n_embd) as u64);
-            let packed = PackedLinear::pack_transposed(wte.clone(), n_vocab, n_embd);
-            let mut row = Vec::new();
-            packed.column_into(n_vocab - 1, &mut row);
-            assert_eq!(row, wte[(n_vocab - 1) * n_embd..].to_vec(), "the last token's row");
-            let x = random(n_rows * n_embd, 7);
-            let plain = matmul_transposed(&x, &wte, n_embd, n_vocab);
-            let what = format!("{n_vocab}x{n_embd}");
-            assert_eq!(bits(&packed.forward(&x)), bits(&plain), "{what}");
-            let cut = n_vocab / 2 / PANEL * PANEL;
-            assert_eq!(bits(&in_two_shares(&packed, &x, cut)), bits(&plain), "split {what}");
+    fn packed_embedding_rows_and_logits_equal_the_plain_ones_bit_for_bit_in_every_dtype() {
+        for dtype in Dtype::ALL {
+            for (n_rows, n_vocab, n_embd) in
+                [(1, 1, 7), (2, 7, 1), (1, 33, 16), (3, 50, 33), (1, 768, 64), (1, 50257, 8)]
+            {
+                let wte = random(n_vocab * n_embd, (n_vocab + n_embd) as u64);
+                // wte^T's Q8 blocks run along each row of wte: each row as a one-column matrix.
+                let mut stored = wte.clone();
+                for row in stored.chunks_exact_mut(n_embd) {
+                    crate::quant::round_matrix(row, 1, dtype);
+                }
+                let packed = PackedLinear::pack_transposed(wte.clone(), n_vocab, n_embd, dtype);
+                let mut row = Vec::new();
+                packed.column_into(n_vocab - 1, &mut row);
+                let what = format!("{dtype} {n_vocab}x{n_embd}");
+                let last = &stored[(n_vocab - 1) * n_embd..];
+                assert_eq!(bits(&row), bits(last), "{what}: the last token's row");
+                let x = random(n_rows * n_embd, 7);
+                let plain = matmul_transposed(&x, &stored, n_embd, n_vocab);
+                assert_eq!(bits(&packed.forward(&x)), bits(&plain), "{what}");
+                let cut = n_vocab / 2 / PANEL * PANEL;
+                assert_eq!(bits(&in_two_shares(&packed, &x, cut)), bits(&plain), "split {what}");
+            }
         }
+    }
+
+    #[test]
+    fn bytes_are_the_dtypes_weights_plus_the_f32_bias() {
+        let layer = Linear { w: random(65 * 20, 1), b: random(20, 2) };
+        let sizes: Vec<usize> = Dtype::ALL
+            .iter()
+            .map(|&d| PackedLinear::pack_with(layer.clone(), d, &mut Vec::new()).bytes())
+            .collect();
+        assert_eq!(sizes, [4 * 65 * 20 + 80, 2 * 65 * 20 + 80, 65 * 20 + 4 * 3 * 20 + 80]);
     }
 }
