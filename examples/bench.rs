@@ -2,7 +2,14 @@
 //!
 //! ```text
 //! cargo run --release --example bench -- [--threads N] [--tokens N] [--prompt N] [--model DIR]
+//!                                          [--dtype f32|bf16|q8]
 //! ```
+//!
+//! The detailed report is for the first dtype (`--dtype`, else f32); without `--dtype` a
+//! table then gives one row per dtype (f32, bf16, q8), each timed on its own engine built
+//! from a fresh copy of the model: prefill, cached decode at context 128 and 512, the
+//! weight bytes a step reads, the bandwidth achieved, and the fraction of the same-run
+//! ceiling for that dtype's bytes.
 //!
 //! At batch size 1 every generated token reads every weight once, so
 //! `ceiling (tokens/s) = read bandwidth (bytes/s) / weight bytes per token`. The benchmark
@@ -41,17 +48,25 @@ use gpt2_edu::fast::{Engine, Logits, Workspace, default_threads};
 use gpt2_edu::kv_cache::LayerKv;
 use gpt2_edu::model::Role;
 use gpt2_edu::sample::argmax;
-use gpt2_edu::{HParams, KvCache, Model, Weights, XorShift64, checkpoint};
+use gpt2_edu::{Dtype, HParams, KvCache, Model, Weights, XorShift64, checkpoint};
 
 struct Options {
     threads: usize,
     tokens: usize,
     prompt: usize,
     model: Option<std::path::PathBuf>,
+    /// The dtypes to time: all three, or the one `--dtype` names.
+    dtypes: Vec<Dtype>,
 }
 
 fn parse_options() -> Result<Options, String> {
-    let mut options = Options { threads: default_threads(), tokens: 32, prompt: 128, model: None };
+    let mut options = Options {
+        threads: default_threads(),
+        tokens: 32,
+        prompt: 128,
+        model: None,
+        dtypes: Dtype::ALL.to_vec(),
+    };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
@@ -66,9 +81,13 @@ fn parse_options() -> Result<Options, String> {
             "--tokens" => options.tokens = number(value()?)?,
             "--prompt" => options.prompt = number(value()?)?,
             "--model" => options.model = Some(value()?.into()),
+            "--dtype" => {
+                options.dtypes = vec![value()?.parse::<Dtype>().map_err(|e| e.to_string())?]
+            }
             other => {
                 return Err(format!(
-                    "unknown option '{other}' (options: --threads N --tokens N --prompt N --model DIR)"
+                    "unknown option '{other}' (options: --threads N --tokens N --prompt N \
+                     --model DIR --dtype f32|bf16|q8)"
                 ));
             }
         }
@@ -102,18 +121,15 @@ fn run(options: &Options) -> Result<(), String> {
     );
     reset_peak_memory();
 
-    let model = match &options.model {
-        Some(dir) => checkpoint::load_dir(dir).map_err(|e| e.to_string())?.1,
-        None => random_gpt2_124m(),
-    };
-    let weights_mb = model_bytes(&model) as f64 / 1e6;
-    let engine = Engine::new(model).map_err(|e| e.to_string())?;
+    let dtype = options.dtypes[0];
+    let engine = build_engine(options, dtype)?;
+    let weights_mb = model_bytes(engine.hparams(), dtype) as f64 / 1e6;
     let hp = *engine.hparams();
     let needed = options.prompt.max(512) + options.tokens;
     if needed > hp.n_ctx {
         return Err(format!("the benchmark needs {needed} positions but n_ctx is {}", hp.n_ctx));
     }
-    let weight_bytes = weight_bytes_per_token(&hp);
+    let weight_bytes = engine.weight_bytes_per_token();
     let mut workspace = Workspace::new(threads).unwrap();
     let mut cache = KvCache::new(&hp).unwrap();
     let tokens: Vec<u32> =
@@ -153,13 +169,28 @@ fn run(options: &Options) -> Result<(), String> {
     let peak_mb = peak_memory_mb();
     // The machine's bandwidth drifts (other tenants, clocks): the ceiling is the best of the
     // probes before and after the timings, so the fraction never flatters the model.
-    let bandwidth = bandwidth.max(memcmp_read_bandwidth(threads));
     let parts = step_parts(&engine, threads, options.tokens);
 
     let ceiling = bandwidth * 1e9 / weight_bytes as f64;
+    drop(engine);
+    // One row per dtype, each on its own engine; the first is the one timed above.
+    let first = DtypeRow {
+        dtype,
+        prefill: options.prompt as f64 / prefill_s,
+        decode128,
+        decode512,
+        weight_bytes,
+    };
+    let mut per_dtype = vec![first];
+    for &other in &options.dtypes[1..] {
+        per_dtype.push(time_dtype(options, other)?);
+    }
+    let bandwidth = bandwidth.max(memcmp_read_bandwidth(threads));
+    let ceiling = ceiling.max(bandwidth * 1e9 / weight_bytes as f64);
     let cache_mb = cache.memory_bytes() as f64 / 1e6;
     let rows = [
         ("threads", format!("{threads}"), String::new()),
+        ("weights", format!("{dtype}"), "the dtype of this report's engine".into()),
         (
             "read bandwidth (memcmp, widest vectors)",
             format!("{bandwidth:.1} GB/s"),
@@ -243,8 +274,21 @@ fn run(options: &Options) -> Result<(), String> {
     let sum = parts.products_ms + parts.logits_ms + parts.attention_ms[0];
     let label = "parts at 128 together";
     println!("  {label:<40} {sum:>9.2} ms  the whole step above: {step128:.2} ms");
+    print_dtype_table(&per_dtype, bandwidth, options.prompt);
+    let mut dtype_keys = String::new();
+    for row in &per_dtype {
+        let d = row.dtype;
+        dtype_keys += &format!(
+            " prefill_tok_s_{d}={:.1} decode_tok_s_ctx128_{d}={:.1} decode_tok_s_ctx512_{d}={:.1} ceiling_tok_s_{d}={:.1} ceiling_fraction_{d}={:.3}",
+            row.prefill,
+            row.decode128,
+            row.decode512,
+            row.ceiling(bandwidth),
+            row.decode128 / row.ceiling(bandwidth),
+        );
+    }
     println!(
-        "prefill_tok_s={:.1} decode_tok_s_ctx128={decode128:.1} decode_tok_s_ctx512={decode512:.1} full_tok_s_ctx128={:.2} full_tok_s_ctx512={:.3} weight_gb_s={:.1} bandwidth_gb_s={bandwidth:.1} portable_read_gb_s={portable:.1} portable_read4_gb_s={portable4:.1} ceiling_tok_s={ceiling:.1} ceiling_fraction={:.3} peak_rss_mb={peak_mb:.0} weights_mb={weights_mb:.0} kv_cache_mb={cache_mb:.0} products_ms={:.2} logits_ms={:.2} attention_ms_ctx128={:.2} attention_ms_ctx512={:.2} threads={threads}",
+        "dtype={dtype} prefill_tok_s={:.1} decode_tok_s_ctx128={decode128:.1} decode_tok_s_ctx512={decode512:.1} full_tok_s_ctx128={:.2} full_tok_s_ctx512={:.3} weight_gb_s={:.1} bandwidth_gb_s={bandwidth:.1} portable_read_gb_s={portable:.1} portable_read4_gb_s={portable4:.1} ceiling_tok_s={ceiling:.1} ceiling_fraction={:.3} peak_rss_mb={peak_mb:.0} weights_mb={weights_mb:.0} kv_cache_mb={cache_mb:.0} products_ms={:.2} logits_ms={:.2} attention_ms_ctx128={:.2} attention_ms_ctx512={:.2} threads={threads}{dtype_keys}",
         options.prompt as f64 / prefill_s,
         1.0 / full128_s,
         1.0 / full512_s,
@@ -323,9 +367,8 @@ fn step_parts(engine: &Engine, threads: usize, reps: usize) -> StepParts {
         })
     };
     let attention_ms = [attention(128), attention(512)];
-    let bytes = |m: &PackedLinear| 4.0 * ((m.n_in() + 1) * m.n_out()) as f64;
-    let products_bytes: f64 = products.iter().map(|(m, _)| bytes(m)).sum();
-    let logits_bytes = 4.0 * (hp.n_vocab * e) as f64;
+    let products_bytes: f64 = products.iter().map(|(m, _)| m.bytes() as f64).sum();
+    let logits_bytes = engine.wte().bytes() as f64;
     StepParts {
         products_ms,
         products_gb_s: products_bytes / products_ms / 1e6,
@@ -352,21 +395,113 @@ fn random_gpt2_124m() -> Model {
     Model::new(hparams, weights).expect("GPT-2's own shapes are valid")
 }
 
-/// Bytes of weights one decode step reads: every block, `ln_f`, `wte` (the logits) and one
-/// row each of `wte` and `wpe` (the embedding).
-fn weight_bytes_per_token(hp: &HParams) -> usize {
-    let e = hp.n_embd;
-    let per_block = 4 * e
-        + (e * 3 * e + 3 * e)
-        + (e * e + e)
-        + (e * hp.n_ffn() + hp.n_ffn())
-        + (hp.n_ffn() * e + e);
-    4 * (hp.n_layer * per_block + 2 * e + hp.n_vocab * e + 2 * e)
+/// Bytes of every weight of a model of `hp` whose matrices are stored in `dtype`.
+fn model_bytes(hp: &HParams, dtype: Dtype) -> usize {
+    Weights::specs(hp)
+        .iter()
+        .map(|spec| match (spec.role, spec.name.as_str()) {
+            (Role::Weight, _) => dtype.matrix_bytes(spec.shape[0], spec.shape[1]),
+            (_, "wte.weight") => dtype.matrix_bytes(spec.shape[1], spec.shape[0]),
+            _ => 4 * spec.len(),
+        })
+        .sum()
 }
 
-/// Bytes of every weight of `model`.
-fn model_bytes(model: &Model) -> usize {
-    4 * Weights::specs(&model.hparams).iter().map(|spec| spec.len()).sum::<usize>()
+/// The model (`--model`, else random 124M shapes), packed in `dtype`.
+fn build_engine(options: &Options, dtype: Dtype) -> Result<Engine, String> {
+    let model = match &options.model {
+        Some(dir) => checkpoint::load_dir(dir).map_err(|e| e.to_string())?.1,
+        None => random_gpt2_124m(),
+    };
+    Engine::with_dtype(model, dtype).map_err(|e| e.to_string())
+}
+
+/// One dtype's speeds.
+struct DtypeRow {
+    dtype: Dtype,
+    prefill: f64,
+    decode128: f64,
+    decode512: f64,
+    weight_bytes: usize,
+}
+
+impl DtypeRow {
+    /// The same-run ceiling for this dtype's bytes: bandwidth / weight bytes per token.
+    fn ceiling(&self, bandwidth_gb_s: f64) -> f64 {
+        bandwidth_gb_s * 1e9 / self.weight_bytes as f64
+    }
+}
+
+/// Prefill and cached decode at context 128 and 512 on an engine in `dtype`.
+fn time_dtype(options: &Options, dtype: Dtype) -> Result<DtypeRow, String> {
+    let engine = build_engine(options, dtype)?;
+    let hp = *engine.hparams();
+    let mut workspace = Workspace::new(options.threads).map_err(|e| e.to_string())?;
+    let mut cache = KvCache::new(&hp).map_err(|e| e.to_string())?;
+    let needed = options.prompt.max(512) + options.tokens;
+    let tokens: Vec<u32> =
+        (0..needed as u32).map(|i| (i * 7919 + 13) % hp.n_vocab as u32).collect();
+    let mut forward = |tokens: &[u32], cache: &mut KvCache| -> f64 {
+        let start = Instant::now();
+        let logits =
+            engine.forward(tokens, cache, &mut workspace, Logits::Last).expect("fits in n_ctx");
+        std::hint::black_box(argmax(logits));
+        start.elapsed().as_secs_f64()
+    };
+    forward(&tokens[..8], &mut cache); // warm-up
+    let prefill_s = median((0..3).map(|_| {
+        cache.clear();
+        forward(&tokens[..options.prompt], &mut cache)
+    }));
+    let mut decode = |context: usize| -> f64 {
+        cache.clear();
+        forward(&tokens[..context - 1], &mut cache);
+        let start = Instant::now();
+        for t in context - 1..context - 1 + options.tokens {
+            forward(&tokens[t..t + 1], &mut cache);
+        }
+        options.tokens as f64 / start.elapsed().as_secs_f64()
+    };
+    let (decode128, decode512) = (decode(128), decode(512));
+    Ok(DtypeRow {
+        dtype,
+        prefill: options.prompt as f64 / prefill_s,
+        decode128,
+        decode512,
+        weight_bytes: engine.weight_bytes_per_token(),
+    })
+}
+
+/// The per-dtype table: speeds, bytes, bandwidth achieved and the fraction of the ceiling,
+/// with each dtype's decode speed against the first's.
+fn print_dtype_table(rows: &[DtypeRow], bandwidth: f64, prompt: usize) {
+    println!(
+        "per dtype ({bandwidth:.1} GB/s ceiling bandwidth):\n  {:<6} {:>12} {:>12} {:>12} {:>10} {:>9} {:>12} {:>9} {:>8}",
+        "dtype",
+        format!("prefill {prompt}"),
+        "decode 128",
+        "decode 512",
+        "MB/token",
+        "GB/s",
+        "ceiling",
+        "fraction",
+        "vs first"
+    );
+    for row in rows {
+        let ceiling = row.ceiling(bandwidth);
+        println!(
+            "  {:<6} {:>8.1} t/s {:>8.1} t/s {:>8.1} t/s {:>10.1} {:>9.1} {:>8.1} t/s {:>8.0}% {:>7.2}x",
+            row.dtype.to_string(),
+            row.prefill,
+            row.decode128,
+            row.decode512,
+            row.weight_bytes as f64 / 1e6,
+            row.weight_bytes as f64 * row.decode128 / 1e9,
+            ceiling,
+            100.0 * row.decode128 / ceiling,
+            row.decode128 / rows[0].decode128,
+        );
+    }
 }
 
 fn median(times: impl Iterator<Item = f64>) -> f64 {
