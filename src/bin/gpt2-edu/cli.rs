@@ -8,6 +8,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use gpt2_edu::Dtype;
 use gpt2_edu::dummy::DEFAULT_WEIGHTS_SEED;
 use gpt2_edu::fast::{MAX_THREADS, default_threads};
 use gpt2_edu::generate::{DEFAULT_SAMPLING_SEED, Decoding, GenerateConfig};
@@ -59,6 +60,9 @@ Options:
       --stop <STR>          stop when the text contains STR (repeatable; STR is not printed)
       --ignore-eot          keep generating after <|endoftext|> (GPT-2 stops there by default)
       --threads <N>         threads for the fast engine, 1 to 256 [default: all available]
+      --dtype <D>           how the matrices are stored: f32, bf16 (2 bytes a weight) or q8
+                            (8-bit blocks of 32 with a scale), for the engine and for the
+                            reference model that --trace, --explain and --html run [default: f32]
       --explain             print each step's pictures: attention map, top candidates, cache
       --attention[=L.H]     print each step's attention map of layer L, head H [default: 0.0]
       --html <FILE>         write a self-contained HTML report of every layer's and head's
@@ -150,6 +154,8 @@ pub struct Options {
     pub stop_strings: Vec<String>,
     /// Threads for the matrix products (at least 1).
     pub threads: usize,
+    /// How the matrices are stored (`--dtype`), on both levels.
+    pub dtype: Dtype,
     /// Print each step's pictures: attention map, candidates, cache (`--explain`).
     pub explain: bool,
     /// Print each step's attention map of this head (`--attention[=LAYER.HEAD]`).
@@ -250,6 +256,7 @@ struct Flags {
     stop_strings: Vec<String>,
     ignore_eot: bool,
     threads: Option<usize>,
+    dtype: Option<Dtype>,
     explain: bool,
     attention: Option<HeadId>,
     html: Option<PathBuf>,
@@ -330,6 +337,7 @@ impl Flags {
             "--explain" => self.explain = true,
             "--html" => self.html = Some(PathBuf::from(value()?)),
             "--threads" => self.threads = Some(parse_threads(&value()?)?),
+            "--dtype" => self.dtype = Some(parse_dtype(&value()?)?),
             "--prompt-file" => self.prompt_file = Some(value()?),
             "--model" => self.model_dir = Some(PathBuf::from(value()?)),
             "--no-cache" => self.no_cache = true,
@@ -385,6 +393,7 @@ impl Flags {
             stop_at_end_of_text: !self.ignore_eot,
             stop_strings: self.stop_strings,
             threads: self.threads.unwrap_or_else(|| default_threads().min(MAX_THREADS)),
+            dtype: self.dtype.unwrap_or_default(),
             explain: self.explain,
             attention: self.attention,
             html: self.html,
@@ -551,6 +560,13 @@ fn parse_stop(stop: &str) -> Result<String, UsageError> {
     Ok(stop.to_string())
 }
 
+/// A `--dtype`: `f32`, `bf16` or `q8`.
+fn parse_dtype(value: &str) -> Result<Dtype, UsageError> {
+    value.parse().map_err(|_| {
+        UsageError(format!("option '--dtype' must be f32, bf16 or q8, found '{value}'"))
+    })
+}
+
 /// A `--threads` count: from 1 to [`MAX_THREADS`]. Checked here, before any thread starts:
 /// 20000 threads would take minutes to start, and `u64::MAX` cannot be allocated.
 fn parse_threads(value: &str) -> Result<usize, UsageError> {
@@ -582,7 +598,7 @@ const fn option(long: &'static str, short: Option<&'static str>, takes_value: bo
 }
 
 /// Every option the command line knows.
-const OPTIONS: [OptionSpec; 29] = [
+const OPTIONS: [OptionSpec; 30] = [
     option("--model", None, true),
     option("--tokens", Some("-n"), true),
     option("--no-cache", None, false),
@@ -601,6 +617,7 @@ const OPTIONS: [OptionSpec; 29] = [
     option("--stop", None, true),
     option("--ignore-eot", None, false),
     option("--threads", None, true),
+    option("--dtype", None, true),
     option("--explain", None, false),
     option("--attention", None, false),
     option("--html", None, true),
@@ -769,6 +786,11 @@ mod tests {
         assert!(!options.stop_at_end_of_text);
         assert!(run(&["x"]).stop_at_end_of_text);
         assert_eq!(run(&["x", "--threads", "3"]).threads, 3);
+        assert_eq!(run(&["x"]).dtype, Dtype::F32);
+        assert_eq!(run(&["x", "--dtype", "q8"]).dtype, Dtype::Q8);
+        assert_eq!(run(&["x", "--dtype=bf16"]).dtype, Dtype::Bf16);
+        let message = usage_error(&["x", "--dtype", "f16"]);
+        assert_eq!(message, "option '--dtype' must be f32, bf16 or q8, found 'f16'");
         assert_eq!(run(&["x", "--attention"]).attention, Some(HeadId { layer: 0, head: 0 }));
         assert_eq!(run(&["x", "--attention=1.3"]).attention, Some(HeadId { layer: 1, head: 3 }));
         assert!(run(&["x", "--explain"]).explain);

@@ -31,12 +31,14 @@ pub fn run(options: &Options) -> Result<(), Failure> {
             (Box::new(encoder), Model::new(hparams, weights)?)
         }
     };
+    let dtype = options.dtype;
     if options.perplexity {
-        perplexity::run(tokenizer.as_ref(), &Engine::new(model)?, &prompt, options)
+        perplexity::run(tokenizer.as_ref(), &Engine::with_dtype(model, dtype)?, &prompt, options)
     } else if options.observes() {
-        observe(tokenizer.as_ref(), &model, &prompt, options)
+        // The reference model of the weights `dtype` stores: the engine's very numbers.
+        observe(tokenizer.as_ref(), &model.stored_as(dtype)?, &prompt, options)
     } else {
-        stream(tokenizer.as_ref(), &Engine::new(model)?, &prompt, options)
+        stream(tokenizer.as_ref(), &Engine::with_dtype(model, dtype)?, &prompt, options)
     }
 }
 
