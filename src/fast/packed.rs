@@ -379,6 +379,18 @@ trait Panel: Copy {
     fn row(self, k: usize) -> [f32; PANEL];
     /// Weight `(k, c)` of a panel of any width.
     fn weight(self, k: usize, c: usize) -> f32;
+    /// What [`row_in_block`](Self::row_in_block) needs of block `b` (rows `32b..32b + 32`)
+    /// of a full panel: Q8's 16 scales, read once per block instead of once per row.
+    #[inline(always)]
+    fn block_scales(self, _b: usize) -> [f32; PANEL] {
+        [1.0; PANEL]
+    }
+    /// Row `k` of a full panel, given its block's [`block_scales`](Self::block_scales):
+    /// the same values as [`row`](Self::row).
+    #[inline(always)]
+    fn row_in_block(self, k: usize, _scales: &[f32; PANEL]) -> [f32; PANEL] {
+        self.row(k)
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -444,16 +456,32 @@ impl Panel for Q8Panel<'_> {
         let scale = self.scales[k / Q8_BLOCK * self.width + c];
         q8_dequantize(self.q[k * self.width + c], scale)
     }
+    #[inline(always)]
+    fn block_scales(self, b: usize) -> [f32; PANEL] {
+        let s = &self.scales[b * PANEL..(b + 1) * PANEL];
+        std::array::from_fn(|c| s[c])
+    }
+    #[inline(always)]
+    fn row_in_block(self, k: usize, scales: &[f32; PANEL]) -> [f32; PANEL] {
+        let q = &self.q[k * PANEL..(k + 1) * PANEL];
+        std::array::from_fn(|c| q8_dequantize(q[c], scales[c]))
+    }
 }
 
-/// One row of `x` through four full panels at once: 64 partial sums.
+/// One row of `x` through four full panels at once: 64 partial sums. Block by block of
+/// 32 rows, so that Q8's scales are read once per block; the sums still run over `k`
+/// ascending.
 #[inline(always)]
 fn panels_1x64<P: Panel>(x_row: &[f32], panels: [P; 4]) -> [[f32; PANEL]; 4] {
     let mut sums = [[0.0f32; PANEL]; 4];
-    for (k, &x_k) in x_row.iter().enumerate() {
-        for (panel_sums, panel) in sums.iter_mut().zip(panels) {
-            for (s, w) in panel_sums.iter_mut().zip(panel.row(k)) {
-                *s += x_k * w;
+    for (b, x_block) in x_row.chunks(Q8_BLOCK).enumerate() {
+        let scales: [[f32; PANEL]; 4] = std::array::from_fn(|i| panels[i].block_scales(b));
+        for (i, &x_k) in x_block.iter().enumerate() {
+            let k = b * Q8_BLOCK + i;
+            for ((panel_sums, panel), scales) in sums.iter_mut().zip(panels).zip(&scales) {
+                for (s, w) in panel_sums.iter_mut().zip(panel.row_in_block(k, scales)) {
+                    *s += x_k * w;
+                }
             }
         }
     }
