@@ -201,3 +201,24 @@ fn a_model_built_field_by_field_with_a_wrong_shape_is_refused_not_packed() {
         }
     );
 }
+
+#[test]
+fn the_engine_equals_the_reference_with_heads_switched_off() {
+    use gpt2_edu::viz::HeadId;
+    let off = |layer, head| HeadId { layer, head };
+    let tiny = fixture("tiny-gpt2").with_heads_off(&[off(0, 1), off(2, 3)]).unwrap();
+    let tokens: Vec<u32> = (0..30).map(|i| (i * 53 + 7) % 513).collect();
+    check_all_ways(&tiny, &tokens, 18, 7, "tiny-gpt2 with heads 0.1 and 2.3 off");
+    for seed in 1..=20 {
+        let (model, prompt, n_generate, label) = random_case(seed);
+        let hp = model.hparams;
+        let heads = [off(seed as usize % hp.n_layer, seed as usize % hp.n_head)];
+        let model = model.with_heads_off(&heads).unwrap();
+        let generated = generate(&model, &prompt, n_generate, Decoding::Cached).unwrap();
+        let tokens = [&prompt[..], &generated[..]].concat();
+        check_all_ways(&model, &tokens, prompt.len(), seed, &format!("{label}, {heads:?} off"));
+        let engine = Engine::new(model).unwrap();
+        assert_eq!(engine.ablation().heads(), heads, "{label}");
+        assert_eq!(generate(&engine, &prompt, n_generate, Decoding::Cached).unwrap(), generated);
+    }
+}

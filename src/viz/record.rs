@@ -4,10 +4,8 @@
 //! [`Recorder`] that reads them from the reference model's trace after each step, and
 //! [`explain_generation`], which runs that loop.
 
-use std::fmt;
-use std::str::FromStr;
-
-use crate::error::{Error, Result};
+pub use crate::attention::HeadId;
+use crate::error::Result;
 use crate::generate::{Decoding, GenerateConfig, Generator, StopReason, TextGenerator};
 use crate::hparams::HParams;
 use crate::kv_cache::KvCache;
@@ -15,74 +13,6 @@ use crate::model::Model;
 use crate::sample::{SamplingParams, distribution};
 use crate::tokenizer::Tokenizer;
 use crate::trace::{Trace, TracedTensor};
-
-/// One attention head of one layer, whose weights the trace holds as
-/// `block.{layer}.attn.weights.head.{head}`. Written `LAYER.HEAD` (`0.1`) on the command
-/// line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct HeadId {
-    /// The block, `0..n_layer`.
-    pub layer: usize,
-    /// The head within the block, `0..n_head`.
-    pub head: usize,
-}
-
-impl HeadId {
-    /// The name of this head's attention weights in a [`Trace`].
-    pub fn trace_name(self) -> String {
-        format!("block.{}.attn.weights.head.{}", self.layer, self.head)
-    }
-
-    /// Checks that the model has this layer and head; otherwise an
-    /// [`Error::NoSuchHead`] that says which ones exist.
-    pub fn check(self, hparams: &HParams) -> Result<()> {
-        if self.layer >= hparams.n_layer {
-            return Err(Error::NoSuchHead(format!(
-                "layer {} does not exist: the model has {}",
-                self.layer,
-                count_with_range(hparams.n_layer, "layer")
-            )));
-        }
-        if self.head >= hparams.n_head {
-            return Err(Error::NoSuchHead(format!(
-                "head {} does not exist: each layer of the model has {}",
-                self.head,
-                count_with_range(hparams.n_head, "head")
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// `"12 layers (0-11)"`, `"1 layer (0)"`.
-fn count_with_range(n: usize, noun: &str) -> String {
-    match n {
-        0 => format!("no {noun}s"),
-        1 => format!("1 {noun} (0)"),
-        _ => format!("{n} {noun}s (0-{})", n - 1),
-    }
-}
-
-impl fmt::Display for HeadId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.layer, self.head)
-    }
-}
-
-impl FromStr for HeadId {
-    type Err = String;
-
-    /// Parses `LAYER.HEAD`, such as `0.1` (layer 0, head 1). Whether the model has that
-    /// head is checked later, by [`HeadId::check`].
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let parsed = s.split_once('.').and_then(|(layer, head)| {
-            Some(HeadId { layer: layer.parse().ok()?, head: head.parse().ok()? })
-        });
-        parsed.ok_or_else(|| {
-            format!("expected LAYER.HEAD such as 0.1 (layer 0, head 1), found {s:?}")
-        })
-    }
-}
 
 /// Which heads' attention maps to record.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -31,6 +31,9 @@ pub fn run(options: &Options) -> Result<(), Failure> {
             (Box::new(encoder), Model::new(hparams, weights)?)
         }
     };
+    let model = model.with_heads_off(&options.ablate).map_err(|e| {
+        Failure::Usage(format!("option '--ablate': {e}")) // "layer 5 does not exist: ..."
+    })?;
     if options.perplexity {
         perplexity::run(tokenizer.as_ref(), &Engine::new(model)?, &prompt, options)
     } else if options.observes() {
