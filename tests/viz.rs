@@ -224,7 +224,11 @@ fn the_step_that_chooses_end_of_text_is_recorded_with_a_real_tokenizer() {
 #[test]
 fn chosen_heads_only_are_recorded_and_unknown_ones_are_errors() {
     let (encoder, model) = dummy_model();
-    let only = ExplainOptions { heads: Heads::Only(vec![HeadId { layer: 1, head: 0 }]), top_n: 2 };
+    let only = ExplainOptions {
+        heads: Heads::Only(vec![HeadId { layer: 1, head: 0 }]),
+        top_n: 2,
+        lens: false,
+    };
     let run = viz::explain_generation(&model, &encoder, "hello", &config(3), &only).unwrap();
     for step in &run.steps {
         assert_eq!(step.attention.len(), 1);
@@ -539,8 +543,11 @@ fn html_report_is_written_to_a_writer() {
 #[test]
 fn html_report_written_as_the_steps_come_is_the_whole_runs_page() {
     let (encoder, model) = dummy_model();
-    let one_head =
-        ExplainOptions { heads: Heads::Only(vec![HeadId { layer: 1, head: 0 }]), top_n: 3 };
+    let one_head = ExplainOptions {
+        heads: Heads::Only(vec![HeadId { layer: 1, head: 0 }]),
+        top_n: 3,
+        lens: false,
+    };
     let full = GenerateConfig { decoding: Decoding::FullRecompute, ..config(4) };
     for (config, options) in [
         (config(5), ExplainOptions::default()),
