@@ -596,7 +596,7 @@ fn attention_narrows_the_html_report_to_its_head() {
         (n_figures, heads)
     };
     let one = "attention\" data-layer=\"1\" data-head=\"0\"";
-    let one_run = "attention-run\" data-layer=\"1\" data-head=\"0\"";
+    let one_run = "attention-run\" id=\"layer-1\" data-layer=\"1\" data-head=\"0\"";
     // 3 steps' maps, then the overview's.
     assert_eq!(figures(&["--attention=1.0"]), (3 + 1, vec![one.to_string(), one_run.to_string()]));
     let (n_figures, heads) = figures(&[]);
@@ -796,4 +796,27 @@ fn bad_ablate_values_are_usage_errors() {
     );
     assert_usage_error(&["Hi", "--ablate", "one.two"], "option '--ablate': expected LAYER.HEAD");
     assert_usage_error(&["Hi", "--ablate"], "option '--ablate' needs a value");
+}
+
+#[test]
+fn the_html_report_shades_the_text_by_surprise_and_shows_the_logit_lens() {
+    let tiny = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-gpt2");
+    let path = std::env::temp_dir().join(format!("gpt2-edu-lens-{}.html", std::process::id()));
+    let output = gpt2_edu(&["--model", tiny, "Hello", "-n", "3", "--html", path.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let html = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    // "Hello" is 4 tokens (H e ll o), then 3 generated: 6 of them have a surprise.
+    assert_eq!(html.matches("data-bits=").count(), 6);
+    assert_eq!(html.matches("most likely: ").count(), 6);
+    let lens = &html[html.find("<table class=\"lens\">").unwrap()..];
+    let lens = &lens[..lens.find("</table>").unwrap()];
+    assert_eq!(lens.matches("<tr>").count(), 1 + 4, "a header, then embeddings and 3 blocks");
+    // The last generated token is never run through the model: 6 positions.
+    assert_eq!(lens.matches("<td ").count(), 4 * 6, "one cell per (layer, position run)");
+    for anchor in
+        ["id=\"how\"", "id=\"step-1\"", "id=\"step-3\"", "id=\"contents\"", "href=\"#layer-2\""]
+    {
+        assert!(html.contains(anchor), "{anchor}");
+    }
 }

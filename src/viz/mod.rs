@@ -50,6 +50,7 @@
 //! attention grids); `learn.rs` draws LEARN.md's worked example.
 
 mod html;
+mod html_run;
 mod learn;
 mod lens;
 mod record;
@@ -57,6 +58,7 @@ mod svg;
 mod terminal;
 
 pub use html::{HtmlReport, escape_html, html_report, write_html_report};
+pub use html_run::FULL_MAPS_UP_TO_HEADS;
 pub use learn::{LearnPictures, learn_pictures};
 pub use lens::{LensCell, LogitLens, SURPRISE_ALTERNATIVES, TokenSurprise, token_text};
 pub use record::{
