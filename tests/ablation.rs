@@ -126,3 +126,26 @@ fn heads_the_model_does_not_have_are_errors() {
         assert!(error.contains(says), "{error}");
     }
 }
+
+/// LEARN.md's experiment: each head of tiny-gpt2 switched off in turn, how many of the 12
+/// greedy tokens after "Once upon a time, there was" change. The table in LEARN.md is this.
+#[test]
+fn learn_md_states_which_head_changes_the_continuation_most() {
+    let (tokenizer, model) = fixture();
+    let prompt = tokenizer.encode("Once upon a time, there was");
+    let baseline = generate(&model, &prompt, 12, Decoding::Cached).unwrap();
+    let mut lines = Vec::new();
+    for layer in 0..3 {
+        let changed: Vec<String> = (0..4)
+            .map(|head| {
+                let off = model.clone().with_heads_off(&[HeadId { layer, head }]).unwrap();
+                let ids = generate(&off, &prompt, 12, Decoding::Cached).unwrap();
+                ids.iter().zip(&baseline).filter(|(a, b)| a != b).count().to_string()
+            })
+            .collect();
+        lines.push(format!("| layer {layer} | {} |", changed.join(" | ")));
+    }
+    let table = lines.join("\n");
+    let learn = include_str!("../LEARN.md");
+    assert!(learn.contains(&table), "LEARN.md should hold:\n{table}");
+}
