@@ -25,6 +25,11 @@
 //! pass. The kernels [`attention_scores`] and [`causal_mask`] are shared with the fast
 //! engine, which runs the heads on several threads.
 
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+use crate::hparams::HParams;
 use crate::kv_cache::LayerKv;
 use crate::matrix::{Linear, columns, dot_fast, matmul, set_columns};
 use crate::softmax::softmax_rows;
@@ -44,14 +49,16 @@ impl Attention {
     /// Self-attention of the `n_new` positions of `x` (`[n_new, n_embd]`, the block's `ln_1`
     /// output) starting at position `pos0`. `kv` holds this layer's keys and values for
     /// positions `0..pos0`; the new positions' are appended to it. Returns `[n_new, n_embd]`.
-    /// Every step is recorded into `trace` as `block.{layer}.attn.*`.
+    /// Every step is recorded into `trace` as `block.{layer}.attn.*`. The heads in
+    /// `heads_off` (see [`Ablation`]) are switched off: their columns of the merged heads
+    /// stay zero.
     pub fn forward(
         &self,
         x: &[f32],
         n_head: usize,
         kv: &mut LayerKv,
         pos0: usize,
-        layer: usize,
+        (layer, heads_off): (usize, &[usize]),
         trace: &mut Trace,
     ) -> Vec<f32> {
         let n_embd = self.c_proj.n_out();
@@ -72,7 +79,9 @@ impl Attention {
             let k_h = kv.head_keys(h, n_keys); // [n_keys, d_head]
             let v_h = kv.head_values(h, n_keys); // [n_keys, d_head]
             let out_h = head(&q_h, k_h, v_h, d_head, pos0, (layer, h), trace); // [n_new, d_head]
-            set_columns(&mut merged, n_embd, cols.start, &out_h);
+            if !heads_off.contains(&h) {
+                set_columns(&mut merged, n_embd, cols.start, &out_h); // switched off: stays 0
+            }
         }
         trace.record(format_args!("block.{layer}.attn.merged"), &[n_new, n_embd], &merged);
 
@@ -131,6 +140,125 @@ pub fn causal_mask(scores: &mut [f32], n_keys: usize, pos0: usize) {
         for s in &mut score_row[(pos0 + i + 1).min(n_keys)..] {
             *s = f32::NEG_INFINITY;
         }
+    }
+}
+
+/// One attention head of one layer, whose weights the trace holds as
+/// `block.{layer}.attn.weights.head.{head}`. Written `LAYER.HEAD` (`0.1`) on the command
+/// line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HeadId {
+    /// The block, `0..n_layer`.
+    pub layer: usize,
+    /// The head within the block, `0..n_head`.
+    pub head: usize,
+}
+
+impl HeadId {
+    /// The name of this head's attention weights in a [`Trace`].
+    pub fn trace_name(self) -> String {
+        format!("block.{}.attn.weights.head.{}", self.layer, self.head)
+    }
+
+    /// Checks that the model has this layer and head; otherwise an
+    /// [`Error::NoSuchHead`] that says which ones exist.
+    pub fn check(self, hparams: &HParams) -> Result<()> {
+        if self.layer >= hparams.n_layer {
+            return Err(Error::NoSuchHead(format!(
+                "layer {} does not exist: the model has {}",
+                self.layer,
+                count_with_range(hparams.n_layer, "layer")
+            )));
+        }
+        if self.head >= hparams.n_head {
+            return Err(Error::NoSuchHead(format!(
+                "head {} does not exist: each layer of the model has {}",
+                self.head,
+                count_with_range(hparams.n_head, "head")
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `"12 layers (0-11)"`, `"1 layer (0)"`.
+fn count_with_range(n: usize, noun: &str) -> String {
+    match n {
+        0 => format!("no {noun}s"),
+        1 => format!("1 {noun} (0)"),
+        _ => format!("{n} {noun}s (0-{})", n - 1),
+    }
+}
+
+impl fmt::Display for HeadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.layer, self.head)
+    }
+}
+
+impl FromStr for HeadId {
+    type Err = String;
+
+    /// Parses `LAYER.HEAD`, such as `0.1` (layer 0, head 1). Whether the model has that
+    /// head is checked later, by [`HeadId::check`].
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let parsed = s.split_once('.').and_then(|(layer, head)| {
+            Some(HeadId { layer: layer.parse().ok()?, head: head.parse().ok()? })
+        });
+        parsed.ok_or_else(|| {
+            format!("expected LAYER.HEAD such as 0.1 (layer 0, head 1), found {s:?}")
+        })
+    }
+}
+
+/// Heads switched off ("ablated"): each one's output, its `d_head` columns of the merged
+/// heads, is zero before `attn.c_proj`, so the block hears nothing from it. The head still
+/// computes its weights (the pictures show them); they just go nowhere. Zeroing those
+/// columns is the same as zeroing the head's `d_head` rows of `c_proj.w`, which is how
+/// `tests/golden/hf_ablation.py` does it in transformers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ablation {
+    /// `off[layer]`: the heads of that layer switched off, ascending, no repeats.
+    off: Vec<Vec<usize>>,
+}
+
+impl Ablation {
+    /// No head switched off.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// `heads` switched off (in any order, repeats ignored), each checked against
+    /// `hparams`: a layer or head the model does not have is an [`Error::NoSuchHead`].
+    pub fn new(heads: &[HeadId], hparams: &HParams) -> Result<Self> {
+        let mut off = vec![Vec::new(); hparams.n_layer];
+        for &id in heads {
+            id.check(hparams)?;
+            off[id.layer].push(id.head);
+        }
+        for layer in &mut off {
+            layer.sort_unstable();
+            layer.dedup();
+        }
+        Ok(Self { off })
+    }
+
+    /// The heads of block `layer` that are switched off, ascending.
+    pub fn heads_off(&self, layer: usize) -> &[usize] {
+        self.off.get(layer).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every head switched off, in layer-then-head order.
+    pub fn heads(&self) -> Vec<HeadId> {
+        let per_layer = self.off.iter().enumerate();
+        per_layer
+            .flat_map(|(layer, heads)| heads.iter().map(move |&head| HeadId { layer, head }))
+            .collect()
+    }
+
+    /// Whether no head is switched off.
+    pub fn is_empty(&self) -> bool {
+        self.off.iter().all(Vec::is_empty)
     }
 }
 
@@ -201,7 +329,7 @@ mod tests {
         }
         let attn = Attention { c_attn: Linear { w, b: vec![0.0; 12] }, c_proj: identity(4) };
         let mut kv = cache_with::<4>(&[[0.0; 4]], &[[0.0; 4]], 2);
-        let out = attn.forward(&x, 2, &mut kv, 0, 0, &mut Trace::disabled());
+        let out = attn.forward(&x, 2, &mut kv, 0, (0, &[]), &mut Trace::disabled());
         assert_eq!(out, x.to_vec());
         assert_eq!(kv.head_values(1, 1), &x[2..], "the new value was cached, head-major");
     }

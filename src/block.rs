@@ -61,14 +61,15 @@ pub struct Block {
 impl Block {
     /// Runs block `layer` on the residual stream `x` (`[n_new, n_embd]`, updated in place)
     /// for the `n_new` positions starting at `pos0`, reading and extending this layer's
-    /// cache `kv`. Every intermediate tensor is recorded into `trace`.
+    /// cache `kv`. Every intermediate tensor is recorded into `trace`. The attention heads
+    /// in `heads_off` are switched off ([`Ablation`](crate::attention::Ablation)).
     pub fn forward(
         &self,
         x: &mut [f32],
         hparams: &HParams,
         kv: &mut LayerKv,
         pos0: usize,
-        layer: usize,
+        (layer, heads_off): (usize, &[usize]),
         trace: &mut Trace,
     ) {
         let HParams { n_embd, n_head, layer_norm_eps: eps, .. } = *hparams;
@@ -77,7 +78,7 @@ impl Block {
         // x = x + attn(ln_1(x))
         let normed = self.ln_1.forward(x, eps);
         trace.record(format_args!("block.{layer}.ln_1"), &shape, &normed);
-        add_in_place(x, &self.attn.forward(&normed, n_head, kv, pos0, layer, trace));
+        add_in_place(x, &self.attn.forward(&normed, n_head, kv, pos0, (layer, heads_off), trace));
         trace.record(format_args!("block.{layer}.residual_1"), &shape, x);
 
         // x = x + mlp(ln_2(x))

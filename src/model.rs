@@ -25,7 +25,7 @@
 
 use std::convert::Infallible;
 
-use crate::attention::Attention;
+use crate::attention::{Ablation, Attention, HeadId};
 use crate::block::{Block, Mlp};
 use crate::error::{Error, Result};
 use crate::hparams::HParams;
@@ -182,13 +182,16 @@ impl Weights {
     }
 }
 
-/// A model ready to run: hyper-parameters plus weights whose shapes were checked.
+/// A model ready to run: hyper-parameters plus weights whose shapes were checked, and the
+/// attention heads switched off, if any ([`with_heads_off`](Self::with_heads_off)).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model {
     /// The sizes.
     pub hparams: HParams,
     /// The learned numbers.
     pub weights: Weights,
+    /// The heads switched off: none unless asked for.
+    ablation: Ablation,
 }
 
 impl Model {
@@ -198,7 +201,21 @@ impl Model {
     pub fn new(hparams: HParams, mut weights: Weights) -> Result<Self> {
         hparams.validate()?;
         check_shapes(&hparams, &mut weights)?;
-        Ok(Self { hparams, weights })
+        Ok(Self { hparams, weights, ablation: Ablation::none() })
+    }
+
+    /// This model with `heads` switched off (replacing any switched off before): each one's
+    /// output is zero before its block's `attn.c_proj` ([`Ablation`]), in every forward
+    /// pass, and in the [`Engine`](crate::Engine) built from it. A layer or head the model
+    /// does not have is an [`Error::NoSuchHead`].
+    pub fn with_heads_off(mut self, heads: &[HeadId]) -> Result<Self> {
+        self.ablation = Ablation::new(heads, &self.hparams)?;
+        Ok(self)
+    }
+
+    /// The heads switched off.
+    pub fn ablation(&self) -> &Ablation {
+        &self.ablation
     }
 
     /// The reference model of weights stored in `dtype`: every matrix the engine keeps in
@@ -266,7 +283,8 @@ impl Model {
 
         let mut x = self.embed(tokens, pos0, trace); // [n_new] -> [n_new, n_embd]
         for (layer, block) in self.weights.blocks.iter().enumerate() {
-            block.forward(&mut x, &self.hparams, cache.layer_mut(layer), pos0, layer, trace);
+            let (kv, heads_off) = (cache.layer_mut(layer), self.ablation.heads_off(layer));
+            block.forward(&mut x, &self.hparams, kv, pos0, (layer, heads_off), trace);
         }
         cache.advance(n_new);
 

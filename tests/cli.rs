@@ -615,7 +615,7 @@ fn attention_narrows_the_html_report_to_its_head() {
         (n_figures, heads)
     };
     let one = "attention\" data-layer=\"1\" data-head=\"0\"";
-    let one_run = "attention-run\" data-layer=\"1\" data-head=\"0\"";
+    let one_run = "attention-run\" id=\"layer-1\" data-layer=\"1\" data-head=\"0\"";
     // 3 steps' maps, then the overview's.
     assert_eq!(figures(&["--attention=1.0"]), (3 + 1, vec![one.to_string(), one_run.to_string()]));
     let (n_figures, heads) = figures(&[]);
@@ -765,4 +765,77 @@ fn samples_that_cannot_differ_or_be_watched_are_usage_errors() {
         "would pass the largest 64-bit number",
     );
     assert_usage_error(&["--perplexity", "-", "--samples", "2"], "'--samples' is for generating");
+}
+
+#[test]
+fn ablate_switches_heads_off_for_generation_scoring_and_pictures() {
+    let tiny = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-gpt2");
+    let prompt = "Once upon a time, there was";
+    // transformers' greedy continuation with head 1.2's c_proj rows zeroed
+    // (tests/golden/ablation.json, "sweep"), after the prompt's ids.
+    let expected = "46 77 344 510 261 257 256 320 68 11 262 260 373 \
+                    337 387 168 52 261 148 174 174 261 174 285 174\n";
+    let base = ["--model", tiny, "--ids", "-n", "12", prompt, "--ablate", "1.2"];
+    assert_eq!(stdout(&gpt2_edu(&base)), expected, "the engine");
+    let watched = gpt2_edu(&[&base[..], &["--trace"]].concat());
+    assert!(stdout(&watched).ends_with(expected), "the reference model, watched");
+    assert!(stdout(&watched).contains("block.1.attn.merged"));
+
+    let path = std::env::temp_dir().join(format!("gpt2-edu-ablate-{}.txt", std::process::id()));
+    std::fs::write(&path, "Hello, world. The dog ran.").unwrap();
+    let scored = |extra: &[&str]| {
+        let args = [&["--model", tiny, "--perplexity", path.to_str().unwrap()][..], extra].concat();
+        stdout(&gpt2_edu(&args)).lines().last().unwrap_or("").to_string()
+    };
+    let (plain, ablated) = (scored(&[]), scored(&["--ablate", "1.2"]));
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(plain, "perplexity=1137.5776 tokens=13 nll=7.036656");
+    // The same text scored by the library on the model with head 1.2 off.
+    let (tokenizer, model) = gpt2_edu::load_dir(std::path::Path::new(tiny)).unwrap();
+    let model = model.with_heads_off(&[gpt2_edu::viz::HeadId { layer: 1, head: 2 }]).unwrap();
+    let ids = gpt2_edu::Tokenizer::encode(&tokenizer, "Hello, world. The dog ran.");
+    let scores = gpt2_edu::score::score(&model, &ids, 32, 0, &mut Vec::new()).unwrap();
+    assert_eq!(
+        ablated,
+        format!("perplexity={:.4} tokens=13 nll={:.6}", scores.perplexity(), scores.nll())
+    );
+    assert_ne!(plain, ablated);
+}
+
+#[test]
+fn bad_ablate_values_are_usage_errors() {
+    let tiny = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-gpt2");
+    assert_usage_error(
+        &["--model", tiny, "Hi", "--ablate", "3.0"],
+        "option '--ablate': layer 3 does not exist: the model has 3 layers (0-2)",
+    );
+    assert_usage_error(
+        &["Hi", "--ablate", "0.0", "--ablate", "1.2"],
+        "option '--ablate': head 2 does not exist: each layer of the model has 2 heads (0-1)",
+    );
+    assert_usage_error(&["Hi", "--ablate", "one.two"], "option '--ablate': expected LAYER.HEAD");
+    assert_usage_error(&["Hi", "--ablate"], "option '--ablate' needs a value");
+}
+
+#[test]
+fn the_html_report_shades_the_text_by_surprise_and_shows_the_logit_lens() {
+    let tiny = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-gpt2");
+    let path = std::env::temp_dir().join(format!("gpt2-edu-lens-{}.html", std::process::id()));
+    let output = gpt2_edu(&["--model", tiny, "Hello", "-n", "3", "--html", path.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let html = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    // "Hello" is 4 tokens (H e ll o), then 3 generated: 6 of them have a surprise.
+    assert_eq!(html.matches("data-bits=").count(), 6);
+    assert_eq!(html.matches("most likely: ").count(), 6);
+    let lens = &html[html.find("<table class=\"lens\">").unwrap()..];
+    let lens = &lens[..lens.find("</table>").unwrap()];
+    assert_eq!(lens.matches("<tr>").count(), 1 + 4, "a header, then embeddings and 3 blocks");
+    // The last generated token is never run through the model: 6 positions.
+    assert_eq!(lens.matches("<td ").count(), 4 * 6, "one cell per (layer, position run)");
+    for anchor in
+        ["id=\"how\"", "id=\"step-1\"", "id=\"step-3\"", "id=\"contents\"", "href=\"#layer-2\""]
+    {
+        assert!(html.contains(anchor), "{anchor}");
+    }
 }

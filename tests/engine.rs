@@ -278,3 +278,42 @@ fn a_model_built_field_by_field_with_a_wrong_shape_is_refused_not_packed() {
         }
     );
 }
+
+#[test]
+fn the_engine_equals_the_reference_with_heads_switched_off() {
+    use gpt2_edu::viz::HeadId;
+    let off = |layer, head| HeadId { layer, head };
+    let tiny = fixture("tiny-gpt2").with_heads_off(&[off(0, 1), off(2, 3)]).unwrap();
+    let tokens: Vec<u32> = (0..30).map(|i| (i * 53 + 7) % 513).collect();
+    check_all_ways(&tiny, &tokens, 18, 7, "tiny-gpt2 with heads 0.1 and 2.3 off");
+    for seed in 1..=20 {
+        let (model, prompt, n_generate, label) = random_case(seed);
+        let hp = model.hparams;
+        let heads = [off(seed as usize % hp.n_layer, seed as usize % hp.n_head)];
+        let model = model.with_heads_off(&heads).unwrap();
+        let generated = generate(&model, &prompt, n_generate, Decoding::Cached).unwrap();
+        let tokens = [&prompt[..], &generated[..]].concat();
+        check_all_ways(&model, &tokens, prompt.len(), seed, &format!("{label}, {heads:?} off"));
+        let engine = Engine::new(model).unwrap();
+        assert_eq!(engine.ablation().heads(), heads, "{label}");
+        assert_eq!(generate(&engine, &prompt, n_generate, Decoding::Cached).unwrap(), generated);
+    }
+}
+
+#[test]
+fn heads_off_in_every_dtype_equal_the_reference_bit_for_bit() {
+    use gpt2_edu::{Dtype, viz::HeadId};
+    let heads = [HeadId { layer: 0, head: 1 }, HeadId { layer: 2, head: 3 }];
+    let tokens: Vec<u32> = (0..12).map(|i| i * 41 % 513).collect();
+    for dtype in [Dtype::Bf16, Dtype::Q8] {
+        let model = fixture("tiny-gpt2").with_heads_off(&heads).unwrap();
+        let reference = model.clone().stored_as(dtype).unwrap().forward(&tokens).unwrap();
+        let plain = fixture("tiny-gpt2").stored_as(dtype).unwrap().forward(&tokens).unwrap();
+        assert_ne!(reference, plain, "{dtype}: the heads are off");
+        let engine = Engine::with_dtype(model, dtype).unwrap();
+        let (mut cache, mut workspace) =
+            (KvCache::new(engine.hparams()).unwrap(), Workspace::new(3).unwrap());
+        let fast = engine.forward(&tokens, &mut cache, &mut workspace, Logits::All).unwrap();
+        assert_bits_eq(fast, &reference, &format!("{dtype} with heads 0.1 and 2.3 off"));
+    }
+}

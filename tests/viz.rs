@@ -224,7 +224,11 @@ fn the_step_that_chooses_end_of_text_is_recorded_with_a_real_tokenizer() {
 #[test]
 fn chosen_heads_only_are_recorded_and_unknown_ones_are_errors() {
     let (encoder, model) = dummy_model();
-    let only = ExplainOptions { heads: Heads::Only(vec![HeadId { layer: 1, head: 0 }]), top_n: 2 };
+    let only = ExplainOptions {
+        heads: Heads::Only(vec![HeadId { layer: 1, head: 0 }]),
+        top_n: 2,
+        lens: false,
+    };
     let run = viz::explain_generation(&model, &encoder, "hello", &config(3), &only).unwrap();
     for step in &run.steps {
         assert_eq!(step.attention.len(), 1);
@@ -354,9 +358,15 @@ fn assert_well_formed_and_self_contained(html: &str) {
     const VOID: [&str; 6] = ["meta", "br", "hr", "img", "input", "link"];
     let lower = html.to_lowercase();
     for forbidden in
-        ["<script", "http", "src=", "href=", "url(", "@import", "<link", "<iframe", "javascript:"]
+        ["<script", "http", "src=", "url(", "@import", "<link", "<iframe", "javascript:"]
     {
         assert!(!lower.contains(forbidden), "the report must not contain {forbidden:?}");
+    }
+    // Links only to anchors of the page itself (the navigation and the contents).
+    for link in lower.split("href=\"").skip(1) {
+        let target = &link[..link.find('"').unwrap()];
+        let anchor = format!("id=\"{}\"", target.trim_start_matches('#'));
+        assert!(target.starts_with('#') && lower.contains(&anchor), "link to {target:?}");
     }
     assert!(html.starts_with("<!DOCTYPE html>\n<html lang=\"en\">"));
     let mut open: Vec<String> = Vec::new();
@@ -539,8 +549,11 @@ fn html_report_is_written_to_a_writer() {
 #[test]
 fn html_report_written_as_the_steps_come_is_the_whole_runs_page() {
     let (encoder, model) = dummy_model();
-    let one_head =
-        ExplainOptions { heads: Heads::Only(vec![HeadId { layer: 1, head: 0 }]), top_n: 3 };
+    let one_head = ExplainOptions {
+        heads: Heads::Only(vec![HeadId { layer: 1, head: 0 }]),
+        top_n: 3,
+        lens: false,
+    };
     let full = GenerateConfig { decoding: Decoding::FullRecompute, ..config(4) };
     for (config, options) in [
         (config(5), ExplainOptions::default()),
@@ -585,8 +598,8 @@ fn html_report_puts_the_tokens_after_the_steps() {
     let at = |needle: &str| html.find(needle).unwrap_or_else(|| panic!("no {needle}"));
     assert!(at("<p class=\"summary\">Model: n_layer 2") < at("<section class=\"step\""));
     assert!(html.rfind("<section class=\"step\"").unwrap() < at("<section class=\"tokens\">"));
-    assert!(at("<section class=\"tokens\">") < at("<section class=\"run\">"));
-    let tokens = &html[at("<section class=\"tokens\">")..at("<section class=\"run\">")];
+    assert!(at("<section class=\"tokens\">") < at("<section class=\"run\""));
+    let tokens = &html[at("<section class=\"tokens\">")..at("<section class=\"run\"")];
     assert!(
         tokens.contains("<p class=\"summary\">Stopped: reached the maximum number of tokens.</p>")
     );
@@ -641,4 +654,37 @@ fn learn_md_holds_the_pictures() {
         let block = format!("```text\n{picture}```\n");
         assert!(LEARN.contains(&block), "LEARN.md section 19 should contain:\n{block}");
     }
+}
+
+#[test]
+fn a_model_with_many_heads_shows_each_layers_mean_map() {
+    // 5 layers of 4 heads: 20 > FULL_MAPS_UP_TO_HEADS.
+    let hparams = gpt2_edu::HParams {
+        n_vocab: 4,
+        n_ctx: 8,
+        n_embd: 8,
+        n_head: 4,
+        n_layer: 5,
+        layer_norm_eps: 1e-5,
+    };
+    let mut rng = gpt2_edu::XorShift64::new(3).unwrap();
+    let model =
+        Model::new(hparams, gpt2_edu::Weights::random(&hparams, &mut rng).unwrap()).unwrap();
+    let (encoder, _, _) = gpt2_edu::dummy::load_encoder_hparams_and_params();
+    let config = GenerateConfig { max_tokens: 2, ..GenerateConfig::default() };
+    let run =
+        viz::explain_generation(&model, &encoder, "hello", &config, &ExplainOptions::default())
+            .unwrap();
+    let html = viz::html_report(&run);
+    assert_eq!(html.matches("<figure").count(), 5 * (2 + 1), "one mean map per layer and step");
+    assert!(html.contains("layer 4, mean of 4 heads, step 2"));
+    let step = &run.steps[1];
+    let mean: f32 = (0..4)
+        .map(|h| step.attention_map(HeadId { layer: 4, head: h }).unwrap().weights[0])
+        .sum::<f32>()
+        / 4.0;
+    assert!(
+        html.contains(&format!("0 hello: {}", gpt2_edu::trace::format_fixed(mean, 4))),
+        "{mean}"
+    );
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::attention::HeadScratch;
 use super::packed::PackedLinear;
 use super::pool::{Activation, ThreadPool};
+use crate::attention::Ablation;
 use crate::error::Result;
 use crate::hparams::HParams;
 use crate::kv_cache::{KvCache, LayerKv};
@@ -57,6 +58,8 @@ pub struct Engine {
     wpe: Vec<f32>,
     blocks: Vec<PackedBlock>,
     ln_f: LayerNorm,
+    /// The model's heads switched off.
+    ablation: Ablation,
 }
 
 /// Which rows of logits [`Engine::forward`] computes.
@@ -101,7 +104,8 @@ impl Engine {
     /// # let _ = reference;
     /// ```
     pub fn with_dtype(model: Model, dtype: Dtype) -> Result<Self> {
-        let Model { hparams, mut weights } = Model::new(model.hparams, model.weights)?;
+        let ablation = model.ablation().clone();
+        let Model { hparams, mut weights, .. } = Model::new(model.hparams, model.weights)?;
         check_storable(&hparams, &mut weights, dtype)?;
         let Weights { wte, wpe, blocks, ln_f } = weights;
         let mut scratch = Vec::new();
@@ -118,7 +122,7 @@ impl Engine {
             })
             .collect();
         let wte = PackedLinear::pack_transposed(wte, hparams.n_vocab, hparams.n_embd, dtype);
-        Ok(Self { hparams, dtype, wte: Arc::new(wte), wpe, blocks, ln_f })
+        Ok(Self { hparams, dtype, wte: Arc::new(wte), wpe, blocks, ln_f, ablation })
     }
 
     /// How the matrices are stored.
@@ -144,6 +148,11 @@ impl Engine {
     /// The sizes.
     pub fn hparams(&self) -> &HParams {
         &self.hparams
+    }
+
+    /// The heads switched off (those of the model it was built from).
+    pub fn ablation(&self) -> &Ablation {
+        &self.ablation
     }
 
     /// The blocks' packed weights (for the benchmark's timings of a step's parts).
@@ -172,7 +181,8 @@ impl Engine {
         let Workspace { pool, buffers } = workspace;
         self.embed(tokens, pos0, &mut buffers.residual); // [n_new] -> [n_new, n_embd]
         for (layer, block) in self.blocks.iter().enumerate() {
-            self.block(block, cache.layer_mut(layer), pos0, pool, buffers);
+            let heads_off = self.ablation.heads_off(layer);
+            self.block(block, heads_off, cache.layer_mut(layer), pos0, pool, buffers);
         }
         cache.advance(tokens.len());
         Ok(self.logits(keep, pool, buffers))
@@ -192,6 +202,7 @@ impl Engine {
     fn block(
         &self,
         block: &PackedBlock,
+        heads_off: &[usize],
         kv: &mut LayerKv,
         pos0: usize,
         pool: &ThreadPool,
@@ -199,7 +210,7 @@ impl Engine {
     ) {
         let eps = self.hparams.layer_norm_eps;
         block.ln_1.forward_into(&buffers.residual, eps, &mut buffers.normed);
-        self.attention(block, kv, pos0, pool, buffers);
+        self.attention(block, heads_off, kv, pos0, pool, buffers);
         let Buffers { residual: x, normed, sublayer, hidden, .. } = buffers;
         add_in_place(x, sublayer);
 
@@ -210,10 +221,12 @@ impl Engine {
     }
 
     /// Attention of `buffers.normed` into `buffers.sublayer`: the q, k, v projection, the
-    /// new keys and values into the cache, the heads on the threads, the output projection.
+    /// new keys and values into the cache, the heads on the threads (those in `heads_off`
+    /// then zeroed), the output projection.
     fn attention(
         &self,
         block: &PackedBlock,
+        heads_off: &[usize],
         kv: &mut LayerKv,
         pos0: usize,
         pool: &ThreadPool,
@@ -231,6 +244,7 @@ impl Engine {
         }
         let n_keys = pos0 + queries.len() / n_embd;
         pool.attend(queries, kv, n_keys, heads_scratch, heads); // [n_new, n_embd]
+        switch_off(heads, n_embd, kv.d_head, heads_off);
         pool.compute(&block.attn_c_proj, Activation::None, heads, sublayer); // [n_new, n_embd]
     }
 
@@ -247,6 +261,16 @@ impl Engine {
         self.ln_f.forward_into(kept, self.hparams.layer_norm_eps, &mut buffers.final_normed);
         pool.compute(&self.wte, Activation::None, &buffers.final_normed, &mut buffers.logits);
         &buffers.logits
+    }
+}
+
+/// Zeroes the columns of the heads in `heads_off` in the merged heads (`[n_new, n_embd]`,
+/// head `h` in columns `h * d_head..(h + 1) * d_head`): the reference leaves them at zero.
+fn switch_off(merged: &mut [f32], n_embd: usize, d_head: usize, heads_off: &[usize]) {
+    for row in merged.chunks_exact_mut(n_embd) {
+        for &h in heads_off {
+            row[h * d_head..(h + 1) * d_head].fill(0.0);
+        }
     }
 }
 

@@ -11,6 +11,11 @@
 use std::borrow::Borrow;
 use std::io::{self, Write};
 
+use super::html_run::{
+    FULL_MAPS_UP_TO_HEADS, contents, how_to_read, layer_means, lens_section, mean_title, nav,
+    surprise_section,
+};
+use super::lens::{LogitLens, TokenSurprise};
 use super::record::{AttentionMap, CacheFill, Explanation, HeadId, StepView};
 use super::svg::svg_attention;
 use super::terminal::{
@@ -41,7 +46,17 @@ figcaption{font-size:.9em}
 svg.map text{font:10px ui-monospace,monospace;pointer-events:none}
 svg.map rect{fill:#1f4e9c;stroke:#bbb;stroke-width:.5}
 svg.map text.light{fill:#fff}
-.note{color:#555;font-size:.9em}";
+.note{color:#555;font-size:.9em}
+svg.map text.w{font-size:9px}
+nav{position:sticky;top:0;background:#fff;padding:.4em 0;border-bottom:1px solid #ccc}
+.legend dt{font-weight:bold;margin-top:.4em}
+.swatch{display:inline-block;width:6em;height:.8em;border:1px solid #999;vertical-align:middle}
+.surprise{font-family:ui-monospace,monospace;line-height:1.9}
+.surprise .s{border-right:1px solid #ddd;padding:0 1px}
+.wide{overflow-x:auto}
+table.lens{border-collapse:collapse}
+table.lens td,table.lens th{font:11px ui-monospace,monospace;border:1px solid #ddd;width:5.5em;max-width:5.5em;overflow:hidden;white-space:nowrap;text-overflow:ellipsis;text-align:center;padding:1px}
+table.lens th{background:#f4f4f4}";
 
 /// `text` with `&`, `<`, `>`, `"` and `'` escaped, safe in HTML text and attribute values.
 pub fn escape_html(text: &str) -> String {
@@ -130,6 +145,15 @@ pub fn write_html_report(explanation: &Explanation, out: impl Write) -> io::Resu
 /// [`Recorder::forget_steps`]: super::Recorder::forget_steps
 pub struct HtmlReport<W: Write> {
     out: W,
+    /// Whether each layer's mean map stands for its heads' (more than
+    /// [`FULL_MAPS_UP_TO_HEADS`] recorded heads).
+    mean_maps: bool,
+    n_head: usize,
+    n_vocab: usize,
+    /// Every token's surprise so far.
+    surprise: Vec<TokenSurprise>,
+    /// The logit lens so far, one column per position: each row's top token and probability.
+    lens: Vec<Vec<(String, f64)>>,
     /// Each recorded head's query rows so far, in [`HtmlReport::start`]'s order.
     stacked: Vec<StackedRows>,
     /// Keys of the last step written: the positions the overview must cover.
@@ -162,17 +186,40 @@ impl<W: Write> HtmlReport<W> {
              <body>\n<h1>Inside one generation</h1>\n{}\n",
             html_summary(hparams, config)
         )?;
-        let stacked = heads
+        let mean_maps = heads.len() > FULL_MAPS_UP_TO_HEADS;
+        write!(out, "{}{}", nav(), how_to_read(hparams.n_vocab, mean_maps))?;
+        let mut shown: Vec<HeadId> = heads.to_vec();
+        if mean_maps {
+            shown.dedup_by_key(|head| head.layer); // one mean map per layer
+        }
+        let stacked = shown
             .iter()
             .map(|&head| StackedRows { head, weights: Vec::new(), n_rows: 0 })
             .collect();
-        Ok(Self { out, stacked, last_n_keys: 0, n_steps: 0 })
+        Ok(Self {
+            out,
+            mean_maps,
+            n_head: hparams.n_head,
+            n_vocab: hparams.n_vocab,
+            surprise: Vec::new(),
+            lens: Vec::new(),
+            stacked,
+            last_n_keys: 0,
+            n_steps: 0,
+        })
     }
 
     /// Writes `step`'s section, and keeps its new query rows for the overview.
     pub fn step(&mut self, step: &StepView) -> io::Result<()> {
-        write_step(&mut self.out, step)?;
-        for map in &step.attention {
+        let maps =
+            if self.mean_maps { layer_means(&step.attention) } else { step.attention.clone() };
+        let (mean_maps, n_head) = (self.mean_maps, self.n_head);
+        write_step(&mut self.out, step, &maps, &|map| caption(map, mean_maps, n_head))?;
+        self.surprise.extend(step.surprise.iter().cloned());
+        if let Some(lens) = &step.lens {
+            self.take_lens_columns(lens);
+        }
+        for map in &maps {
             if let Some(rows) = self.stacked.iter_mut().find(|rows| rows.head == map.head) {
                 rows.take_new_rows(map);
             }
@@ -186,22 +233,47 @@ impl<W: Write> HtmlReport<W> {
     /// not read: they were given to [`step`](Self::step)), then every head's attention
     /// over the run, and ends the page. Returns the writer.
     pub fn finish(mut self, run: &Explanation) -> io::Result<W> {
+        let texts = &run.token_texts;
+        write!(self.out, "{}", surprise_section(texts, &self.surprise, self.n_vocab))?;
+        write!(self.out, "{}", lens_section(&self.lens, texts))?;
         writeln!(self.out, "{}", html_tokens(run))?;
         write!(
             self.out,
-            "<section class=\"run\">\n<h2>All steps together</h2>\n<p class=\"note\">Each \
+            "<section class=\"run\" id=\"run\">\n<h2>All steps together</h2>\n<p class=\"note\">Each \
              position's query row, from the step that ran it, stacked: the triangle a full \
              recomputation would compute at the last step.</p>\n<div class=\"maps\">\n"
         )?;
         let (n_keys, n_steps) = (self.last_n_keys, self.n_steps);
+        let mut layers: Vec<usize> = self.stacked.iter().map(|rows| rows.head.layer).collect();
+        layers.dedup();
         // A head some step did not record has no overview; each map is built when drawn.
         let maps = std::mem::take(&mut self.stacked)
             .into_iter()
             .filter_map(|rows| rows.into_map(n_keys, n_steps));
-        write_figures(&mut self.out, maps, &run.token_texts, "attention-run")?;
-        write!(self.out, "\n</div>\n</section>\n</body>\n</html>\n")?;
+        let (mean_maps, n_head) = (self.mean_maps, self.n_head);
+        let caption = |map: &AttentionMap| caption(map, mean_maps, n_head);
+        write_figures(&mut self.out, maps, &run.token_texts, "attention-run", &caption)?;
+        write!(self.out, "\n</div>\n</section>\n{}</body>\n</html>\n", contents(n_steps, &layers))?;
         self.out.flush()?;
         Ok(self.out)
+    }
+}
+
+/// A map's caption: its head's title, or (`mean_maps`) its layer's mean's.
+fn caption(map: &AttentionMap, mean_maps: bool, n_head: usize) -> String {
+    if mean_maps { mean_title(map, n_head) } else { map.title() }
+}
+
+impl<W: Write> HtmlReport<W> {
+    /// Appends the lens's columns of the positions not shown yet.
+    fn take_lens_columns(&mut self, lens: &LogitLens) {
+        let n_positions = lens.rows.first().map_or(0, Vec::len);
+        for i in 0..n_positions {
+            if lens.first_position + i == self.lens.len() {
+                let column = lens.rows.iter().map(|row| (row[i].text.clone(), row[i].probability));
+                self.lens.push(column.collect());
+            }
+        }
     }
 }
 
@@ -280,7 +352,7 @@ fn html_tokens(explanation: &Explanation) -> String {
     let stop =
         explanation.stop_reason.as_ref().map_or("still running".to_string(), StopReason::to_string);
     format!(
-        "<section class=\"tokens\">\n<h2>Tokens</h2>\n<p>{}</p>\n\
+        "<section class=\"tokens\">\n<h2 id=\"tokens\">Tokens</h2>\n<p>{}</p>\n\
          <p class=\"note\"><span class=\"token prompt\">prompt</span> \
          <span class=\"token generated\">generated</span> \
          (␣ is a space, ↵ a newline)</p>\n<pre>{}</pre>\n<p class=\"summary\">Stopped: {}.</p>\n\
@@ -291,25 +363,27 @@ fn html_tokens(explanation: &Explanation) -> String {
     )
 }
 
-/// One step's section: its probabilities, its attention maps and the cache, written to
-/// `out` one map at a time (with full recomputation a step of a 144-head model at 200
-/// positions draws 144 maps of 200 x 200 cells, over a gigabyte of SVG).
-fn write_step(out: &mut impl Write, step: &StepView) -> io::Result<()> {
+/// One step's section: its probabilities, its attention `maps` (each captioned by
+/// `caption`) and the cache, written to `out` one map at a time (with full recomputation a
+/// step of a 144-head model at 200 positions draws 144 maps of 200 x 200 cells).
+fn write_step(
+    out: &mut impl Write,
+    step: &StepView,
+    maps: &[AttentionMap],
+    caption: &dyn Fn(&AttentionMap) -> String,
+) -> io::Result<()> {
     write!(
         out,
-        "<section class=\"step\" data-step=\"{}\">\n<h2>Step {}: after {} → {}</h2>\n\
-         <h3>Next-token probabilities</h3>\n<p class=\"note\">{}</p>\n{}\n\
-         <h3>Attention</h3>\n<p class=\"note\">Rows: queries; columns: keys; blank: the masked \
-         future. Darker means more weight; hover a cell for its weight.</p>\n\
-         <div class=\"maps\">\n",
+        "<section class=\"step\" data-step=\"{}\" id=\"step-{}\">\n<h2>Step {}: after {} → {}</h2>\n\
+         <h3>Next-token probabilities</h3>\n{}\n<h3>Attention</h3>\n<div class=\"maps\">\n",
+        step.number,
         step.number,
         step.number,
         escape_html(&quoted_tail(&step.seen_text, 60)),
         escape_html(&chosen_label(step)),
-        escape_html(&distribution_caption(&step.sampling)),
         html_candidates(step),
     )?;
-    write_figures(out, step.attention.iter(), &step.seen, "attention")?;
+    write_figures(out, maps.iter(), &step.seen, "attention", caption)?;
     write!(out, "\n</div>\n<h3>KV cache</h3>\n{}\n</section>\n", html_cache(&step.cache))
 }
 
@@ -319,12 +393,19 @@ fn write_figures<M: Borrow<AttentionMap>>(
     maps: impl Iterator<Item = M>,
     labels: &[String],
     class: &str,
+    caption: &dyn Fn(&AttentionMap) -> String,
 ) -> io::Result<()> {
+    let mut previous_layer = None;
     for (i, map) in maps.enumerate() {
+        let map = map.borrow();
         if i > 0 {
             out.write_all(b"\n")?;
         }
-        out.write_all(html_attention_figure(map.borrow(), labels, class).as_bytes())?;
+        let first_of_layer = previous_layer != Some(map.head.layer);
+        previous_layer = Some(map.head.layer);
+        let anchor = first_of_layer && class == "attention-run";
+        let figure = html_attention_figure(map, labels, class, &caption(map), anchor);
+        out.write_all(figure.as_bytes())?;
     }
     Ok(())
 }
@@ -385,14 +466,22 @@ fn html_cache(fill: &CacheFill) -> String {
     format!("<table class=\"cache\">\n{}\n</table>", rows.join("\n"))
 }
 
-/// `<figure class="{class}" data-layer data-head>`: a caption and the SVG grid.
-fn html_attention_figure(map: &AttentionMap, labels: &[String], class: &str) -> String {
+/// `<figure class="{class}" data-layer data-head>`: a caption and the SVG grid; the first
+/// of a layer's maps over the run carries the anchor `layer-L`.
+fn html_attention_figure(
+    map: &AttentionMap,
+    labels: &[String],
+    class: &str,
+    caption: &str,
+    anchor: bool,
+) -> String {
+    let id = if anchor { format!(" id=\"layer-{}\"", map.head.layer) } else { String::new() };
     format!(
-        "<figure class=\"{class}\" data-layer=\"{}\" data-head=\"{}\">\
+        "<figure class=\"{class}\"{id} data-layer=\"{}\" data-head=\"{}\">\
          <figcaption>{}</figcaption>\n{}\n</figure>",
         map.head.layer,
         map.head.head,
-        escape_html(&map.title()),
+        escape_html(caption),
         svg_attention(map, labels)
     )
 }

@@ -50,18 +50,22 @@
 //! attention grids); `learn.rs` draws LEARN.md's worked example.
 
 mod html;
+mod html_run;
 mod learn;
+mod lens;
 mod record;
 mod svg;
 mod terminal;
 
 pub use html::{HtmlReport, escape_html, html_report, write_html_report};
+pub use html_run::FULL_MAPS_UP_TO_HEADS;
 pub use learn::{LearnPictures, learn_pictures};
+pub use lens::{LensCell, LogitLens, SURPRISE_ALTERNATIVES, TokenSurprise, token_text};
 pub use record::{
     AttentionMap, CacheFill, Candidate, DEFAULT_TOP_N, ExplainOptions, Explanation, HeadId, Heads,
     LayerFill, Recorder, StepView, explain_generation, shown_sampling,
 };
 pub use terminal::{
-    MASKED, attention_heatmap, cache_fill, format_bytes, shade, step_pictures, top_candidates,
-    visible_token,
+    MASKED, attention_heatmap, cache_fill, format_bytes, lens_grid, shade, step_pictures,
+    surprise_shade, surprise_text, top_candidates, visible_token,
 };

@@ -4,10 +4,8 @@
 //! [`Recorder`] that reads them from the reference model's trace after each step, and
 //! [`explain_generation`], which runs that loop.
 
-use std::fmt;
-use std::str::FromStr;
-
-use crate::error::{Error, Result};
+pub use crate::attention::HeadId;
+use crate::error::Result;
 use crate::generate::{Decoding, GenerateConfig, Generator, StopReason, TextGenerator};
 use crate::hparams::HParams;
 use crate::kv_cache::KvCache;
@@ -16,73 +14,7 @@ use crate::sample::{SamplingParams, distribution};
 use crate::tokenizer::Tokenizer;
 use crate::trace::{Trace, TracedTensor};
 
-/// One attention head of one layer, whose weights the trace holds as
-/// `block.{layer}.attn.weights.head.{head}`. Written `LAYER.HEAD` (`0.1`) on the command
-/// line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct HeadId {
-    /// The block, `0..n_layer`.
-    pub layer: usize,
-    /// The head within the block, `0..n_head`.
-    pub head: usize,
-}
-
-impl HeadId {
-    /// The name of this head's attention weights in a [`Trace`].
-    pub fn trace_name(self) -> String {
-        format!("block.{}.attn.weights.head.{}", self.layer, self.head)
-    }
-
-    /// Checks that the model has this layer and head; otherwise an
-    /// [`Error::NoSuchHead`] that says which ones exist.
-    pub fn check(self, hparams: &HParams) -> Result<()> {
-        if self.layer >= hparams.n_layer {
-            return Err(Error::NoSuchHead(format!(
-                "layer {} does not exist: the model has {}",
-                self.layer,
-                count_with_range(hparams.n_layer, "layer")
-            )));
-        }
-        if self.head >= hparams.n_head {
-            return Err(Error::NoSuchHead(format!(
-                "head {} does not exist: each layer of the model has {}",
-                self.head,
-                count_with_range(hparams.n_head, "head")
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// `"12 layers (0-11)"`, `"1 layer (0)"`.
-fn count_with_range(n: usize, noun: &str) -> String {
-    match n {
-        0 => format!("no {noun}s"),
-        1 => format!("1 {noun} (0)"),
-        _ => format!("{n} {noun}s (0-{})", n - 1),
-    }
-}
-
-impl fmt::Display for HeadId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.layer, self.head)
-    }
-}
-
-impl FromStr for HeadId {
-    type Err = String;
-
-    /// Parses `LAYER.HEAD`, such as `0.1` (layer 0, head 1). Whether the model has that
-    /// head is checked later, by [`HeadId::check`].
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let parsed = s.split_once('.').and_then(|(layer, head)| {
-            Some(HeadId { layer: layer.parse().ok()?, head: head.parse().ok()? })
-        });
-        parsed.ok_or_else(|| {
-            format!("expected LAYER.HEAD such as 0.1 (layer 0, head 1), found {s:?}")
-        })
-    }
-}
+use super::lens::{LogitLens, TokenSurprise, token_text};
 
 /// Which heads' attention maps to record.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -126,12 +58,15 @@ pub struct ExplainOptions {
     /// How many of the most likely next tokens to keep per step; the others are summed
     /// into one "other" probability.
     pub top_n: usize,
+    /// Whether to compute each step's [`LogitLens`] (`n_layer + 1` extra products with the
+    /// embedding per position: for GPT-2 124M, about four times the step's own work).
+    pub lens: bool,
 }
 
 impl Default for ExplainOptions {
     /// Every head, the [`DEFAULT_TOP_N`] most likely tokens.
     fn default() -> Self {
-        Self { heads: Heads::All, top_n: DEFAULT_TOP_N }
+        Self { heads: Heads::All, top_n: DEFAULT_TOP_N, lens: false }
     }
 }
 
@@ -291,6 +226,13 @@ pub struct StepView {
     pub sampling: SamplingParams,
     /// The KV cache after this step.
     pub cache: CacheFill,
+    /// The logit lens of the positions run this step, if asked for
+    /// ([`ExplainOptions::lens`]).
+    pub lens: Option<LogitLens>,
+    /// The surprise of each token this step's logits newly predict that is in the text:
+    /// at the first step every prompt token from the second and the chosen one, then the
+    /// chosen one (none when it ended the text).
+    pub surprise: Vec<TokenSurprise>,
 }
 
 impl StepView {
@@ -409,6 +351,10 @@ pub fn shown_sampling(sampling: &SamplingParams) -> SamplingParams {
 /// ```
 pub struct Recorder<'t> {
     tokenizer: &'t dyn Tokenizer,
+    model: &'t Model,
+    lens: bool,
+    /// The next position whose surprise is to be recorded.
+    next_scored: usize,
     hparams: HParams,
     config: GenerateConfig,
     heads: Vec<HeadId>,
@@ -424,13 +370,16 @@ impl<'t> Recorder<'t> {
     /// A recorder for a generation of `model` with `config`. A head in `options` that the
     /// model does not have is an error, reported here, before any work.
     pub fn new(
-        model: &Model,
+        model: &'t Model,
         tokenizer: &'t dyn Tokenizer,
         config: &GenerateConfig,
         options: &ExplainOptions,
     ) -> Result<Self> {
         Ok(Self {
             tokenizer,
+            model,
+            lens: options.lens,
+            next_scored: 1,
             hparams: model.hparams,
             config: config.clone(),
             heads: options.heads.resolve(&model.hparams)?,
@@ -468,6 +417,12 @@ impl<'t> Recorder<'t> {
         let chosen = if ended_text { self.tokenizer.end_of_text() } else { Some(tokens[n_seen]) };
         let probabilities = distribution(last_row(logits), &shown_sampling(&self.config.sampling))?;
         let (ids, other_probability) = most_likely(&probabilities, self.top_n, chosen);
+        let surprise = self.surprises(logits, n_seen, tokens)?;
+        let pos0 = n_seen.saturating_sub(logits.shape.first().copied().unwrap_or(0));
+        let lens = match self.lens {
+            true => LogitLens::from_trace(self.model, self.tokenizer, trace, pos0)?,
+            false => None,
+        };
         self.steps.push(StepView {
             number,
             seen: self.token_texts[..n_seen].to_vec(),
@@ -480,6 +435,8 @@ impl<'t> Recorder<'t> {
             n_vocab: probabilities.len(),
             sampling: self.config.sampling,
             cache: CacheFill::of(generator.cache()),
+            lens,
+            surprise,
         });
         Ok(self.steps.last())
     }
@@ -518,9 +475,35 @@ impl<'t> Recorder<'t> {
     /// Decodes the tokens not decoded yet, each alone.
     fn decode_texts(&mut self, tokens: &[u32]) -> Result<()> {
         for &id in &tokens[self.token_texts.len().min(tokens.len())..] {
-            self.token_texts.push(self.tokenizer.decode(&[id])?);
+            self.token_texts.push(token_text(self.tokenizer, id)?);
         }
         Ok(())
+    }
+
+    /// The surprise of each token of `tokens` that a row of `logits` (`[n_rows, n_vocab]`,
+    /// the last of them at position `n_seen - 1`) predicts and that has none yet.
+    fn surprises(
+        &mut self,
+        logits: &TracedTensor,
+        n_seen: usize,
+        tokens: &[u32],
+    ) -> Result<Vec<TokenSurprise>> {
+        let n_vocab = logits.shape.last().copied().unwrap_or(0).max(1);
+        let pos0 = n_seen.saturating_sub(logits.data.len() / n_vocab);
+        let mut surprise = Vec::new();
+        for (row, row_logits) in logits.data.chunks_exact(n_vocab).enumerate() {
+            let target = pos0 + row + 1; // the position row `row` predicts
+            if target == self.next_scored && target < tokens.len() {
+                surprise.push(TokenSurprise::of(
+                    self.tokenizer,
+                    row_logits,
+                    target,
+                    tokens[target],
+                )?);
+                self.next_scored += 1;
+            }
+        }
+        Ok(surprise)
     }
 
     fn attention_maps(&self, trace: &Trace, step: usize) -> Vec<AttentionMap> {
@@ -532,7 +515,7 @@ impl<'t> Recorder<'t> {
             .map(|&id| {
                 Ok(Candidate {
                     id: id as u32,
-                    text: self.tokenizer.decode(&[id as u32])?,
+                    text: token_text(self.tokenizer, id as u32)?,
                     probability: probabilities[id],
                 })
             })

@@ -3,6 +3,7 @@
 //! future, each weight in a tooltip.
 
 use super::html::escape_html;
+use super::html_run::weight_label;
 use super::record::AttentionMap;
 use super::terminal::{position_label, shorten};
 use crate::trace::format_fixed;
@@ -82,7 +83,7 @@ fn svg_cell(map: &AttentionMap, row: usize, key: usize, labels: &[String]) -> St
             "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" dominant-baseline=\"middle\"{class}>{}</text>",
             x + CELL_PX / 2,
             y + CELL_PX / 2,
-            format_fixed(weight, 2)
+            weight_label(weight)
         ));
     }
     cell

@@ -2,6 +2,7 @@
 //! shades and weights ([`attention_heatmap`]), the most likely next tokens as bars
 //! ([`top_candidates`]), and the KV cache's fill ([`cache_fill`]).
 
+use super::lens::{LogitLens, TokenSurprise};
 use super::record::{AttentionMap, CacheFill, Candidate, HeadId, LayerFill, StepView};
 use crate::sample::SamplingParams;
 use crate::trace::format_fixed;
@@ -285,6 +286,84 @@ fn cache_total_line(fill: &CacheFill) -> String {
     )
 }
 
+/// Width of a row label in the logit lens (`"after block 11"`).
+const LENS_LABEL_WIDTH: usize = 14;
+
+/// Characters of a token in a logit-lens cell (`"␣world 0.39"`: token, space, 4 digits).
+const LENS_TOKEN_WIDTH: usize = 7;
+
+/// The logit lens of one step as a text grid: one column per position run this step
+/// (headed by its token, from `labels`), one row per layer's residual stream, each cell the
+/// top token there and its probability. The last row is the model's own prediction.
+///
+/// ```text
+/// logit lens, step 1 (rows: the residual stream entering each block, then leaving the last;
+/// cells: the top token of ln_f(x) @ wte^T and its probability)
+///                0 hello      1 world
+/// embeddings     world  0.31  hello  0.30
+/// after block 1  world  0.44  <UNK>  0.28
+/// ```
+pub fn lens_grid(lens: &LogitLens, step: usize, labels: &[String]) -> String {
+    let mut lines = vec![
+        format!("logit lens, step {step} (rows: the residual stream entering each block, then"),
+        "leaving the last; cells: the top token of ln_f(x) @ wte^T and its probability)".into(),
+    ];
+    let n_positions = lens.rows.first().map_or(0, Vec::len);
+    let cell_width = LENS_TOKEN_WIDTH + 5;
+    let header: Vec<String> = (0..n_positions)
+        .map(|i| fit(&position_label(lens.first_position + i, labels), cell_width))
+        .collect();
+    lines.push(format!("{} {}", " ".repeat(LENS_LABEL_WIDTH), header.join(" ")));
+    for (row, cells) in lens.rows.iter().enumerate() {
+        let cells: Vec<String> = cells
+            .iter()
+            .map(|c| {
+                let token = fit(&visible_token(&c.text), LENS_TOKEN_WIDTH);
+                format!("{token} {}", format_fixed(c.probability as f32, 2))
+            })
+            .collect();
+        let label = fit(&LogitLens::row_label(row), LENS_LABEL_WIDTH);
+        lines.push(format!("{label} {}", cells.join(" ")));
+    }
+    as_text(&lines)
+}
+
+/// Surprisal shades: below a quarter of a uniform guess's bits (`log2 n_vocab`) nothing,
+/// then `░`, `▒`, `▓` for the next quarters, `█` beyond.
+pub fn surprise_shade(bits: f64, n_vocab: usize) -> char {
+    let uniform = (n_vocab.max(2) as f64).log2();
+    let band = (bits / uniform * 4.0).max(0.0) as usize; // NaN -> 0
+    SHADES[band.min(SHADES.len() - 1)]
+}
+
+/// The text shaded by surprise, compactly: each token as `shade token bits` (bits with one
+/// decimal), wrapped at 80 characters; the first token, which has no prediction, unshaded.
+///
+/// ```text
+/// surprise (-log2 p in bits; shade: ░ from 25% of a uniform guess's 2.0 bits, ▒ 50%, ▓ 75%, █ 100%)
+/// hello ░world 0.6 ░world 0.9
+/// ```
+pub fn surprise_text(token_texts: &[String], surprise: &[TokenSurprise], n_vocab: usize) -> String {
+    let uniform = (n_vocab.max(2) as f64).log2();
+    let mut lines = vec![format!(
+        "surprise (-log2 p in bits; shade: ░ from 25% of a uniform guess's {uniform:.1} bits, \
+         ▒ 50%, ▓ 75%, █ 100%)"
+    )];
+    let mut line = token_texts.first().map_or(String::new(), |t| visible_token(t));
+    for s in surprise {
+        let text = token_texts.get(s.position).map_or("?".into(), |t| visible_token(t));
+        let word = format!("{}{text} {:.1}", surprise_shade(s.bits, n_vocab), s.bits);
+        if line.chars().count() + 1 + word.chars().count() > 80 && !line.is_empty() {
+            lines.push(std::mem::take(&mut line));
+        } else if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&word);
+    }
+    lines.push(line);
+    as_text(&lines)
+}
+
 /// The three terminal pictures of one step, separated by blank lines: `head`'s attention
 /// map (if it was recorded), the `top_n` candidates and the cache fill. What
 /// `gpt2-edu --explain` prints after each step.
@@ -375,6 +454,8 @@ mod tests {
             n_vocab: 50257,
             sampling: SamplingParams::GREEDY,
             cache: CacheFill { capacity: 0, layers: Vec::new() },
+            lens: None,
+            surprise: Vec::new(),
         };
         let picture = top_candidates(&step, 10);
         assert_eq!(

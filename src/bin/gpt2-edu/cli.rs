@@ -66,7 +66,14 @@ Options:
       --explain             print each step's pictures: attention map, top candidates, cache
       --attention[=L.H]     print each step's attention map of layer L, head H [default: 0.0]
       --html <FILE>         write a self-contained HTML report of every layer's and head's
-                            attention, the probabilities and the cache
+                            attention, the logit lens, the text shaded by surprise, the
+                            probabilities and the cache
+      --lens                print each step's logit lens: every layer's residual stream put
+                            through ln_f and the tied embedding, its top token and probability
+      --surprise            after the text, print it again shaded by each token's surprisal
+                            (-log2 p, in bits: the model's own distribution at T = 1)
+      --ablate <L.H>        switch off head H of layer L (repeatable): its output is zero
+                            before attn.c_proj, for generation, --perplexity and pictures
       --weights-seed <S>    xorshift seed of the dummy weights [default: 348]; not with --model
       --prompt-file <PATH>  read the prompt from a file ('-' for standard input); at most
                             1 MiB is read, more is an error (GPT-2 reads 1024 tokens)
@@ -91,8 +98,8 @@ Without --temperature, --top-k, --top-p, --min-p or --typical-p, decoding is gre
 the most likely token; any of those filters alone samples at temperature 1. The penalties
 apply to greedy decoding too, first, in transformers' order: repetition penalty, no-repeat
 n-gram, presence and frequency; then temperature, top-k, top-p, min-p, typical-p.
-Generation runs on the fast engine; --trace, --explain, --attention and --html run the
-reference model instead, so that every step can be watched. Both give the same tokens.
+Generation runs on the fast engine; --trace, --explain, --attention, --lens, --surprise
+and --html run the reference model instead, so that every step can be watched. Both give the same tokens.
 
 Exit codes: 0 success; 1 runtime error (e.g. context overflow, an unreadable file, output
 that cannot be written); 2 usage error (e.g. an unknown option, a missing prompt, or a
@@ -162,6 +169,12 @@ pub struct Options {
     pub attention: Option<HeadId>,
     /// Write the HTML report here (`--html FILE`).
     pub html: Option<PathBuf>,
+    /// Print each step's logit lens (`--lens`).
+    pub lens: bool,
+    /// Print the text shaded by surprisal after it (`--surprise`).
+    pub surprise: bool,
+    /// Heads switched off (`--ablate L.H`, repeatable), in the order given.
+    pub ablate: Vec<HeadId>,
     /// Score the text of `prompt` instead of generating (`--perplexity FILE`).
     pub perplexity: bool,
     /// `--stride S`, for `--perplexity` (`None`: `n_ctx / 2`).
@@ -176,13 +189,18 @@ impl Options {
     /// Whether a step of the model is watched (`--trace`, `--explain`, `--attention`,
     /// `--html`): then the reference model runs, recording every tensor.
     pub fn observes(&self) -> bool {
-        self.trace || self.explain || self.attention.is_some() || self.html.is_some()
+        self.trace
+            || self.explain
+            || self.attention.is_some()
+            || self.html.is_some()
+            || self.lens
+            || self.surprise
     }
 
     /// Whether the text is printed once at the end, after every step's tensors or
     /// pictures, rather than streamed.
     pub fn text_at_the_end(&self) -> bool {
-        self.trace || self.explain || self.attention.is_some()
+        self.trace || self.explain || self.attention.is_some() || self.lens
     }
 
     /// The generation these options ask for.
@@ -260,6 +278,9 @@ struct Flags {
     explain: bool,
     attention: Option<HeadId>,
     html: Option<PathBuf>,
+    lens: bool,
+    surprise: bool,
+    ablate: Vec<HeadId>,
     no_cache: bool,
     print_ids: bool,
     trace: bool,
@@ -282,7 +303,7 @@ impl Flags {
             _ => (arg, None),
         };
         let name = canonical_name(flag).ok_or_else(|| unknown_option(flag))?;
-        if self.seen.contains(&name) && name != "--stop" {
+        if self.seen.contains(&name) && name != "--stop" && name != "--ablate" {
             return Err(UsageError(format!("option '{name}' given more than once")));
         }
         self.seen.push(name);
@@ -336,6 +357,9 @@ impl Flags {
             "--ignore-eot" => self.ignore_eot = true,
             "--explain" => self.explain = true,
             "--html" => self.html = Some(PathBuf::from(value()?)),
+            "--lens" => self.lens = true,
+            "--surprise" => self.surprise = true,
+            "--ablate" => self.ablate.push(parse_head(name, &value()?)?),
             "--threads" => self.threads = Some(parse_threads(&value()?)?),
             "--dtype" => self.dtype = Some(parse_dtype(&value()?)?),
             "--prompt-file" => self.prompt_file = Some(value()?),
@@ -397,6 +421,9 @@ impl Flags {
             explain: self.explain,
             attention: self.attention,
             html: self.html,
+            lens: self.lens,
+            surprise: self.surprise,
+            ablate: self.ablate,
             perplexity,
             stride: self.stride,
             logprobs: self.logprobs,
@@ -427,7 +454,7 @@ impl Flags {
                 k - 1
             )));
         }
-        let watching = ["--trace", "--explain", "--attention", "--html"];
+        let watching = ["--trace", "--explain", "--attention", "--html", "--lens", "--surprise"];
         match self.seen.iter().find(|name| watching.contains(name)) {
             Some(name) => Err(UsageError(format!(
                 "option '{name}' watches one generation; it cannot be used with --samples"
@@ -460,7 +487,7 @@ impl Flags {
 }
 
 /// The options that only mean something when text is generated.
-const GENERATION_ONLY: [&str; 21] = [
+const GENERATION_ONLY: [&str; 23] = [
     "--tokens",
     "--no-cache",
     "--ids",
@@ -480,6 +507,8 @@ const GENERATION_ONLY: [&str; 21] = [
     "--explain",
     "--attention",
     "--html",
+    "--lens",
+    "--surprise",
     "--prompt-file",
     "--samples",
 ];
@@ -488,6 +517,11 @@ const GENERATION_ONLY: [&str; 21] = [
 pub const MAX_LOGPROBS: usize = 100;
 
 /// A `--stride`: at least 1 (its upper bound, `n_ctx`, is checked once the model is known).
+/// `L.H`, a head: whether the model has it is checked once the model is loaded.
+fn parse_head(name: &str, value: &str) -> Result<HeadId, UsageError> {
+    value.parse::<HeadId>().map_err(|e| UsageError(format!("option '{name}': {e}")))
+}
+
 fn parse_stride(value: &str) -> Result<usize, UsageError> {
     match parse_number("--stride", value)? {
         0 => Err(UsageError("option '--stride' must be at least 1 (and at most n_ctx)".into())),
@@ -598,7 +632,7 @@ const fn option(long: &'static str, short: Option<&'static str>, takes_value: bo
 }
 
 /// Every option the command line knows.
-const OPTIONS: [OptionSpec; 30] = [
+const OPTIONS: [OptionSpec; 33] = [
     option("--model", None, true),
     option("--tokens", Some("-n"), true),
     option("--no-cache", None, false),
@@ -621,6 +655,9 @@ const OPTIONS: [OptionSpec; 30] = [
     option("--explain", None, false),
     option("--attention", None, false),
     option("--html", None, true),
+    option("--lens", None, false),
+    option("--surprise", None, false),
+    option("--ablate", None, true),
     option("--weights-seed", None, true),
     option("--prompt-file", None, true),
     option("--perplexity", None, true),
@@ -795,6 +832,10 @@ mod tests {
         assert_eq!(run(&["x", "--attention=1.3"]).attention, Some(HeadId { layer: 1, head: 3 }));
         assert!(run(&["x", "--explain"]).explain);
         assert_eq!(run(&["x", "--html", "r.html"]).html, Some(PathBuf::from("r.html")));
+        let options = run(&["x", "--ablate", "1.2", "--ablate=0.3", "--lens", "--surprise"]);
+        let heads = vec![HeadId { layer: 1, head: 2 }, HeadId { layer: 0, head: 3 }];
+        assert_eq!((options.ablate, options.lens, options.surprise), (heads, true, true));
+        assert!(run(&["x", "--lens"]).observes() && run(&["x", "--surprise"]).observes());
         assert!(run(&["x"]).threads >= 1);
         assert_eq!(parse_args(["-V"]), Ok(Command::Version));
         assert_eq!(parse_args(["x", "-h"]), Ok(Command::Help));
@@ -843,6 +884,10 @@ mod tests {
         }
         assert!(usage_error(&["a", "--attention=x"]).contains("option '--attention'"));
         assert!(usage_error(&["a", "--html"]).contains("needs a value"));
+        for bad in ["1", "x.y", "1.2.3", "-1.0", ""] {
+            let said = usage_error(&["a", "--ablate", bad]);
+            assert!(said.starts_with("option '--ablate': expected LAYER.HEAD"), "{said}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::io::{self, Read, StdoutLock, Write};
 
 use gpt2_edu::generate::{Forward, GenerateConfig, Prefill, Step, StopReason, TextGenerator};
 use gpt2_edu::score::TokenScore;
-use gpt2_edu::viz::{self, ExplainOptions, HeadId, Heads, Recorder};
+use gpt2_edu::viz::{self, ExplainOptions, HeadId, Heads, Recorder, TokenSurprise};
 use gpt2_edu::{Engine, Model, Tokenizer, Trace, checkpoint, dummy};
 
 use crate::cli::{Options, PromptSource};
@@ -32,6 +32,9 @@ pub fn run(options: &Options) -> Result<(), Failure> {
         }
     };
     let dtype = options.dtype;
+    let model = model.with_heads_off(&options.ablate).map_err(|e| {
+        Failure::Usage(format!("option '--ablate': {e}")) // "layer 5 does not exist: ..."
+    })?;
     if options.perplexity {
         perplexity::run(tokenizer.as_ref(), &Engine::with_dtype(model, dtype)?, &prompt, options)
     } else if options.observes() {
@@ -215,7 +218,7 @@ fn observe(
     }
     printer.finish(tokenizer, text.tokens().tokens())?;
     logprobs.print(tokenizer, &mut printer.out)?;
-    watcher.finish(text.tokens())?;
+    watcher.finish(text.tokens(), &mut printer.out)?;
     report_stop(text.stop_reason());
     Ok(())
 }
@@ -323,17 +326,20 @@ struct Watcher<'t> {
     report: Option<ReportFile>,
     shown_head: HeadId,
     step: usize,
+    /// Every token's surprise so far (`--surprise`).
+    surprise: Vec<TokenSurprise>,
 }
 
 impl<'t> Watcher<'t> {
     /// Checks the asked-for head and the report's path before any work.
     fn new(
         tokenizer: &'t dyn Tokenizer,
-        model: &Model,
+        model: &'t Model,
         options: &'t Options,
     ) -> Result<Self, Failure> {
         let shown_head = options.attention.unwrap_or(HeadId { layer: 0, head: 0 });
-        let pictures = options.explain || options.attention.is_some();
+        let pictures =
+            options.explain || options.attention.is_some() || options.lens || options.surprise;
         let (mut recorder, mut report) = (None, None);
         if pictures || options.html.is_some() {
             shown_head.check(&model.hparams)?; // "layer 12 does not exist: ..." before any work
@@ -343,14 +349,15 @@ impl<'t> Watcher<'t> {
                 _ => Heads::Only(vec![shown_head]),
             };
             let config = options.generate_config();
-            let explain = ExplainOptions { heads, ..ExplainOptions::default() };
+            let lens = options.lens || options.html.is_some();
+            let explain = ExplainOptions { heads, lens, ..ExplainOptions::default() };
             if let Some(path) = &options.html {
                 let heads = explain.heads.resolve(&model.hparams)?;
                 report = Some(ReportFile::create(path, &model.hparams, &config, &heads)?);
             }
             recorder = Some(Recorder::new(model, tokenizer, &config, &explain)?);
         }
-        Ok(Self { tokenizer, options, recorder, report, shown_head, step: 0 })
+        Ok(Self { tokenizer, options, recorder, report, shown_head, step: 0, surprise: Vec::new() })
     }
 
     /// Shows the step whose tensors are in `trace`; `before` tokens were there before it.
@@ -370,6 +377,10 @@ impl<'t> Watcher<'t> {
                         writeln!(out, "{}", viz::attention_heatmap(map, &view.seen))?;
                     }
                 }
+                if let (true, Some(lens)) = (self.options.lens, &view.lens) {
+                    writeln!(out, "{}", viz::lens_grid(lens, view.number, &view.seen))?;
+                }
+                self.surprise.extend(view.surprise.iter().cloned());
                 if let Some(report) = self.report.as_mut() {
                     report.step(view)?;
                 }
@@ -390,12 +401,23 @@ impl<'t> Watcher<'t> {
         Ok(())
     }
 
-    /// Ends the HTML report, if one was asked for, and puts it in place.
-    fn finish(self, generator: &gpt2_edu::Generator<'_, Model>) -> Result<(), Failure> {
-        if let (Some(recorder), Some(report), Some(path)) =
-            (self.recorder, self.report, &self.options.html)
-        {
-            report.finish(&recorder.finish(generator)?)?;
+    /// Prints the text shaded by surprise (`--surprise`), then ends the HTML report, if
+    /// one was asked for, and puts it in place.
+    fn finish(
+        self,
+        generator: &gpt2_edu::Generator<'_, Model>,
+        out: &mut StdoutLock<'static>,
+    ) -> Result<(), Failure> {
+        let Some(recorder) = self.recorder else {
+            return Ok(());
+        };
+        let run = recorder.finish(generator)?;
+        if self.options.surprise {
+            let n_vocab = run.hparams.n_vocab;
+            writeln!(out, "\n{}", viz::surprise_text(&run.token_texts, &self.surprise, n_vocab))?;
+        }
+        if let (Some(report), Some(path)) = (self.report, &self.options.html) {
+            report.finish(&run)?;
             say(&format!("(wrote the HTML report to {})", path.display()));
         }
         Ok(())
