@@ -404,11 +404,7 @@ impl<'t> Recorder<'t> {
             return Ok(None);
         };
         let tokens = generator.tokens();
-        let n_seen = match self.config.decoding {
-            Decoding::Cached => generator.cache().len(),
-            Decoding::FullRecompute => logits.shape.first().copied().unwrap_or(0),
-        }
-        .min(tokens.len());
+        let n_seen = self.positions_seen(logits, generator);
         self.n_prompt.get_or_insert(n_seen);
         self.decode_texts(tokens)?;
         self.n_steps += 1;
@@ -419,10 +415,7 @@ impl<'t> Recorder<'t> {
         let (ids, other_probability) = most_likely(&probabilities, self.top_n, chosen);
         let surprise = self.surprises(logits, n_seen, tokens)?;
         let pos0 = n_seen.saturating_sub(logits.shape.first().copied().unwrap_or(0));
-        let lens = match self.lens {
-            true => LogitLens::from_trace(self.model, self.tokenizer, trace, pos0)?,
-            false => None,
-        };
+        let lens = self.lens_of(trace, pos0)?;
         self.steps.push(StepView {
             number,
             seen: self.token_texts[..n_seen].to_vec(),
@@ -439,6 +432,24 @@ impl<'t> Recorder<'t> {
             surprise,
         });
         Ok(self.steps.last())
+    }
+
+    /// The step's logit lens, when it is asked for.
+    fn lens_of(&self, trace: &Trace, pos0: usize) -> Result<Option<LogitLens>> {
+        match self.lens {
+            true => LogitLens::from_trace(self.model, self.tokenizer, trace, pos0),
+            false => Ok(None),
+        }
+    }
+
+    /// How many positions the step's forward pass had seen once it ran: the cache's length
+    /// (cached), or the rows of its logits (full recomputation).
+    fn positions_seen(&self, logits: &TracedTensor, generator: &Generator<'_, Model>) -> usize {
+        let n = match self.config.decoding {
+            Decoding::Cached => generator.cache().len(),
+            Decoding::FullRecompute => logits.shape.first().copied().unwrap_or(0),
+        };
+        n.min(generator.tokens().len())
     }
 
     /// The steps recorded so far (and not forgotten).

@@ -338,21 +338,13 @@ impl Flags {
             "--tokens" => self.n_tokens = Some(parse_number(name, &value()?)?),
             "--weights-seed" => self.weights_seed = Some(parse_seed(name, &value()?)?),
             "--seed" => self.seed = Some(parse_seed(name, &value()?)?),
-            "--temperature" => self.sampling.temperature = parse_float(name, &value()?)?,
-            "--top-k" => self.sampling.top_k = Some(parse_number(name, &value()?)? as usize),
-            "--top-p" => self.sampling.top_p = Some(parse_float(name, &value()?)?),
-            "--min-p" => self.sampling.min_p = Some(parse_float(name, &value()?)?),
-            "--typical-p" => self.sampling.typical_p = Some(parse_float(name, &value()?)?),
-            "--repetition-penalty" => {
-                self.penalties.repetition_penalty = parse_float(name, &value()?)?;
+            "--temperature" | "--top-k" | "--top-p" | "--min-p" | "--typical-p" => {
+                self.set_sampling(name, &value()?)?;
             }
-            "--no-repeat-ngram" => {
-                self.penalties.no_repeat_ngram = Some(parse_number(name, &value()?)? as usize);
-            }
-            "--presence-penalty" => self.penalties.presence_penalty = parse_float(name, &value()?)?,
-            "--frequency-penalty" => {
-                self.penalties.frequency_penalty = parse_float(name, &value()?)?;
-            }
+            "--repetition-penalty"
+            | "--no-repeat-ngram"
+            | "--presence-penalty"
+            | "--frequency-penalty" => self.set_penalty(name, &value()?)?,
             "--stop" => self.stop_strings.push(parse_stop(&value()?)?),
             "--ignore-eot" => self.ignore_eot = true,
             "--explain" => self.explain = true,
@@ -376,15 +368,49 @@ impl Flags {
         Ok(None)
     }
 
-    /// The options, with their defaults, once the options agree with each other.
-    fn into_options(mut self) -> Result<Options, UsageError> {
+    /// One of the sampler's options: `--temperature`, `--top-k`, `--top-p`, `--min-p`,
+    /// `--typical-p` (their ranges are checked once all are known).
+    fn set_sampling(&mut self, name: &'static str, value: &str) -> Result<(), UsageError> {
+        let sampling = &mut self.sampling;
+        match name {
+            "--temperature" => sampling.temperature = parse_float(name, value)?,
+            "--top-k" => sampling.top_k = Some(parse_number(name, value)? as usize),
+            "--top-p" => sampling.top_p = Some(parse_float(name, value)?),
+            "--min-p" => sampling.min_p = Some(parse_float(name, value)?),
+            _ => sampling.typical_p = Some(parse_float(name, value)?),
+        }
+        Ok(())
+    }
+
+    /// One of the penalties: `--repetition-penalty`, `--no-repeat-ngram`,
+    /// `--presence-penalty`, `--frequency-penalty`.
+    fn set_penalty(&mut self, name: &'static str, value: &str) -> Result<(), UsageError> {
+        let penalties = &mut self.penalties;
+        match name {
+            "--repetition-penalty" => penalties.repetition_penalty = parse_float(name, value)?,
+            "--no-repeat-ngram" => {
+                penalties.no_repeat_ngram = Some(parse_number(name, value)? as usize);
+            }
+            "--presence-penalty" => penalties.presence_penalty = parse_float(name, value)?,
+            _ => penalties.frequency_penalty = parse_float(name, value)?,
+        }
+        Ok(())
+    }
+
+    /// The sampling options settled and checked: a filter alone samples at T = 1.
+    fn settle_sampling(&mut self) -> Result<(), UsageError> {
         let SamplingParams { top_k, top_p, min_p, typical_p, .. } = self.sampling;
         let a_filter = top_k.is_some() || top_p.is_some() || min_p.is_some() || typical_p.is_some();
         if a_filter && !self.seen.contains(&"--temperature") {
             self.sampling.temperature = 1.0; // a filter alone means sampling at T = 1
         }
         self.sampling.validate().map_err(|e| UsageError(e.to_string()))?;
-        self.penalties.validate().map_err(|e| UsageError(e.to_string()))?;
+        self.penalties.validate().map_err(|e| UsageError(e.to_string()))
+    }
+
+    /// The options, with their defaults, once the options agree with each other.
+    fn into_options(mut self) -> Result<Options, UsageError> {
+        self.settle_sampling()?;
         self.check_perplexity_options()?;
         self.check_samples()?;
         if self.model_dir.is_some() && self.weights_seed.is_some() {
@@ -393,16 +419,8 @@ impl Flags {
                     .into(),
             ));
         }
-        let scored_file = self.perplexity.take();
-        let perplexity = scored_file.is_some();
-        let prompt = match scored_file {
-            Some(path) => prompt_source(Some(path), Vec::new(), &[])?,
-            None => prompt_source(
-                self.prompt_file.take(),
-                std::mem::take(&mut self.positional),
-                &self.after_attention,
-            )?,
-        };
+        let perplexity = self.perplexity.is_some();
+        let prompt = self.take_prompt()?;
         Ok(Options {
             prompt,
             model_dir: self.model_dir,
@@ -429,6 +447,18 @@ impl Flags {
             logprobs: self.logprobs,
             samples: self.samples.unwrap_or(1),
         })
+    }
+
+    /// Where the text comes from: the file `--perplexity` scores, or the prompt.
+    fn take_prompt(&mut self) -> Result<PromptSource, UsageError> {
+        match self.perplexity.take() {
+            Some(path) => prompt_source(Some(path), Vec::new(), &[]),
+            None => prompt_source(
+                self.prompt_file.take(),
+                std::mem::take(&mut self.positional),
+                &self.after_attention,
+            ),
+        }
     }
 
     /// `--perplexity` scores a text instead of generating: a prompt and the options of

@@ -13,8 +13,8 @@
 
 use std::io::{self, Write};
 
-use gpt2_edu::score::{TokenScore, score};
-use gpt2_edu::{Engine, Tokenizer, Workspace};
+use gpt2_edu::score::{Scores, TokenScore, score};
+use gpt2_edu::{Engine, HParams, Tokenizer, Workspace};
 
 use crate::Failure;
 use crate::cli::Options;
@@ -44,25 +44,36 @@ pub fn run(
         }
         writeln!(out)?;
     }
-    let (nll, n) = (scores.nll(), scores.tokens.len());
+    summary(&mut out, &scores, ids.len(), engine.hparams(), stride)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// The readable summary, and last the line a script reads.
+fn summary(
+    out: &mut impl Write,
+    scores: &Scores,
+    n_tokens: usize,
+    hparams: &HParams,
+    stride: usize,
+) -> Result<(), Failure> {
+    let (nll, n, windows) = (scores.nll(), scores.tokens.len(), scores.windows);
     writeln!(
         out,
-        "scored {n} of {} tokens in {} window{} of {n_ctx} tokens, moving by {stride} \
+        "scored {n} of {n_tokens} tokens in {windows} window{} of {} tokens, moving by {stride} \
          (the first token is only context)",
-        ids.len(),
-        scores.windows,
-        if scores.windows == 1 { "" } else { "s" },
+        if windows == 1 { "" } else { "s" },
+        hparams.n_ctx,
     )?;
     writeln!(
         out,
         "mean negative log-likelihood {nll:.6} nats per token ({:.4} bits); a uniform guess \
          over the {} tokens would be {:.4}",
         nll / std::f64::consts::LN_2,
-        engine.hparams().n_vocab,
-        (engine.hparams().n_vocab as f64).ln(),
+        hparams.n_vocab,
+        (hparams.n_vocab as f64).ln(),
     )?;
     writeln!(out, "perplexity={:.4} tokens={n} nll={nll:.6}", scores.perplexity())?;
-    out.flush()?;
     Ok(())
 }
 
