@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example bench -- [--threads N] [--tokens N] [--prompt N] [--model DIR]
-//!                                          [--dtype f32|bf16|q8]
+//!                                          [--dtype f32|bf16|q8] [--size 124M|355M|774M|1558M]
 //! ```
 //!
 //! The detailed report is for the first dtype (`--dtype`, else f32); without `--dtype` a
@@ -16,6 +16,9 @@
 //! measures that bandwidth itself, in the same run, then times the model and prints a table
 //! and one `key=value` line. Without `--model` it builds random weights of GPT-2 124M's shapes
 //! from the crate's xorshift (no files needed); the speed does not depend on the values.
+//! `--size` picks another official GPT-2 shape for those random weights (1558M in f32 needs
+//! about 6.2 GB of memory for the weights alone; `--tokens 4` keeps its decode timing short).
+//! With `--model` the table also says how long the checkpoint took to load.
 //!
 //! - **bandwidth**: two threads compare two 512 MiB buffers with `==` on byte slices, which
 //!   std hands to the C library's `memcmp`, vectorised with the widest instructions the CPU
@@ -57,6 +60,19 @@ struct Options {
     model: Option<std::path::PathBuf>,
     /// The dtypes to time: all three, or the one `--dtype` names.
     dtypes: Vec<Dtype>,
+    /// The shape of the random weights without `--model`.
+    size: HParams,
+}
+
+/// `--size`: one of the four released GPT-2 shapes.
+fn parse_size(name: &str) -> Result<HParams, String> {
+    match name {
+        "124M" => Ok(HParams::gpt2_124m()),
+        "355M" => Ok(HParams::gpt2_355m()),
+        "774M" => Ok(HParams::gpt2_774m()),
+        "1558M" => Ok(HParams::gpt2_1558m()),
+        other => Err(format!("--size expects 124M, 355M, 774M or 1558M, found '{other}'")),
+    }
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -66,6 +82,7 @@ fn parse_options() -> Result<Options, String> {
         prompt: 128,
         model: None,
         dtypes: Dtype::ALL.to_vec(),
+        size: HParams::gpt2_124m(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -84,10 +101,11 @@ fn parse_options() -> Result<Options, String> {
             "--dtype" => {
                 options.dtypes = vec![value()?.parse::<Dtype>().map_err(|e| e.to_string())?]
             }
+            "--size" => options.size = parse_size(&value()?)?,
             other => {
                 return Err(format!(
                     "unknown option '{other}' (options: --threads N --tokens N --prompt N \
-                     --model DIR --dtype f32|bf16|q8)"
+                     --model DIR --dtype f32|bf16|q8 --size 124M|355M|774M|1558M)"
                 ));
             }
         }
@@ -122,7 +140,9 @@ fn run(options: &Options) -> Result<(), String> {
     reset_peak_memory();
 
     let dtype = options.dtypes[0];
+    let start = Instant::now();
     let engine = build_engine(options, dtype)?;
+    let load_s = start.elapsed().as_secs_f64();
     let weights_mb = model_bytes(engine.hparams(), dtype) as f64 / 1e6;
     let hp = *engine.hparams();
     let needed = options.prompt.max(512) + options.tokens;
@@ -189,6 +209,15 @@ fn run(options: &Options) -> Result<(), String> {
     let ceiling = ceiling.max(bandwidth * 1e9 / weight_bytes as f64);
     let cache_mb = cache.memory_bytes() as f64 / 1e6;
     let rows = [
+        (
+            "model",
+            format!("{} x {}", hp.n_layer, hp.n_embd),
+            format!(
+                "n_layer x n_embd, {:.1} s to {}",
+                load_s,
+                if options.model.is_some() { "load" } else { "build" }
+            ),
+        ),
         ("threads", format!("{threads}"), String::new()),
         ("weights", format!("{dtype}"), "the dtype of this report's engine".into()),
         (
@@ -263,7 +292,7 @@ fn run(options: &Options) -> Result<(), String> {
     println!("where a cached step goes (each part timed alone, ms per token):");
     let step128 = 1e3 / decode128;
     let parts_rows = [
-        ("block products (48)", parts.products_ms, parts.products_gb_s),
+        (&*format!("block products ({})", 4 * hp.n_layer), parts.products_ms, parts.products_gb_s),
         ("logits", parts.logits_ms, parts.logits_gb_s),
     ];
     for (name, ms, gb_s) in parts_rows {
@@ -378,13 +407,12 @@ fn step_parts(engine: &Engine, threads: usize, reps: usize) -> StepParts {
     }
 }
 
-/// GPT-2 124M's shapes, weights from xorshift mapped to small centred values (as trained
+/// One of GPT-2's shapes, weights from xorshift mapped to small centred values (as trained
 /// weights are; the values do not change the speed, only that no number overflows). Layer
 /// norms stay the identity.
-fn random_gpt2_124m() -> Model {
-    let hparams = HParams::gpt2_124m();
+fn random_gpt2(hparams: HParams) -> Model {
     let mut weights = Weights::random(&hparams, &mut XorShift64::new(1).expect("nonzero"))
-        .expect("GPT-2 124M's sizes are valid");
+        .expect("GPT-2's sizes are valid");
     let small = |v: &mut Vec<f32>| v.iter_mut().for_each(|u| *u = (*u - 0.5) * 0.04);
     let Ok(()) = weights.visit_mut(&hparams, |spec, data| {
         if !matches!(spec.role, Role::NormGain | Role::NormBias) {
@@ -411,7 +439,7 @@ fn model_bytes(hp: &HParams, dtype: Dtype) -> usize {
 fn build_engine(options: &Options, dtype: Dtype) -> Result<Engine, String> {
     let model = match &options.model {
         Some(dir) => checkpoint::load_dir(dir).map_err(|e| e.to_string())?.1,
-        None => random_gpt2_124m(),
+        None => random_gpt2(options.size),
     };
     Engine::with_dtype(model, dtype).map_err(|e| e.to_string())
 }

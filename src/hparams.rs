@@ -52,6 +52,21 @@ impl HParams {
         }
     }
 
+    /// The sizes of GPT-2 "355M" (`gpt2-medium`): 24 blocks, 16 heads, `n_embd` 1024.
+    pub const fn gpt2_355m() -> Self {
+        Self { n_embd: 1024, n_head: 16, n_layer: 24, ..Self::gpt2_124m() }
+    }
+
+    /// The sizes of GPT-2 "774M" (`gpt2-large`): 36 blocks, 20 heads, `n_embd` 1280.
+    pub const fn gpt2_774m() -> Self {
+        Self { n_embd: 1280, n_head: 20, n_layer: 36, ..Self::gpt2_124m() }
+    }
+
+    /// The sizes of GPT-2 "1558M" (`gpt2-xl`): 48 blocks, 25 heads, `n_embd` 1600.
+    pub const fn gpt2_1558m() -> Self {
+        Self { n_embd: 1600, n_head: 25, n_layer: 48, ..Self::gpt2_124m() }
+    }
+
     /// Dimensions per attention head, `n_embd / n_head` (0 if `n_head` is 0, which
     /// [`validate`](Self::validate) refuses).
     pub fn d_head(&self) -> usize {
@@ -188,5 +203,25 @@ mod tests {
         let hp = HParams::gpt2_124m();
         assert_eq!((hp.d_head(), hp.n_ffn()), (64, 3072));
         assert!(hp.validate().is_ok());
+    }
+
+    #[test]
+    fn every_gpt2_size_has_64_wide_heads_and_its_parameter_count() {
+        // The parameter counts of the four released checkpoints, with wte tied to the logits
+        // (the names say 124M, 355M, 774M and 1558M, rounded).
+        let sizes = [
+            (HParams::gpt2_124m(), 124_439_808),
+            (HParams::gpt2_355m(), 354_823_168),
+            (HParams::gpt2_774m(), 774_030_080),
+            (HParams::gpt2_1558m(), 1_557_611_200),
+        ];
+        for (hp, parameters) in sizes {
+            assert!(hp.validate().is_ok());
+            assert_eq!(hp.d_head(), 64, "{hp:?}");
+            assert_eq!((hp.n_vocab, hp.n_ctx), (50257, 1024));
+            let (e, f) = (hp.n_embd, hp.n_ffn());
+            let block = 2 * 2 * e + (e * 3 * e + 3 * e) + (e * e + e) + (e * f + f) + (f * e + e);
+            assert_eq!((hp.n_vocab + hp.n_ctx) * e + hp.n_layer * block + 2 * e, parameters);
+        }
     }
 }

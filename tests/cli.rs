@@ -839,3 +839,19 @@ fn the_html_report_shades_the_text_by_surprise_and_shows_the_logit_lens() {
         assert!(html.contains(anchor), "{anchor}");
     }
 }
+
+/// The README's trained-fixture example prints the text the README shows below it.
+#[test]
+fn the_readmes_trained_fixture_example_is_true() {
+    let readme = include_str!("../README.md");
+    let command = "cargo run --release -- --model tests/fixtures/trained-gpt2 \"And God said\" -n 30 --repetition-penalty 1.3";
+    let (_, after) = readme.split_once(&format!("{command}\n")).expect("the README shows it");
+    let (_, shown) = after.split_once("```text\n").unwrap();
+    let (shown, _) = shown.split_once("```").unwrap();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/trained-gpt2");
+    let args = ["--model", dir, "And God said", "-n", "30", "--repetition-penalty", "1.3"];
+    let output = gpt2_edu(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), shown);
+    assert!(shown.contains("the LORD spake unto him"), "English words: {shown}");
+}
