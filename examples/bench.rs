@@ -150,48 +150,21 @@ fn run(options: &Options) -> Result<(), String> {
         return Err(format!("the benchmark needs {needed} positions but n_ctx is {}", hp.n_ctx));
     }
     let weight_bytes = engine.weight_bytes_per_token();
-    let mut workspace = Workspace::new(threads).unwrap();
-    let mut cache = KvCache::new(&hp).unwrap();
-    let tokens: Vec<u32> =
-        (0..needed as u32).map(|i| (i * 7919 + 13) % hp.n_vocab as u32).collect();
-    let mut forward = |tokens: &[u32], cache: &mut KvCache| -> f64 {
-        let start = Instant::now();
-        let logits =
-            engine.forward(tokens, cache, &mut workspace, Logits::Last).expect("fits in n_ctx");
-        std::hint::black_box(argmax(logits));
-        start.elapsed().as_secs_f64()
-    };
-
-    // Prefill and full recomputation: a forward over n tokens from an empty cache.
-    let mut from_scratch = |n: usize, reps: usize| -> f64 {
-        median((0..reps).map(|_| {
-            cache.clear();
-            forward(&tokens[..n], &mut cache)
-        }))
-    };
-    from_scratch(8, 1); // warm-up: threads started, buffers grown, weights paged in
-    let prefill_s = from_scratch(options.prompt, 3);
-    let full128_s = from_scratch(128, 3);
-    let full512_s = from_scratch(512, 1);
-
-    // Cached decoding at a context: prefill to it (untimed), then time one-token steps.
-    let mut decode = |context: usize| -> f64 {
-        cache.clear();
-        forward(&tokens[..context - 1], &mut cache);
-        let start = Instant::now();
-        for t in context - 1..context - 1 + options.tokens {
-            forward(&tokens[t..t + 1], &mut cache);
-        }
-        options.tokens as f64 / start.elapsed().as_secs_f64()
-    };
-    let decode128 = decode(128);
-    let decode512 = decode(512);
+    let mut timer = Timer::new(&engine, threads, needed)?;
+    timer.run_from_empty(8, 1); // warm-up: threads started, buffers grown, weights paged in
+    let prefill_s = timer.run_from_empty(options.prompt, 3);
+    let full128_s = timer.run_from_empty(128, 3);
+    let full512_s = timer.run_from_empty(512, 1);
+    let decode128 = timer.decode(128, options.tokens);
+    let decode512 = timer.decode(512, options.tokens);
     let peak_mb = peak_memory_mb();
     // The machine's bandwidth drifts (other tenants, clocks): the ceiling is the best of the
     // probes before and after the timings, so the fraction never flatters the model.
     let parts = step_parts(&engine, threads, options.tokens);
 
     let ceiling = bandwidth * 1e9 / weight_bytes as f64;
+    let cache_mb = timer.cache.memory_bytes() as f64 / 1e6;
+    drop(timer);
     drop(engine);
     // One row per dtype, each on its own engine; the first is the one timed above.
     let first = DtypeRow {
@@ -207,7 +180,6 @@ fn run(options: &Options) -> Result<(), String> {
     }
     let bandwidth = bandwidth.max(memcmp_read_bandwidth(threads));
     let ceiling = ceiling.max(bandwidth * 1e9 / weight_bytes as f64);
-    let cache_mb = cache.memory_bytes() as f64 / 1e6;
     let rows = [
         (
             "model",
@@ -460,37 +432,68 @@ impl DtypeRow {
     }
 }
 
+/// Times forward passes of one engine over a fixed token sequence, with its own workspace
+/// and cache.
+struct Timer<'e> {
+    engine: &'e Engine,
+    workspace: Workspace,
+    cache: KvCache,
+    tokens: Vec<u32>,
+}
+
+impl<'e> Timer<'e> {
+    /// A timer for up to `n_tokens` positions.
+    fn new(engine: &'e Engine, threads: usize, n_tokens: usize) -> Result<Self, String> {
+        let hp = *engine.hparams();
+        let tokens = (0..n_tokens as u32).map(|i| (i * 7919 + 13) % hp.n_vocab as u32).collect();
+        Ok(Self {
+            engine,
+            workspace: Workspace::new(threads).map_err(|e| e.to_string())?,
+            cache: KvCache::new(&hp).map_err(|e| e.to_string())?,
+            tokens,
+        })
+    }
+
+    /// Seconds for one forward over `tokens[range]` after what the cache holds.
+    fn forward(&mut self, range: std::ops::Range<usize>) -> f64 {
+        let start = Instant::now();
+        let tokens = &self.tokens[range];
+        let logits =
+            self.engine.forward(tokens, &mut self.cache, &mut self.workspace, Logits::Last);
+        std::hint::black_box(argmax(logits.expect("fits in n_ctx")));
+        start.elapsed().as_secs_f64()
+    }
+
+    /// Prefill and full recomputation: the median seconds of a forward over `n` tokens from
+    /// an empty cache.
+    fn run_from_empty(&mut self, n: usize, reps: usize) -> f64 {
+        median((0..reps).map(|_| {
+            self.cache.clear();
+            self.forward(0..n)
+        }))
+    }
+
+    /// Cached decoding at `context`: prefill to it (untimed), then `steps` one-token steps;
+    /// tokens per second.
+    fn decode(&mut self, context: usize, steps: usize) -> f64 {
+        self.cache.clear();
+        self.forward(0..context - 1);
+        let start = Instant::now();
+        for t in context - 1..context - 1 + steps {
+            self.forward(t..t + 1);
+        }
+        steps as f64 / start.elapsed().as_secs_f64()
+    }
+}
+
 /// Prefill and cached decode at context 128 and 512 on an engine in `dtype`.
 fn time_dtype(options: &Options, dtype: Dtype) -> Result<DtypeRow, String> {
     let engine = build_engine(options, dtype)?;
-    let hp = *engine.hparams();
-    let mut workspace = Workspace::new(options.threads).map_err(|e| e.to_string())?;
-    let mut cache = KvCache::new(&hp).map_err(|e| e.to_string())?;
-    let needed = options.prompt.max(512) + options.tokens;
-    let tokens: Vec<u32> =
-        (0..needed as u32).map(|i| (i * 7919 + 13) % hp.n_vocab as u32).collect();
-    let mut forward = |tokens: &[u32], cache: &mut KvCache| -> f64 {
-        let start = Instant::now();
-        let logits =
-            engine.forward(tokens, cache, &mut workspace, Logits::Last).expect("fits in n_ctx");
-        std::hint::black_box(argmax(logits));
-        start.elapsed().as_secs_f64()
-    };
-    forward(&tokens[..8], &mut cache); // warm-up
-    let prefill_s = median((0..3).map(|_| {
-        cache.clear();
-        forward(&tokens[..options.prompt], &mut cache)
-    }));
-    let mut decode = |context: usize| -> f64 {
-        cache.clear();
-        forward(&tokens[..context - 1], &mut cache);
-        let start = Instant::now();
-        for t in context - 1..context - 1 + options.tokens {
-            forward(&tokens[t..t + 1], &mut cache);
-        }
-        options.tokens as f64 / start.elapsed().as_secs_f64()
-    };
-    let (decode128, decode512) = (decode(128), decode(512));
+    let mut timer = Timer::new(&engine, options.threads, options.prompt.max(512) + options.tokens)?;
+    timer.run_from_empty(8, 1); // warm-up
+    let prefill_s = timer.run_from_empty(options.prompt, 3);
+    let (decode128, decode512) =
+        (timer.decode(128, options.tokens), timer.decode(512, options.tokens));
     Ok(DtypeRow {
         dtype,
         prefill: options.prompt as f64 / prefill_s,
