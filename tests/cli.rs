@@ -855,3 +855,17 @@ fn the_readmes_trained_fixture_example_is_true() {
     assert_eq!(stdout(&output), shown);
     assert!(shown.contains("the LORD spake unto him"), "English words: {shown}");
 }
+
+/// LEARN.md section 22 shows `--lens` on tiny-gpt2; the grid is the command's own output.
+#[test]
+fn learn_md_shows_the_lens_grid_the_command_prints() {
+    let tiny = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-gpt2");
+    let output = gpt2_edu(&["--model", tiny, "The quick", "-n", "1", "--lens"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = stdout(&output);
+    let grid: Vec<&str> = out.lines().skip(2).take(5).collect();
+    assert!(grid[1].starts_with("embeddings") && grid[4].starts_with("after block 2"), "{out}");
+    let shown = format!("```text\n{}\n```", grid.join("\n"));
+    let learn = include_str!("../LEARN.md");
+    assert!(learn.contains(&shown), "LEARN.md section 22 should show:\n{shown}");
+}
