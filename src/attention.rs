@@ -288,7 +288,7 @@ mod tests {
         for i in 0..n {
             w[i * n + i] = 1.0;
         }
-        Linear { w, b: vec![0.0; n] }
+        Linear::new(w, vec![0.0; n])
     }
 
     #[test]
@@ -327,7 +327,7 @@ mod tests {
                 w[k * 12 + part * 4 + k] = 1.0;
             }
         }
-        let attn = Attention { c_attn: Linear { w, b: vec![0.0; 12] }, c_proj: identity(4) };
+        let attn = Attention { c_attn: Linear::new(w, vec![0.0; 12]), c_proj: identity(4) };
         let mut kv = cache_with::<4>(&[[0.0; 4]], &[[0.0; 4]], 2);
         let out = attn.forward(&x, 2, &mut kv, 0, (0, &[]), &mut Trace::disabled());
         assert_eq!(out, x.to_vec());

@@ -59,6 +59,13 @@ pub struct Block {
 }
 
 impl Block {
+    /// Whether any of its matrices is stored in Q8 ([`Linear::q8`](crate::matrix::Linear::q8)).
+    pub fn has_q8(&self) -> bool {
+        [&self.attn.c_attn, &self.attn.c_proj, &self.mlp.c_fc, &self.mlp.c_proj]
+            .iter()
+            .any(|layer| layer.q8.is_some())
+    }
+
     /// Runs block `layer` on the residual stream `x` (`[n_new, n_embd]`, updated in place)
     /// for the `n_new` positions starting at `pos0`, reading and extending this layer's
     /// cache `kv`. Every intermediate tensor is recorded into `trace`. The attention heads

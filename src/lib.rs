@@ -47,8 +47,8 @@ pub mod error; // what can go wrong
 pub mod hparams; // every size in the model
 pub mod math; // exp and tanh with the same bits on every platform
 pub mod rng; // xorshift64, exactly specified, so numpy can rebuild the dummy weights
-pub mod matrix; // row-major matrices: matmul, linear, dot
 pub mod quant; // how a weight is stored in 16 or 8 bits
+pub mod matrix; // row-major matrices: matmul, linear, dot
 pub mod trace; // recording every intermediate tensor
 pub mod json; // a strict JSON parser, for config.json and vocab.json
 pub mod safetensors; // the weights' file format

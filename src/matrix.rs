@@ -20,6 +20,8 @@
 //! full recomputation exactly (see `kv_cache`), and what the fast engine (`fast`) keeps,
 //! so that it computes the very same bits.
 
+use crate::quant::{Dtype, Q8Matrix, round_matrix};
+
 /// A fully connected layer: weight `w` of shape `[n_in, n_out]` (row-major, exactly as the
 /// checkpoint stores it) and bias `b` of shape `[n_out]`. GPT-2 calls these `Conv1D`; they
 /// are plain affine maps.
@@ -27,7 +29,7 @@
 /// ```
 /// use gpt2_edu::matrix::Linear;
 /// // w = [[1, 0, 1], [0, 1, 1]]: [n_in 2, n_out 3]; w[k * n_out + j] is weight (k, j).
-/// let layer = Linear { w: vec![1.0, 0.0, 1.0, 0.0, 1.0, 1.0], b: vec![0.5; 3] };
+/// let layer = Linear::new(vec![1.0, 0.0, 1.0, 0.0, 1.0, 1.0], vec![0.5; 3]);
 /// assert_eq!((layer.n_in(), layer.n_out()), (2, 3));
 /// assert_eq!(layer.w[1 * 3 + 2], 1.0); // weight (1, 2)
 /// assert_eq!(layer.forward(&[1.0, 2.0]), vec![1.5, 2.5, 3.5]);
@@ -38,9 +40,21 @@ pub struct Linear {
     pub w: Vec<f32>,
     /// Bias, `[n_out]`.
     pub b: Vec<f32>,
+    /// The weight as 8-bit blocks, for a layer stored in Q8 ([`Model::stored_as`]), else
+    /// `None`. When present, [`forward`](Self::forward) multiplies by these blocks in Q8's
+    /// own order ([`Q8Matrix::matmul`]) and `w` holds the values they stand for
+    /// (`scale * q`), for anything that reads the weights.
+    ///
+    /// [`Model::stored_as`]: crate::Model::stored_as
+    pub q8: Option<Q8Matrix>,
 }
 
 impl Linear {
+    /// A layer of f32 weights: `w` `[n_in, n_out]` row-major and `b` `[n_out]`.
+    pub fn new(w: Vec<f32>, b: Vec<f32>) -> Self {
+        Self { w, b, q8: None }
+    }
+
     /// Output width: the length of the bias.
     pub fn n_out(&self) -> usize {
         self.b.len()
@@ -51,9 +65,35 @@ impl Linear {
         self.w.len().checked_div(self.b.len()).unwrap_or(0)
     }
 
-    /// Applies the layer to every row of `x`: `[n_seq, n_in] -> [n_seq, n_out]`.
+    /// Stores the weight in `dtype` (see `quant`): unchanged for F32; rounded to bf16; for
+    /// Q8, quantized into [`q8`](Self::q8), `w` becoming the values the blocks stand for.
+    /// Bias stays f32. (Storing a Q8 layer again would quantize those values again:
+    /// `Model::stored_as` refuses to.)
+    pub fn store_as(&mut self, dtype: Dtype) {
+        match dtype {
+            Dtype::F32 => {}
+            Dtype::Bf16 => round_matrix(&mut self.w, self.b.len(), dtype),
+            Dtype::Q8 => {
+                let q8 = Q8Matrix::quantize(&self.w, self.n_out());
+                self.w = q8.dequantize();
+                self.q8 = Some(q8);
+            }
+        }
+    }
+
+    /// Applies the layer to every row of `x`: `[n_seq, n_in] -> [n_seq, n_out]`; a layer
+    /// stored in Q8 multiplies by its blocks, then adds the bias in the same way.
     pub fn forward(&self, x: &[f32]) -> Vec<f32> {
-        linear(x, &self.w, &self.b)
+        match &self.q8 {
+            None => linear(x, &self.w, &self.b),
+            Some(q8) => {
+                let mut out = q8.matmul(x); // [n_seq, n_out]
+                for out_row in out.chunks_exact_mut(self.b.len().max(1)) {
+                    add_in_place(out_row, &self.b);
+                }
+                out
+            }
+        }
     }
 }
 
@@ -244,7 +284,7 @@ mod tests {
             }
         }
         assert_eq!(bits(&linear(&x, &w, &b)), bits(&expected));
-        let layer = Linear { w, b };
+        let layer = Linear::new(w, b);
         assert_eq!((layer.n_in(), layer.n_out()), (9, 4));
         assert_eq!(bits(&layer.forward(&x)), bits(&expected));
     }

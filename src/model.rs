@@ -32,7 +32,7 @@ use crate::hparams::HParams;
 use crate::kv_cache::KvCache;
 use crate::layer_norm::LayerNorm;
 use crate::matrix::{Linear, add_in_place, matmul_transposed};
-use crate::quant::{Dtype, round_matrix};
+use crate::quant::{Dtype, Q8Matrix, round_matrix};
 use crate::rng::XorShift64;
 use crate::trace::Trace;
 
@@ -94,7 +94,7 @@ impl Weights {
     /// `n_layer` blocks whose tensors are all empty: the frame the loader and
     /// [`Weights::random`] fill through [`visit_mut`](Self::visit_mut).
     pub fn empty(n_layer: usize) -> Self {
-        let linear = || Linear { w: Vec::new(), b: Vec::new() };
+        let linear = || Linear::new(Vec::new(), Vec::new());
         let norm = || LayerNorm { g: Vec::new(), b: Vec::new() };
         let block = || Block {
             ln_1: norm(),
@@ -192,6 +192,9 @@ pub struct Model {
     pub weights: Weights,
     /// The heads switched off: none unless asked for.
     ablation: Ablation,
+    /// `wte^T` (`[n_embd, n_vocab]`) in Q8, for a model stored in Q8
+    /// ([`stored_as`](Self::stored_as)): the logits' product, in Q8's order.
+    wte_q8: Option<Q8Matrix>,
 }
 
 impl Model {
@@ -201,7 +204,8 @@ impl Model {
     pub fn new(hparams: HParams, mut weights: Weights) -> Result<Self> {
         hparams.validate()?;
         check_shapes(&hparams, &mut weights)?;
-        Ok(Self { hparams, weights, ablation: Ablation::none() })
+        check_q8_shapes(&weights)?;
+        Ok(Self { hparams, weights, ablation: Ablation::none(), wte_q8: None })
     }
 
     /// This model with `heads` switched off (replacing any switched off before): each one's
@@ -221,31 +225,65 @@ impl Model {
     /// The reference model of weights stored in `dtype`: every matrix the engine keeps in
     /// `dtype` (the four of each block, and `wte`, which the logits and the embedding
     /// lookup both read) replaced by the f32 values it stands for ([`crate::quant`]);
-    /// `wpe`, biases and layer norms stay f32. Its forward pass is this model's, unchanged,
-    /// so it *defines* what [`Engine::with_dtype`](crate::Engine::with_dtype) computes, bit
-    /// for bit. A weight that bf16 rounds to infinity (within half a step of `f32::MAX`) is
-    /// [`Error::NonFiniteWeight`]. F32 returns the model unchanged.
+    /// `wpe`, biases and layer norms stay f32. For Q8 each matrix also keeps its blocks
+    /// ([`Linear::q8`], and `wte^T`'s), and its products are Q8's block sums. So this model
+    /// *defines* what [`Engine::with_dtype`](crate::Engine::with_dtype) computes, bit for
+    /// bit. A weight that bf16 rounds to infinity (within half a step of `f32::MAX`) is
+    /// [`Error::NonFiniteWeight`]. F32 returns the model unchanged; a model already stored
+    /// in Q8 cannot be stored again ([`Error::InvalidArgument`]: its `w` are no longer the
+    /// checkpoint's values).
     ///
     /// ```
     /// use gpt2_edu::{dummy, Dtype, Model};
     /// let (_, hparams, weights) = dummy::load_encoder_hparams_and_params();
     /// let model = Model::new(hparams, weights).unwrap().stored_as(Dtype::Bf16).unwrap();
     /// assert!(model.weights.wte.iter().all(|w| w.to_bits() & 0xFFFF == 0)); // bf16 values
+    /// let q8 = model.clone().stored_as(Dtype::Q8).unwrap();
+    /// assert!(q8.weights.blocks[0].mlp.c_fc.q8.is_some());
+    /// assert!(q8.stored_as(Dtype::Q8).is_err());
     /// ```
     pub fn stored_as(mut self, dtype: Dtype) -> Result<Self> {
+        if self.is_q8() {
+            return Err(Error::InvalidArgument(
+                "this model is already stored in q8: store the f32 model instead".into(),
+            ));
+        }
         let hparams = self.hparams;
         check_storable(&hparams, &mut self.weights, dtype)?;
-        let Ok(()) = self.weights.visit_mut(&hparams, |spec, data| {
-            match matrix_columns(spec) {
-                // wte is [n_vocab, n_embd]; the logits read it as wte^T [n_embd, n_vocab],
-                // so its Q8 blocks run along a row: 32 numbers of one token's embedding.
-                Some(n_cols) if spec.name == "wte.weight" => round_rows(data, n_cols, dtype),
-                Some(n_out) => round_matrix(data, n_out, dtype),
-                None => {}
+        let (n_vocab, n_embd) = (hparams.n_vocab, hparams.n_embd);
+        if dtype == Dtype::Q8 {
+            self.wte_q8 = Some(Q8Matrix::quantize_transposed(&self.weights.wte, n_vocab, n_embd));
+        }
+        // wte is [n_vocab, n_embd]; the logits read it as wte^T [n_embd, n_vocab], so its
+        // Q8 blocks run along a row: 32 numbers of one token's embedding.
+        round_rows(&mut self.weights.wte, n_embd, dtype);
+        for block in &mut self.weights.blocks {
+            let Block { attn, mlp, .. } = block;
+            for layer in [&mut attn.c_attn, &mut attn.c_proj, &mut mlp.c_fc, &mut mlp.c_proj] {
+                layer.store_as(dtype);
             }
-            Ok::<(), Infallible>(())
-        });
+        }
         Ok(self)
+    }
+
+    /// `wte^T`'s Q8 blocks, taken out of the model (for the engine, which packs them).
+    pub(crate) fn take_wte_q8(&mut self) -> Option<Q8Matrix> {
+        self.wte_q8.take()
+    }
+
+    /// Whether any matrix is stored in Q8 ([`stored_as`](Self::stored_as)).
+    pub fn is_q8(&self) -> bool {
+        self.wte_q8.is_some() || self.weights.blocks.iter().any(Block::has_q8)
+    }
+
+    /// The logits of rows `x` (`[n_rows, n_embd]`, after `ln_f`): `x @ wte^T`,
+    /// `[n_rows, n_vocab]`. In Q8, the block sums of `wte^T`'s blocks.
+    pub fn logits(&self, x: &[f32]) -> Vec<f32> {
+        let HParams { n_vocab, n_embd, .. } = self.hparams;
+        match &self.wte_q8 {
+            None => matmul_transposed(x, &self.weights.wte, n_embd, n_vocab), // x @ wte^T
+            Some(wte_t) => wte_t.matmul(x),
+        }
     }
 
     /// **Full recomputation**: runs every position of `tokens` from scratch and returns the
@@ -290,7 +328,7 @@ impl Model {
 
         let x = self.weights.ln_f.forward(&x, eps); // [n_new, n_embd]
         trace.record(format_args!("ln_f"), &[n_new, n_embd], &x);
-        let logits = matmul_transposed(&x, &self.weights.wte, n_embd, n_vocab); // x @ wte^T
+        let logits = self.logits(&x); // x @ wte^T
         trace.record(format_args!("logits"), &[n_new, n_vocab], &logits);
         Ok(logits)
     }
@@ -351,6 +389,36 @@ fn round_rows(m: &mut [f32], n_cols: usize, dtype: Dtype) {
     for row in m.chunks_exact_mut(n_cols.max(1)) {
         round_matrix(row, 1, dtype);
     }
+}
+
+/// A layer's Q8 blocks, if it has them, must be its own shape: `q` as long as `w`, one
+/// column per bias, one scale per block of 32 rows and column. (That they stand for `w`
+/// is [`Model::stored_as`]'s to keep.)
+fn check_q8_shapes(weights: &Weights) -> Result<()> {
+    for (i, block) in weights.blocks.iter().enumerate() {
+        let Block { attn, mlp, .. } = block;
+        let layers = [
+            ("attn.c_attn", &attn.c_attn),
+            ("attn.c_proj", &attn.c_proj),
+            ("mlp.c_fc", &mlp.c_fc),
+            ("mlp.c_proj", &mlp.c_proj),
+        ];
+        for (name, layer) in layers {
+            let Some(q8) = &layer.q8 else { continue };
+            let n_blocks = layer.n_in().div_ceil(crate::quant::Q8_BLOCK);
+            if q8.q.len() != layer.w.len()
+                || q8.n_out != layer.n_out()
+                || q8.scales.len() != n_blocks * layer.n_out()
+            {
+                return Err(Error::ShapeMismatch {
+                    tensor: format!("h.{i}.{name} (q8 blocks)"),
+                    expected: vec![layer.w.len(), n_blocks * layer.n_out()],
+                    found: vec![q8.q.len(), q8.scales.len()],
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Every way the input to a forward pass can be wrong, reported before any work is done:

@@ -9,21 +9,26 @@
 //! Dtype::Q8    36 bytes per 32 weights 32 signed bytes q and one f32 scale s: w = s * q
 //! ```
 //!
-//! **Every dtype's product is the f32 product of the values it stands for.** A stored
-//! weight is first turned back into the f32 it stands for ([`f32_from_bf16`], exact;
-//! [`q8_dequantize`], `s * q` rounded once to f32), then `x @ W + b` is summed exactly as
-//! `matrix::linear` sums it: over `k` ascending from `0.0`, the bias last. So the reference
-//! model of a dtype is the plain f32 model whose weights are replaced by those values
-//! (`Model::stored_as`), and every reference path (trace, explain, pictures, perplexity)
-//! works for every dtype with no second forward pass.
+//! **What each dtype's product is.** F32 and Bf16 weights are multiplied as the f32s they
+//! stand for ([`f32_from_bf16`] is exact): `x @ W + b` summed as `matrix::linear` sums it,
+//! over `k` ascending from `0.0`, the bias last. So a bf16 model is the plain f32 model
+//! whose weights are replaced by their bf16 values. Q8 is multiplied as ggml multiplies its
+//! blocks, in the *block-sum* form ([`Q8Matrix::matmul`]): for each output `j`, each
+//! block's 32 products `x[k] * q[k, j]` are summed in order (from `0.0`), that sum is
+//! multiplied by the block's scale, and the blocks are added in order (from `0.0`), the
+//! bias last:
 //!
-//! For Q8 this is "dequantize, then accumulate in order". The other form one could define
-//! ("sum each block's 32 products `x * q`, multiply by the scale, add the blocks") saves
-//! one multiply per weight, but it is a different product, so the reference would need a
-//! second forward pass through every block beside the f32 one. The dequantizing kernel
-//! reads the same bytes (what decoding is bound by) and costs one more vector multiply per
-//! 16 (AVX-512) weights; the benchmark (`examples/bench.rs`) shows how close to the
-//! bandwidth ceiling it gets.
+//! ```text
+//! y[j] = sum over blocks b of  s[b, j] * (sum over k in block b of  x[k] * q[k, j])  + b[j]
+//! ```
+//!
+//! It is one multiply per weight fewer than turning each `q` back into `s * q` first (the
+//! scale is applied once per 32 weights), which is what decides speed once the weights are
+//! this small: the engine is then limited by arithmetic, not by memory. The result is not
+//! the f32 product of the values `s * q` (the roundings differ), so the reference model
+//! stored in Q8 (`Model::stored_as`) keeps each matrix's blocks ([`Q8Matrix`], in
+//! `matrix::Linear::q8`) and multiplies by them; its `w` still holds `s * q`, for
+//! everything that reads the weights.
 //!
 //! **Q8 layout.** Along the input dimension of each output column, every run of
 //! [`Q8_BLOCK`] = 32 consecutive weights `W[32b .. 32b + 32, j]` shares one scale
@@ -184,6 +189,46 @@ pub struct Q8Matrix {
 }
 
 impl Q8Matrix {
+    /// Input width: rows of `W` (0 for a matrix with no columns).
+    pub fn n_in(&self) -> usize {
+        self.q.len().checked_div(self.n_out).unwrap_or(0)
+    }
+
+    /// `x @ W` in the block-sum form (see the module docs): `[n_rows, n_in] -> [n_rows,
+    /// n_out]`. For each row and column, block `b`'s products `x[k] * q[k, j]` are summed
+    /// over `k` ascending from `0.0`, multiplied by `scales[b, j]`, and added to the
+    /// column's sum, blocks in order from `0.0`. Add a bias afterwards (as
+    /// `matrix::Linear::forward` does) to get `x @ W + b`.
+    ///
+    /// ```
+    /// use gpt2_edu::quant::Q8Matrix;
+    /// // One column of 33 weights: a full block of 32, then a short one.
+    /// let w: Vec<f32> = (0..33).map(|k| k as f32 - 16.0).collect();
+    /// let q8 = Q8Matrix::quantize(&w, 1);
+    /// let x = vec![1.0; 33];
+    /// let block_0: f32 = q8.q[..32].iter().map(|&q| q as f32).sum();
+    /// let expected = 0.0 + q8.scales[0] * block_0 + q8.scales[1] * q8.q[32] as f32;
+    /// assert_eq!(q8.matmul(&x), vec![expected]);
+    /// ```
+    pub fn matmul(&self, x: &[f32]) -> Vec<f32> {
+        let (n_in, n_out) = (self.n_in(), self.n_out);
+        let mut out = Vec::with_capacity(x.len() / n_in.max(1) * n_out); // [n_rows, n_out]
+        for x_row in x.chunks_exact(n_in.max(1)) {
+            for j in 0..n_out {
+                let mut sum = 0.0f32;
+                for (b, x_block) in x_row.chunks(Q8_BLOCK).enumerate() {
+                    let mut block_sum = 0.0f32;
+                    for (i, &x_k) in x_block.iter().enumerate() {
+                        block_sum += x_k * self.q[(b * Q8_BLOCK + i) * n_out + j] as f32;
+                    }
+                    sum += self.scales[b * n_out + j] * block_sum;
+                }
+                out.push(sum);
+            }
+        }
+        out
+    }
+
     /// Quantizes a row-major `[n_in, n_out]` matrix (`n_in = w.len() / n_out`).
     ///
     /// ```
@@ -213,6 +258,19 @@ impl Q8Matrix {
             .map(|(i, &w)| q8_quantize(w, scales[(i / n_out / Q8_BLOCK) * n_out + i % n_out]))
             .collect();
         Self { q, scales, n_out }
+    }
+
+    /// Quantizes `m^T` for a row-major `m` of `[n_rows, n_cols]`: the logits' form of `wte`
+    /// (`[n_vocab, n_embd]` becomes `wte^T`, `[n_embd, n_vocab]`), whose blocks are 32
+    /// consecutive numbers of one row of `m`, one token's embedding.
+    pub fn quantize_transposed(m: &[f32], n_rows: usize, n_cols: usize) -> Self {
+        let mut transposed = vec![0.0; m.len()]; // [n_cols, n_rows]
+        for (r, row) in m.chunks_exact(n_cols.max(1)).enumerate() {
+            for (c, &value) in row.iter().enumerate() {
+                transposed[c * n_rows + r] = value;
+            }
+        }
+        Self::quantize(&transposed, n_rows)
     }
 
     /// The f32 values the matrix stands for, `[n_in, n_out]` row-major: `scale * q`.

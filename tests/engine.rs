@@ -317,3 +317,34 @@ fn heads_off_in_every_dtype_equal_the_reference_bit_for_bit() {
         assert_bits_eq(fast, &reference, &format!("{dtype} with heads 0.1 and 2.3 off"));
     }
 }
+
+#[test]
+fn a_model_stored_in_q8_packs_into_the_same_q8_engine_and_no_other() {
+    let model = fixture("tiny-gpt2");
+    let stored = model.clone().stored_as(Dtype::Q8).unwrap();
+    assert!(stored.is_q8() && !model.is_q8());
+    let from_f32 = Engine::with_dtype(model, Dtype::Q8).unwrap();
+    assert_eq!(Engine::with_dtype(stored.clone(), Dtype::Q8).unwrap(), from_f32);
+    for dtype in [Dtype::F32, Dtype::Bf16] {
+        let error = Engine::with_dtype(stored.clone(), dtype).unwrap_err().to_string();
+        assert!(error.contains("stored in q8") && error.contains(&dtype.to_string()), "{error}");
+    }
+    let error = stored.clone().stored_as(Dtype::Q8).unwrap_err().to_string();
+    assert!(error.contains("already stored in q8"), "{error}");
+}
+
+#[test]
+fn q8_blocks_of_the_wrong_shape_are_refused_not_multiplied() {
+    let stored = fixture("tiny-gpt2").stored_as(Dtype::Q8).unwrap();
+    let (hparams, mut weights) = (stored.hparams, stored.weights);
+    let q8 = weights.blocks[2].attn.c_proj.q8.as_mut().unwrap();
+    q8.scales.pop(); // Linear's fields are public too
+    let error = Model::new(hparams, weights.clone()).unwrap_err();
+    assert!(
+        matches!(&error, gpt2_edu::Error::ShapeMismatch { tensor, .. }
+            if tensor == "h.2.attn.c_proj (q8 blocks)"),
+        "{error:?}"
+    );
+    weights.blocks[2].attn.c_proj.q8.as_mut().unwrap().n_out = 0;
+    assert!(Model::new(hparams, weights).is_err());
+}

@@ -12,7 +12,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("sizes and errors", &["error", "hparams"]),
     (
         "numeric kernels and file formats",
-        &["math", "rng", "matrix", "quant", "trace", "json", "safetensors", "unicode_tables"],
+        &["math", "rng", "quant", "matrix", "trace", "json", "safetensors", "unicode_tables"],
     ),
     (
         "the concepts of a block, and tokenization",

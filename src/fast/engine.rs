@@ -7,7 +7,7 @@ use super::attention::HeadScratch;
 use super::packed::PackedLinear;
 use super::pool::{Activation, ThreadPool};
 use crate::attention::Ablation;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::hparams::HParams;
 use crate::kv_cache::{KvCache, LayerKv};
 use crate::layer_norm::LayerNorm;
@@ -103,8 +103,14 @@ impl Engine {
     /// assert_eq!(generate(&engine, &[0, 1], 0, Decoding::Cached).unwrap(), vec![]);
     /// # let _ = reference;
     /// ```
-    pub fn with_dtype(model: Model, dtype: Dtype) -> Result<Self> {
-        let ablation = model.ablation().clone();
+    pub fn with_dtype(mut model: Model, dtype: Dtype) -> Result<Self> {
+        if model.is_q8() && dtype != Dtype::Q8 {
+            return Err(Error::InvalidArgument(format!(
+                "this model is stored in q8 (Model::stored_as): its engine must be q8 too, \
+                 not {dtype}; build the {dtype} engine from the f32 model"
+            )));
+        }
+        let (ablation, wte_q8) = (model.ablation().clone(), model.take_wte_q8());
         let Model { hparams, mut weights, .. } = Model::new(model.hparams, model.weights)?;
         check_storable(&hparams, &mut weights, dtype)?;
         let Weights { wte, wpe, blocks, ln_f } = weights;
@@ -121,7 +127,10 @@ impl Engine {
                 mlp_c_proj: pack(block.mlp.c_proj),
             })
             .collect();
-        let wte = PackedLinear::pack_transposed(wte, hparams.n_vocab, hparams.n_embd, dtype);
+        let wte = match wte_q8 {
+            Some(wte_t) => PackedLinear::pack_q8(&wte_t), // already in Q8: not again
+            None => PackedLinear::pack_transposed(wte, hparams.n_vocab, hparams.n_embd, dtype),
+        };
         Ok(Self { hparams, dtype, wte: Arc::new(wte), wpe, blocks, ln_f, ablation })
     }
 

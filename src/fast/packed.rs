@@ -32,7 +32,7 @@ use std::ops::Range;
 
 use crate::matrix::Linear;
 use crate::quant::{
-    Dtype, Q8_BLOCK, bf16_from_f32, f32_from_bf16, q8_dequantize, q8_quantize, q8_scale,
+    Dtype, Q8_BLOCK, Q8Matrix, bf16_from_f32, f32_from_bf16, q8_dequantize, q8_quantize, q8_scale,
 };
 
 /// Columns per weight panel: 16 weights, one 64-byte cache line per row of an f32 panel.
@@ -105,10 +105,16 @@ impl PackedLinear {
     /// out in `scratch` (reused from matrix to matrix, so no new memory is touched), then
     /// copied back over the row-major values, which for bf16 and q8 are then converted
     /// panel by panel into the smaller form. Row by row, so the source streams: row `k`'s
-    /// columns `16p..` go to row `k` of panel `p`.
+    /// columns `16p..` go to row `k` of panel `p`. A layer that already holds its Q8 blocks
+    /// ([`Linear::q8`]) keeps them in Q8 (laid out in panels, not quantized again); in
+    /// another dtype its `w` (the values they stand for) is packed.
     pub fn pack_with(layer: Linear, dtype: Dtype, scratch: &mut Vec<f32>) -> Self {
         let (n_in, n_out) = (layer.n_in(), layer.n_out());
-        let Linear { w: mut panels, b } = layer;
+        let Linear { w: mut panels, b, q8 } = layer;
+        if let (Some(q8), Dtype::Q8) = (q8, dtype) {
+            let stored = q8_in_panels(&q8, n_in, n_out);
+            return Self { stored, bias: Some(b), n_in, n_out };
+        }
         scratch.resize(panels.len(), 0.0);
         for (k, row) in panels.chunks_exact(n_out).enumerate() {
             for (p, part) in row.chunks(PANEL).enumerate() {
@@ -119,6 +125,13 @@ impl PackedLinear {
         panels.copy_from_slice(scratch);
         let stored = convert(panels, n_in, n_out, dtype);
         Self { stored, bias: Some(b), n_in, n_out }
+    }
+
+    /// Packs a matrix already in Q8 (such as `wte^T`'s blocks, `[n_embd, n_vocab]`, of a
+    /// model stored in Q8), with no bias.
+    pub fn pack_q8(q8: &Q8Matrix) -> Self {
+        let (n_in, n_out) = (q8.n_in(), q8.n_out);
+        Self { stored: q8_in_panels(q8, n_in, n_out), bias: None, n_in, n_out }
     }
 
     /// Packs `m^T` for a row-major `m` of `[n_rows, n_cols]` in `dtype`: the logits' form of
@@ -182,12 +195,12 @@ impl PackedLinear {
     pub fn column_into(&self, j: usize, out: &mut Vec<f32>) {
         let (p, c) = (j / PANEL, j % PANEL);
         match &self.stored {
-            Stored::F32(w) => out.extend((0..self.n_in).map(|k| self.f32_panel(w, p).weight(k, c))),
+            Stored::F32(w) => out.extend((0..self.n_in).map(|k| self.f32_panel(w, p).factor(k, c))),
             Stored::Bf16(w) => {
-                out.extend((0..self.n_in).map(|k| self.bf16_panel(w, p).weight(k, c)))
+                out.extend((0..self.n_in).map(|k| self.bf16_panel(w, p).factor(k, c)))
             }
             Stored::Q8 { q, scales } => {
-                out.extend((0..self.n_in).map(|k| self.q8_panel(q, scales, p).weight(k, c)))
+                out.extend((0..self.n_in).map(|k| self.q8_panel(q, scales, p).value(k, c)))
             }
         }
     }
@@ -218,7 +231,7 @@ impl PackedLinear {
 
     /// Columns `cols` of `x @ W (+ b)` for every row of `x` (`[n_rows, n_in]`), into `out`.
     /// `cols` must start at a panel boundary (a multiple of [`PANEL`]). Rows go through each
-    /// panel two at a time (prefill) or, for a single row (decoding), four panels at once.
+    /// panel two at a time (prefill) or, for a single row (decoding), eight panels at once.
     pub fn columns_into(&self, x: &[f32], cols: Range<usize>, mut out: OutColumns) {
         debug_assert_eq!(x.len() % self.n_in.max(1), 0, "x must be [n_rows, n_in]");
         debug_assert!(cols.start % PANEL == 0 && cols.end <= self.n_out);
@@ -267,9 +280,7 @@ impl PackedLinear {
         }
     }
 
-    /// One row through `panels`: four full panels per pass, so 64 partial sums are in
-    /// flight at once (one panel's 16 sums would each wait for the previous addition of the
-    /// same sum) and four streams of memory are read side by side; then one at a time.
+    /// One row through `panels`: [`SIDE_BY_SIDE`] full panels per pass, then one at a time.
     fn decode_row<P: Panel>(
         &self,
         x: &[f32],
@@ -277,12 +288,12 @@ impl PackedLinear {
         out: &mut OutColumns,
         panel: impl Fn(usize) -> P,
     ) {
-        let mut p = panels.start;
-        while p + 4 <= panels.end && (p + 4) * PANEL <= self.n_out {
-            let sums = panels_1x64(x, std::array::from_fn(|i| panel(p + i)));
-            let cols = p * PANEL..(p + 4) * PANEL;
+        let (mut p, n) = (panels.start, SIDE_BY_SIDE);
+        while p + n <= panels.end && (p + n) * PANEL <= self.n_out {
+            let sums = panels_1xn(x, std::array::from_fn(|i| panel(p + i)));
+            let cols = p * PANEL..(p + n) * PANEL;
             self.store(out.at(0, cols.clone()), sums.as_flattened(), cols.start);
-            p += 4;
+            p += n;
         }
         for p in p..panels.end {
             let panel = panel(p);
@@ -371,25 +382,46 @@ fn convert(panels: Vec<f32>, n_in: usize, n_out: usize, dtype: Dtype) -> Stored 
     }
 }
 
-/// One panel (`[n_in, width]`) of some dtype, read as the f32 values it stands for.
+/// A row-major [`Q8Matrix`] `[n_in, n_out]` in the panel layout: `q` as the f32s would be,
+/// its scales in panels of `[n_blocks, width]`.
+fn q8_in_panels(q8: &Q8Matrix, n_in: usize, n_out: usize) -> Stored {
+    let n_blocks = n_in.div_ceil(Q8_BLOCK);
+    let (mut q, mut scales) = (vec![0i8; q8.q.len()], vec![0.0; q8.scales.len()]);
+    for p in 0..n_out.div_ceil(PANEL) {
+        let width = PANEL.min(n_out - p * PANEL);
+        let cols = p * PANEL..p * PANEL + width;
+        for k in 0..n_in {
+            let at = p * PANEL * n_in + k * width;
+            q[at..at + width].copy_from_slice(&q8.q[k * n_out..][cols.clone()]);
+        }
+        for b in 0..n_blocks {
+            let at = p * PANEL * n_blocks + b * width;
+            scales[at..at + width].copy_from_slice(&q8.scales[b * n_out..][cols.clone()]);
+        }
+    }
+    Stored::Q8 { q, scales }
+}
+
+/// One panel (`[n_in, width]`) of some dtype, read row by row as the factors a product
+/// multiplies `x[k]` by: the f32 weights, the bf16 ones widened, or Q8's `q` as f32. The
+/// products are summed in *groups* of rows: Q8's blocks of 32, each group's sum then
+/// scaled and added to the total ([`finish`](Self::finish)); f32 and bf16 have one group,
+/// all `n_in` rows, which is the total.
 trait Panel: Copy {
+    /// Rows per group: [`Q8_BLOCK`] for Q8, all of them (`usize::MAX`) otherwise.
+    const GROUP: usize = usize::MAX;
     /// Columns: 16, or fewer for the last panel.
     fn width(self) -> usize;
     /// Row `k` of a full (16-wide) panel.
     fn row(self, k: usize) -> [f32; PANEL];
-    /// Weight `(k, c)` of a panel of any width.
-    fn weight(self, k: usize, c: usize) -> f32;
-    /// What [`row_in_block`](Self::row_in_block) needs of block `b` (rows `32b..32b + 32`)
-    /// of a full panel: Q8's 16 scales, read once per block instead of once per row.
+    /// Factor `(k, c)` of a panel of any width.
+    fn factor(self, k: usize, c: usize) -> f32;
+    /// Adds group `g`'s sums `part` (one per column) to the totals `sums`. With one group
+    /// the totals are the sums themselves (copied, not added to `0.0`, which would turn a
+    /// `-0.0` into `+0.0`: `matrix::linear` starts its sums at the first product).
     #[inline(always)]
-    fn block_scales(self, _b: usize) -> [f32; PANEL] {
-        [1.0; PANEL]
-    }
-    /// Row `k` of a full panel, given its block's [`block_scales`](Self::block_scales):
-    /// the same values as [`row`](Self::row).
-    #[inline(always)]
-    fn row_in_block(self, k: usize, _scales: &[f32; PANEL]) -> [f32; PANEL] {
-        self.row(k)
+    fn finish(self, _g: usize, sums: &mut [f32], part: &[f32]) {
+        sums.copy_from_slice(part);
     }
 }
 
@@ -408,7 +440,7 @@ impl Panel for F32Panel<'_> {
         let w = &self.w[k * PANEL..(k + 1) * PANEL];
         std::array::from_fn(|c| w[c])
     }
-    fn weight(self, k: usize, c: usize) -> f32 {
+    fn factor(self, k: usize, c: usize) -> f32 {
         self.w[k * self.width + c]
     }
 }
@@ -428,7 +460,7 @@ impl Panel for Bf16Panel<'_> {
         let w = &self.w[k * PANEL..(k + 1) * PANEL];
         std::array::from_fn(|c| f32_from_bf16(w[c]))
     }
-    fn weight(self, k: usize, c: usize) -> f32 {
+    fn factor(self, k: usize, c: usize) -> f32 {
         f32_from_bf16(self.w[k * self.width + c])
     }
 }
@@ -441,70 +473,85 @@ struct Q8Panel<'a> {
     width: usize,
 }
 
+impl Q8Panel<'_> {
+    /// The f32 weight `(k, c)` stands for: `scale * q`.
+    fn value(self, k: usize, c: usize) -> f32 {
+        q8_dequantize(self.q[k * self.width + c], self.scales[k / Q8_BLOCK * self.width + c])
+    }
+}
+
 impl Panel for Q8Panel<'_> {
+    const GROUP: usize = Q8_BLOCK;
     fn width(self) -> usize {
         self.width
     }
     #[inline(always)]
     fn row(self, k: usize) -> [f32; PANEL] {
         let q = &self.q[k * PANEL..(k + 1) * PANEL];
-        let b = k / Q8_BLOCK;
-        let s = &self.scales[b * PANEL..(b + 1) * PANEL];
-        std::array::from_fn(|c| q8_dequantize(q[c], s[c]))
+        std::array::from_fn(|c| q[c] as f32)
     }
-    fn weight(self, k: usize, c: usize) -> f32 {
-        let scale = self.scales[k / Q8_BLOCK * self.width + c];
-        q8_dequantize(self.q[k * self.width + c], scale)
+    fn factor(self, k: usize, c: usize) -> f32 {
+        self.q[k * self.width + c] as f32
     }
+    /// `sums[c] += scale[g, c] * part[c]`: the block's sum, scaled, added in block order.
     #[inline(always)]
-    fn block_scales(self, b: usize) -> [f32; PANEL] {
-        let s = &self.scales[b * PANEL..(b + 1) * PANEL];
-        std::array::from_fn(|c| s[c])
-    }
-    #[inline(always)]
-    fn row_in_block(self, k: usize, scales: &[f32; PANEL]) -> [f32; PANEL] {
-        let q = &self.q[k * PANEL..(k + 1) * PANEL];
-        std::array::from_fn(|c| q8_dequantize(q[c], scales[c]))
+    fn finish(self, g: usize, sums: &mut [f32], part: &[f32]) {
+        let scales = &self.scales[g * self.width..(g + 1) * self.width];
+        for ((s, &scale), &p) in sums.iter_mut().zip(scales).zip(part) {
+            *s += scale * p;
+        }
     }
 }
 
-/// One row of `x` through four full panels at once: 64 partial sums. Block by block of
-/// 32 rows, so that Q8's scales are read once per block; the sums still run over `k`
-/// ascending.
+/// Panels decoded side by side: eight, so 128 partial sums are in flight at once (one
+/// panel's 16 would each wait for the previous addition of the same sum) and eight streams
+/// of memory are read together, which the hardware prefetcher keeps ahead of.
+const SIDE_BY_SIDE: usize = 8;
+
+/// One row of `x` through [`SIDE_BY_SIDE`] full panels at once, group by group; within a
+/// group the sums run over `k` ascending.
 #[inline(always)]
-fn panels_1x64<P: Panel>(x_row: &[f32], panels: [P; 4]) -> [[f32; PANEL]; 4] {
-    let mut sums = [[0.0f32; PANEL]; 4];
-    for (b, x_block) in x_row.chunks(Q8_BLOCK).enumerate() {
-        let scales: [[f32; PANEL]; 4] = std::array::from_fn(|i| panels[i].block_scales(b));
-        for (i, &x_k) in x_block.iter().enumerate() {
-            let k = b * Q8_BLOCK + i;
-            for ((panel_sums, panel), scales) in sums.iter_mut().zip(panels).zip(&scales) {
-                for (s, w) in panel_sums.iter_mut().zip(panel.row_in_block(k, scales)) {
+fn panels_1xn<P: Panel>(x_row: &[f32], panels: [P; SIDE_BY_SIDE]) -> [[f32; PANEL]; SIDE_BY_SIDE] {
+    let mut sums = [[0.0f32; PANEL]; SIDE_BY_SIDE];
+    for (g, x_group) in x_row.chunks(P::GROUP).enumerate() {
+        let mut part = [[0.0f32; PANEL]; SIDE_BY_SIDE];
+        for (i, &x_k) in x_group.iter().enumerate() {
+            let k = g * P::GROUP + i;
+            for (panel_part, panel) in part.iter_mut().zip(panels) {
+                for (s, w) in panel_part.iter_mut().zip(panel.row(k)) {
                     *s += x_k * w;
                 }
             }
+        }
+        for ((panel_sums, panel), panel_part) in sums.iter_mut().zip(panels).zip(&part) {
+            panel.finish(g, panel_sums, panel_part);
         }
     }
     sums
 }
 
-/// One row of `x` through one panel (`[n_in, width]`): `out[c] = sum_k x[k] panel[k][c]`.
+/// One row of `x` through one panel (`[n_in, width]`): `out[c] = sum_k x[k] panel[k][c]`,
+/// group by group.
 fn panel_row<P: Panel>(x_row: &[f32], panel: P, out: &mut [f32]) {
-    if panel.width() == PANEL {
-        let mut sums = [0.0f32; PANEL]; // four SSE registers
-        for (k, &x_k) in x_row.iter().enumerate() {
-            for (s, w) in sums.iter_mut().zip(panel.row(k)) {
-                *s += x_k * w;
+    let width = panel.width();
+    out.fill(0.0);
+    for (g, x_group) in x_row.chunks(P::GROUP).enumerate() {
+        let mut part = [0.0f32; PANEL]; // four SSE registers
+        let k0 = g * P::GROUP;
+        if width == PANEL {
+            for (i, &x_k) in x_group.iter().enumerate() {
+                for (s, w) in part.iter_mut().zip(panel.row(k0 + i)) {
+                    *s += x_k * w;
+                }
+            }
+        } else {
+            for (i, &x_k) in x_group.iter().enumerate() {
+                for (c, s) in part[..width].iter_mut().enumerate() {
+                    *s += x_k * panel.factor(k0 + i, c);
+                }
             }
         }
-        out.copy_from_slice(&sums);
-    } else {
-        out.fill(0.0);
-        for (k, &x_k) in x_row.iter().enumerate() {
-            for (c, s) in out.iter_mut().enumerate() {
-                *s += x_k * panel.weight(k, c);
-            }
-        }
+        panel.finish(g, out, &part[..width]);
     }
 }
 
@@ -513,11 +560,18 @@ fn panel_row<P: Panel>(x_row: &[f32], panel: P, out: &mut [f32]) {
 fn panel_2x16<P: Panel>(x_rows: &[f32], panel: P) -> [[f32; PANEL]; 2] {
     let (x0, x1) = x_rows.split_at(x_rows.len() / 2);
     let mut sums = [[0.0f32; PANEL]; 2];
-    for (k, (&a, &b)) in x0.iter().zip(x1).enumerate() {
-        let [row_a, row_b] = &mut sums;
-        for ((sa, sb), w) in row_a.iter_mut().zip(row_b.iter_mut()).zip(panel.row(k)) {
-            *sa += a * w;
-            *sb += b * w;
+    for (g, (a_group, b_group)) in x0.chunks(P::GROUP).zip(x1.chunks(P::GROUP)).enumerate() {
+        let mut part = [[0.0f32; PANEL]; 2];
+        for (i, (&a, &b)) in a_group.iter().zip(b_group).enumerate() {
+            let [part_a, part_b] = &mut part;
+            let row = panel.row(g * P::GROUP + i);
+            for ((sa, sb), w) in part_a.iter_mut().zip(part_b.iter_mut()).zip(row) {
+                *sa += a * w;
+                *sb += b * w;
+            }
+        }
+        for (row_sums, row_part) in sums.iter_mut().zip(&part) {
+            panel.finish(g, row_sums, row_part);
         }
     }
     sums
@@ -570,11 +624,19 @@ mod tests {
                 (5, 16, 50257),
             ] {
                 let seed = (n_rows * n_in + n_out) as u64;
-                let layer = Linear { w: random(n_in * n_out, seed), b: random(n_out, seed + 1) };
+                let layer = Linear::new(random(n_in * n_out, seed), random(n_out, seed + 1));
                 let x = random(n_rows * n_in, 99);
-                let mut stored = layer.w.clone();
-                crate::quant::round_matrix(&mut stored, n_out, dtype);
-                let plain = linear(&x, &stored, &layer.b);
+                let mut reference = layer.clone();
+                reference.store_as(dtype);
+                let stored = reference.w.clone();
+                let plain = reference.forward(&x);
+                if dtype == Dtype::Q8 {
+                    // Not the f32 product of the stored values: Q8 sums its blocks first.
+                    let f32_product = linear(&x, &stored, &layer.b);
+                    assert_ne!(bits(&plain), bits(&f32_product), "q8 {n_rows}x{n_in}x{n_out}");
+                    let kept = PackedLinear::pack_with(reference.clone(), dtype, &mut Vec::new());
+                    assert_eq!(bits(&kept.forward(&x)), bits(&plain), "q8 blocks kept");
+                }
                 let packed = PackedLinear::pack_with(layer.clone(), dtype, &mut Vec::new());
                 assert_eq!(packed.dtype(), dtype);
                 let what = format!("{dtype} {n_rows}x{n_in}x{n_out}");
@@ -602,6 +664,7 @@ mod tests {
                 for row in stored.chunks_exact_mut(n_embd) {
                     crate::quant::round_matrix(row, 1, dtype);
                 }
+                let wte_t_q8 = Q8Matrix::quantize_transposed(&wte, n_vocab, n_embd);
                 let packed = PackedLinear::pack_transposed(wte.clone(), n_vocab, n_embd, dtype);
                 let mut row = Vec::new();
                 packed.column_into(n_vocab - 1, &mut row);
@@ -609,7 +672,14 @@ mod tests {
                 let last = &stored[(n_vocab - 1) * n_embd..];
                 assert_eq!(bits(&row), bits(last), "{what}: the last token's row");
                 let x = random(n_rows * n_embd, 7);
-                let plain = matmul_transposed(&x, &stored, n_embd, n_vocab);
+                let plain = match dtype {
+                    Dtype::Q8 => wte_t_q8.matmul(&x),
+                    _ => matmul_transposed(&x, &stored, n_embd, n_vocab),
+                };
+                if dtype == Dtype::Q8 {
+                    let kept = PackedLinear::pack_q8(&wte_t_q8);
+                    assert_eq!(bits(&kept.forward(&x)), bits(&plain), "{dtype} blocks kept");
+                }
                 assert_eq!(bits(&packed.forward(&x)), bits(&plain), "{what}");
                 let cut = n_vocab / 2 / PANEL * PANEL;
                 assert_eq!(bits(&in_two_shares(&packed, &x, cut)), bits(&plain), "split {what}");
@@ -619,7 +689,7 @@ mod tests {
 
     #[test]
     fn bytes_are_the_dtypes_weights_plus_the_f32_bias() {
-        let layer = Linear { w: random(65 * 20, 1), b: random(20, 2) };
+        let layer = Linear::new(random(65 * 20, 1), random(20, 2));
         let sizes: Vec<usize> = Dtype::ALL
             .iter()
             .map(|&d| PackedLinear::pack_with(layer.clone(), d, &mut Vec::new()).bytes())

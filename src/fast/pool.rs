@@ -346,7 +346,7 @@ mod tests {
     #[test]
     fn a_product_on_one_to_four_threads_equals_the_packed_kernel_alone() {
         let mut rng = crate::rng::XorShift64::new(5).unwrap();
-        let layer = Linear { w: rng.uniform_vec(40 * 200), b: rng.uniform_vec(200) };
+        let layer = Linear::new(rng.uniform_vec(40 * 200), rng.uniform_vec(200));
         let matrix = Arc::new(PackedLinear::pack(layer));
         let x = rng.uniform_vec(3 * 40);
         let mut alone = matrix.forward(&x);

@@ -15,7 +15,6 @@
 //! the model's own `ln_f` and tied embedding, so its last row has the logits' bits.
 
 use crate::error::Result;
-use crate::matrix::matmul_transposed;
 use crate::model::Model;
 use crate::sample::{logprob, top_logprobs};
 use crate::tokenizer::Tokenizer;
@@ -86,7 +85,7 @@ impl LogitLens {
 fn lens_row(model: &Model, tokenizer: &dyn Tokenizer, x: &[f32]) -> Result<Vec<LensCell>> {
     let (hp, w) = (&model.hparams, &model.weights);
     let normed = w.ln_f.forward(x, hp.layer_norm_eps); // [n_new, n_embd]
-    let logits = matmul_transposed(&normed, &w.wte, hp.n_embd, hp.n_vocab); // [n_new, n_vocab]
+    let logits = model.logits(&normed); // [n_new, n_vocab]
     logits
         .chunks_exact(hp.n_vocab)
         .map(|row| {
