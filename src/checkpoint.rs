@@ -33,7 +33,7 @@ use crate::bpe::Bpe;
 use crate::error::{Error, Result};
 use crate::hparams::HParams;
 use crate::json::{self, Json};
-use crate::model::{Model, TensorSpec, Weights};
+use crate::model::{Model, TensorSpec, Weights, first_non_finite};
 use crate::safetensors::SafeTensors;
 use crate::tokenizer::Tokenizer;
 
@@ -590,16 +590,16 @@ fn check_lm_head<R: Read + Seek>(
     if file.get(NAME).is_none() {
         return Ok(());
     }
-    let (mut at, mut first_non_finite, mut differs) = (0, None, false);
+    let (mut at, mut first_bad, mut differs) = (0, None, false);
     file.read_f32_chunks(NAME, &[hparams.n_vocab, hparams.n_embd], |chunk| {
-        if first_non_finite.is_none() {
-            let bad = chunk.iter().position(|v| !v.is_finite());
-            first_non_finite = bad.map(|i| (at + i, chunk[i]));
+        if first_bad.is_none() {
+            let bad = first_non_finite(chunk);
+            first_bad = bad.map(|i| (at + i, chunk[i]));
         }
         differs |= chunk != &wte[at..at + chunk.len()]; // the shapes were checked equal
         at += chunk.len();
     })?;
-    if let Some((index, value)) = first_non_finite {
+    if let Some((index, value)) = first_bad {
         return Err(non_finite(file.path(), NAME, index, &value.to_string()));
     }
     if differs {
@@ -617,7 +617,7 @@ fn check_lm_head<R: Read + Seek>(
 /// generation would produce garbage (or fail far from the cause). [`Model::new`] checks it
 /// too; here the message also names the file, and comes before the next tensor is read.
 fn check_finite(path: &Path, tensor: &str, data: &[f32]) -> Result<()> {
-    match data.iter().position(|v| !v.is_finite()) {
+    match first_non_finite(data) {
         None => Ok(()),
         Some(index) => Err(non_finite(path, tensor, index, &data[index].to_string())),
     }
