@@ -33,8 +33,12 @@
 //! - **decode**: `--tokens` (32) cached one-token steps after a prefill to context 128, and to
 //!   context 512.
 //! - **full recomputation**: one forward over 128 (and 512) tokens per generated token.
-//! - **peak memory**: the process's peak resident set after the bandwidth probe, against the
-//!   weights plus the KV cache.
+//! - **peak memory**: the process's peak resident set while building or loading the engine
+//!   (from random weights or `--model`, tensor by tensor: `Engine::from_tensors`), against
+//!   the engine's weights plus the largest tensor in f32 (`wte`), which is all loading may
+//!   hold beyond them; then, the peak reset (Linux: `/proc/self/clear_refs`), the peak
+//!   while running, against the weights plus the KV cache. The key=value line's
+//!   `peak_rss_mb` is running's, `load_peak_rss_mb` loading's.
 //! - **where a step goes**: the parts of a cached step timed alone on the same thread pool,
 //!   in the same order and over the same memory as a real step: the 48 block products
 //!   (every layer's weights), the logits, and attention over a filled cache of context 128
@@ -51,7 +55,7 @@ use gpt2_edu::fast::{Engine, Logits, Workspace, default_threads};
 use gpt2_edu::kv_cache::LayerKv;
 use gpt2_edu::model::Role;
 use gpt2_edu::sample::argmax;
-use gpt2_edu::{Dtype, HParams, KvCache, Model, Weights, XorShift64, checkpoint};
+use gpt2_edu::{Dtype, HParams, KvCache, Weights, XorShift64, load_dir_engine};
 
 struct Options {
     threads: usize,
@@ -143,8 +147,12 @@ fn run(options: &Options) -> Result<(), String> {
     let start = Instant::now();
     let engine = build_engine(options, dtype)?;
     let load_s = start.elapsed().as_secs_f64();
+    // Loading's peak, then the peak from here on: running's.
+    let load_peak_mb = peak_memory_mb();
+    reset_peak_memory();
     let weights_mb = model_bytes(engine.hparams(), dtype) as f64 / 1e6;
     let hp = *engine.hparams();
+    let largest_mb = largest_tensor_bytes(&hp) as f64 / 1e6;
     let needed = options.prompt.max(512) + options.tokens;
     if needed > hp.n_ctx {
         return Err(format!("the benchmark needs {needed} positions but n_ctx is {}", hp.n_ctx));
@@ -253,8 +261,16 @@ fn run(options: &Options) -> Result<(), String> {
             "peak memory",
             format!("{peak_mb:.0} MB"),
             format!(
-                "{:.2}x weights {weights_mb:.0} MB + KV cache {cache_mb:.0} MB",
+                "running: {:.2}x weights {weights_mb:.0} MB + KV cache {cache_mb:.0} MB (target 1.1x)",
                 peak_mb / (weights_mb + cache_mb)
+            ),
+        ),
+        (
+            "peak memory while loading",
+            format!("{load_peak_mb:.0} MB"),
+            format!(
+                "{:.2}x weights {weights_mb:.0} MB + largest f32 tensor {largest_mb:.0} MB (target 1x)",
+                load_peak_mb / (weights_mb + largest_mb)
             ),
         ),
     ];
@@ -289,7 +305,7 @@ fn run(options: &Options) -> Result<(), String> {
         );
     }
     println!(
-        "dtype={dtype} prefill_tok_s={:.1} decode_tok_s_ctx128={decode128:.1} decode_tok_s_ctx512={decode512:.1} full_tok_s_ctx128={:.2} full_tok_s_ctx512={:.3} weight_gb_s={:.1} bandwidth_gb_s={bandwidth:.1} portable_read_gb_s={portable:.1} portable_read4_gb_s={portable4:.1} ceiling_tok_s={ceiling:.1} ceiling_fraction={:.3} peak_rss_mb={peak_mb:.0} weights_mb={weights_mb:.0} kv_cache_mb={cache_mb:.0} products_ms={:.2} logits_ms={:.2} attention_ms_ctx128={:.2} attention_ms_ctx512={:.2} threads={threads}{dtype_keys}",
+        "dtype={dtype} prefill_tok_s={:.1} decode_tok_s_ctx128={decode128:.1} decode_tok_s_ctx512={decode512:.1} full_tok_s_ctx128={:.2} full_tok_s_ctx512={:.3} weight_gb_s={:.1} bandwidth_gb_s={bandwidth:.1} portable_read_gb_s={portable:.1} portable_read4_gb_s={portable4:.1} ceiling_tok_s={ceiling:.1} ceiling_fraction={:.3} peak_rss_mb={peak_mb:.0} weights_mb={weights_mb:.0} kv_cache_mb={cache_mb:.0} load_s={load_s:.2} load_peak_rss_mb={load_peak_mb:.0} largest_tensor_mb={largest_mb:.0} products_ms={:.2} logits_ms={:.2} attention_ms_ctx128={:.2} attention_ms_ctx512={:.2} threads={threads}{dtype_keys}",
         options.prompt as f64 / prefill_s,
         1.0 / full128_s,
         1.0 / full512_s,
@@ -379,20 +395,25 @@ fn step_parts(engine: &Engine, threads: usize, reps: usize) -> StepParts {
     }
 }
 
-/// One of GPT-2's shapes, weights from xorshift mapped to small centred values (as trained
-/// weights are; the values do not change the speed, only that no number overflows). Layer
-/// norms stay the identity.
-fn random_gpt2(hparams: HParams) -> Model {
-    let mut weights = Weights::random(&hparams, &mut XorShift64::new(1).expect("nonzero"))
-        .expect("GPT-2's sizes are valid");
-    let small = |v: &mut Vec<f32>| v.iter_mut().for_each(|u| *u = (*u - 0.5) * 0.04);
-    let Ok(()) = weights.visit_mut(&hparams, |spec, data| {
+/// An engine in `dtype` of one of GPT-2's shapes, weights from xorshift (seed 1, drawn as
+/// `Weights::random` draws them) mapped to small centred values (as trained weights are;
+/// the values do not change the speed, only that no number overflows). Layer norms stay
+/// the identity. Built tensor by tensor, as a checkpoint loads: the f32 model never exists.
+fn random_gpt2(hparams: HParams, dtype: Dtype) -> gpt2_edu::Result<Engine> {
+    let mut rng = XorShift64::new(1)?;
+    Engine::from_tensors(hparams, dtype, |spec, data| {
+        *data = Weights::random_tensor(spec, &mut rng);
         if !matches!(spec.role, Role::NormGain | Role::NormBias) {
-            small(data);
+            data.iter_mut().for_each(|u| *u = (*u - 0.5) * 0.04);
         }
-        Ok::<(), std::convert::Infallible>(())
-    });
-    Model::new(hparams, weights).expect("GPT-2's own shapes are valid")
+        Ok(())
+    })
+}
+
+/// Bytes of the largest tensor of a model of `hp` in f32 (`wte`): what loading may hold
+/// beyond the engine it builds.
+fn largest_tensor_bytes(hp: &HParams) -> usize {
+    Weights::specs(hp).iter().map(|spec| 4 * spec.len()).max().unwrap_or(0)
 }
 
 /// Bytes of every weight of a model of `hp` whose matrices are stored in `dtype`.
@@ -407,13 +428,14 @@ fn model_bytes(hp: &HParams, dtype: Dtype) -> usize {
         .sum()
 }
 
-/// The model (`--model`, else random 124M shapes), packed in `dtype`.
+/// The model (`--model`, else random weights of `--size`), packed in `dtype` as it is
+/// read or drawn, tensor by tensor.
 fn build_engine(options: &Options, dtype: Dtype) -> Result<Engine, String> {
-    let model = match &options.model {
-        Some(dir) => checkpoint::load_dir(dir).map_err(|e| e.to_string())?.1,
-        None => random_gpt2(options.size),
+    let engine = match &options.model {
+        Some(dir) => load_dir_engine(dir, dtype).map(|(_, engine)| engine),
+        None => random_gpt2(options.size, dtype),
     };
-    Engine::with_dtype(model, dtype).map_err(|e| e.to_string())
+    engine.map_err(|e| e.to_string())
 }
 
 /// One dtype's speeds.

@@ -15,7 +15,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use gpt2_edu::{
-    CheckpointBytes, Engine, GenerateConfig, SamplingParams, TextGenerator, Workspace, load_bytes,
+    CheckpointBytes, Dtype, GenerateConfig, SamplingParams, TextGenerator, Workspace,
+    load_bytes_engine,
 };
 
 /// The checkpoint's four files, inside the program.
@@ -37,9 +38,9 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let (tokenizer, model) = load_bytes(&CHECKPOINT)?; // every file and tensor checked
-    let hp = model.hparams;
-    let engine = Engine::new(model)?;
+    // Every file and tensor checked, each tensor packed as it is read (Dtype::Q8 for 8 bits).
+    let (tokenizer, engine) = load_bytes_engine(&CHECKPOINT, Dtype::F32)?;
+    let hp = *engine.hparams();
     let mut out = std::io::stdout().lock();
     writeln!(
         out,

@@ -61,9 +61,17 @@ pub struct Block {
 impl Block {
     /// Whether any of its matrices is stored in Q8 ([`Linear::q8`](crate::matrix::Linear::q8)).
     pub fn has_q8(&self) -> bool {
+        self.matrices().iter().any(|layer| layer.q8.is_some())
+    }
+
+    /// Whether all four of its matrices are stored in Q8.
+    pub fn all_q8(&self) -> bool {
+        self.matrices().iter().all(|layer| layer.q8.is_some())
+    }
+
+    /// `attn.c_attn`, `attn.c_proj`, `mlp.c_fc`, `mlp.c_proj`.
+    fn matrices(&self) -> [&Linear; 4] {
         [&self.attn.c_attn, &self.attn.c_proj, &self.mlp.c_fc, &self.mlp.c_proj]
-            .iter()
-            .any(|layer| layer.q8.is_some())
     }
 
     /// Runs block `layer` on the residual stream `x` (`[n_new, n_embd]`, updated in place)

@@ -16,8 +16,11 @@
 //!
 //! Two ways in, one way through: [`load_dir`] reads a folder, [`load_bytes`] takes the four
 //! files' bytes ([`CheckpointBytes`], say from `include_bytes!`); both hand them to the same
-//! checks, in the same order, with the same messages. Nothing is allocated that the input's
-//! size does not justify: the text files have size limits ([`MAX_CONFIG_BYTES`],
+//! checks, in the same order, with the same messages. So do the engine's loaders
+//! ([`load_dir_engine`](crate::load_dir_engine),
+//! [`load_bytes_engine`](crate::load_bytes_engine)), which read the tensors one at a time
+//! straight into the engine instead of into a [`Model`]. Nothing is allocated that the
+//! input's size does not justify: the text files have size limits ([`MAX_CONFIG_BYTES`],
 //! [`MAX_VOCAB_BYTES`], [`MAX_MERGES_BYTES`]) checked before they are read, and nothing sized
 //! by `config.json` is built before the safetensors header has confirmed it.
 
@@ -30,7 +33,7 @@ use crate::bpe::Bpe;
 use crate::error::{Error, Result};
 use crate::hparams::HParams;
 use crate::json::{self, Json};
-use crate::model::{Model, Weights};
+use crate::model::{Model, TensorSpec, Weights, first_non_finite};
 use crate::safetensors::SafeTensors;
 use crate::tokenizer::Tokenizer;
 
@@ -70,6 +73,14 @@ pub struct CheckpointBytes<'a> {
 /// `model.safetensors` is read one tensor at a time, never whole. Then everything is
 /// checked as [`load_bytes`] checks it, by the same code.
 pub fn load_dir(dir: &Path) -> Result<(Bpe, Model)> {
+    let (tokenizer, tensors) = open_dir(dir)?;
+    Ok((tokenizer, tensors.into_model()?))
+}
+
+/// [`load_dir`] up to the weights: the tokenizer, and the weights ready to be read one
+/// tensor at a time (the engine's loader, `load_dir_engine`, reads them straight into
+/// the engine).
+pub(crate) fn open_dir(dir: &Path) -> Result<(Bpe, CheckpointTensors<std::fs::File>)> {
     check_is_folder(dir)?;
     let paths = FILES.map(|file| dir.join(file));
     for path in &paths {
@@ -80,7 +91,7 @@ pub fn load_dir(dir: &Path) -> Result<(Bpe, Model)> {
     let vocab = read_text_file(vocab, MAX_VOCAB_BYTES)?;
     let merges = read_text_file(merges, MAX_MERGES_BYTES)?;
     let weights = SafeTensors::open(&safetensors)?;
-    load(Checkpoint { config, vocab, merges, weights })
+    open(Checkpoint { config, vocab, merges, weights })
 }
 
 /// Loads a GPT-2 checkpoint held in memory: its tokenizer and its model. The checks and
@@ -107,6 +118,14 @@ pub fn load_dir(dir: &Path) -> Result<(Bpe, Model)> {
 /// # Ok::<(), gpt2_edu::Error>(())
 /// ```
 pub fn load_bytes(files: &CheckpointBytes<'_>) -> Result<(Bpe, Model)> {
+    let (tokenizer, tensors) = open_bytes(files)?;
+    Ok((tokenizer, tensors.into_model()?))
+}
+
+/// [`load_bytes`] up to the weights, as [`open_dir`] is [`load_dir`] up to them.
+pub(crate) fn open_bytes<'a>(
+    files: &CheckpointBytes<'a>,
+) -> Result<(Bpe, CheckpointTensors<Cursor<&'a [u8]>>)> {
     fn text<'a>(name: &str, bytes: &'a [u8], limit: u64) -> Result<Text<'a>> {
         let path = PathBuf::from(name);
         check_size(&path, bytes.len() as u64, limit)?;
@@ -117,7 +136,7 @@ pub fn load_bytes(files: &CheckpointBytes<'_>) -> Result<(Bpe, Model)> {
     let merges = text("merges.txt", files.merges, MAX_MERGES_BYTES)?;
     let weights =
         SafeTensors::from_reader(Path::new("model.safetensors"), Cursor::new(files.safetensors))?;
-    load(Checkpoint { config, vocab, merges, weights })
+    open(Checkpoint { config, vocab, merges, weights })
 }
 
 /// A text file's bytes (read from disk, or borrowed), with the name messages give it.
@@ -144,10 +163,41 @@ struct Checkpoint<'a, R> {
     weights: SafeTensors<R>,
 }
 
-/// The one loading path of [`load_dir`] and [`load_bytes`]: the hyper-parameters, the
-/// tokenizer and their agreement first (small files, quick to check), then the weights.
-fn load<R: Read + Seek>(checkpoint: Checkpoint<'_, R>) -> Result<(Bpe, Model)> {
-    let Checkpoint { config, vocab, merges, mut weights } = checkpoint;
+/// A checkpoint whose small parts are read and checked (`config.json`, the tokenizer, the
+/// safetensors header and its tensor names), its weights still in the file: read them one
+/// tensor at a time with [`read`](Self::read), in [`Weights::visit_mut`]'s order.
+pub(crate) struct CheckpointTensors<R> {
+    file: SafeTensors<R>,
+    hparams: HParams,
+    /// `transformer.` or nothing, as the file names its tensors.
+    prefix: &'static str,
+}
+
+impl<R: Read + Seek> CheckpointTensors<R> {
+    /// The hyper-parameters, from `config.json`.
+    pub(crate) fn hparams(&self) -> HParams {
+        self.hparams
+    }
+
+    /// Reads the tensor `spec` into `data`, checked as [`read_weights`] checks it.
+    pub(crate) fn read(&mut self, spec: &TensorSpec, data: &mut Vec<f32>) -> Result<()> {
+        read_tensor(&mut self.file, self.prefix, &self.hparams, spec, data)
+    }
+
+    /// Every tensor, read into a [`Model`].
+    fn into_model(mut self) -> Result<Model> {
+        let hparams = self.hparams;
+        let mut weights = Weights::empty(hparams.n_layer);
+        weights.visit_mut(&hparams, |spec, data| self.read(spec, data))?;
+        Model::new(hparams, weights)
+    }
+}
+
+/// The one opening path of [`load_dir`] and [`load_bytes`] (and of the engine's loaders):
+/// the hyper-parameters, the tokenizer and their agreement first (small files, quick to
+/// check), then the tensor names the safetensors header lists.
+fn open<R: Read + Seek>(checkpoint: Checkpoint<'_, R>) -> Result<(Bpe, CheckpointTensors<R>)> {
+    let Checkpoint { config, vocab, merges, weights } = checkpoint;
     let (hparams, tied) = config_from_text(&config.path, config.as_str()?)?;
     let tokenizer = Bpe::from_texts(vocab.as_str()?, &vocab.path, merges.as_str()?, &merges.path)?;
     if tokenizer.n_vocab() > hparams.n_vocab {
@@ -172,8 +222,8 @@ fn load<R: Read + Seek>(checkpoint: Checkpoint<'_, R>) -> Result<(Bpe, Model)> {
              logits with wte, so it needs them tied (or an lm_head.weight equal to wte)",
         ));
     }
-    let weights = read_weights(&mut weights, &hparams)?;
-    Ok((tokenizer, Model::new(hparams, weights)?))
+    let prefix = check_tensor_names(&weights, &hparams)?;
+    Ok((tokenizer, CheckpointTensors { file: weights, hparams, prefix }))
 }
 
 /// An [`Error::Io`] for `path`, with the crate's own `message`.
@@ -485,7 +535,8 @@ pub fn load_weights(path: &Path, hparams: &HParams) -> Result<Weights> {
 /// names, shapes and dtypes, and that every value is finite. The tensors are the ones
 /// [`Weights::visit_mut`] lists, each read straight into its place, row-major as stored
 /// (GPT-2's `Conv1D` keeps its weights `[n_in, n_out]`, the layout `linear` uses, so
-/// nothing is transposed).
+/// nothing is transposed). An `lm_head.weight` must equal `wte`; it is compared as soon as
+/// `wte` has been read, a chunk at a time, never held whole.
 ///
 /// Nothing sized by `hparams` is allocated before the file's own tensor list has been
 /// checked against it: a `config.json` claiming a billion layers is refused at once.
@@ -493,42 +544,89 @@ pub fn read_weights<R: Read + Seek>(
     file: &mut SafeTensors<R>,
     hparams: &HParams,
 ) -> Result<Weights> {
+    let prefix = check_tensor_names(file, hparams)?;
+    let mut weights = Weights::empty(hparams.n_layer);
+    weights.visit_mut(hparams, |spec, data| read_tensor(file, prefix, hparams, spec, data))?;
+    Ok(weights)
+}
+
+/// The file's tensor names against `hparams`, before anything sized by them is built: the
+/// naming prefix (returned), the number of blocks, and no tensor a GPT-2 does not have.
+fn check_tensor_names<R>(file: &SafeTensors<R>, hparams: &HParams) -> Result<&'static str> {
     let prefix = naming_prefix(file)?;
     check_layer_count(file, prefix, hparams)?;
     check_no_unexpected_tensors(file, prefix, hparams)?;
-    let mut weights = Weights::empty(hparams.n_layer);
-    weights.visit_mut(hparams, |spec, data| {
-        let name = format!("{prefix}{}", spec.name);
-        *data = file.read_f32(&name, &spec.shape)?;
-        check_finite(file.path(), &name, data)
-    })?;
-    if file.get("lm_head.weight").is_some() {
-        let lm_head = file.read_f32("lm_head.weight", &[hparams.n_vocab, hparams.n_embd])?;
-        check_finite(file.path(), "lm_head.weight", &lm_head)?;
-        if lm_head != weights.wte {
-            return Err(Error::invalid_file(
-                file.path(),
-                format!(
-                    "lm_head.weight differs from {prefix}wte.weight; GPT-2 ties them and this crate computes logits with wte"
-                ),
-            ));
-        }
+    Ok(prefix)
+}
+
+/// Reads the tensor `spec` (named with `prefix`) into `data`: its shape and dtype checked,
+/// every value finite; after `wte`, the `lm_head.weight` check.
+fn read_tensor<R: Read + Seek>(
+    file: &mut SafeTensors<R>,
+    prefix: &str,
+    hparams: &HParams,
+    spec: &TensorSpec,
+    data: &mut Vec<f32>,
+) -> Result<()> {
+    let name = format!("{prefix}{}", spec.name);
+    *data = file.read_f32(&name, &spec.shape)?;
+    check_finite(file.path(), &name, data)?;
+    if spec.name == "wte.weight" {
+        check_lm_head(file, prefix, hparams, data)?;
     }
-    Ok(weights)
+    Ok(())
+}
+
+/// An `lm_head.weight`, if the file has one, must be finite and equal `wte` (GPT-2 ties
+/// them, and this crate computes logits with `wte`). It is compared with `wte` a chunk at
+/// a time as it is read, so it never exists whole in memory.
+fn check_lm_head<R: Read + Seek>(
+    file: &mut SafeTensors<R>,
+    prefix: &str,
+    hparams: &HParams,
+    wte: &[f32],
+) -> Result<()> {
+    const NAME: &str = "lm_head.weight";
+    if file.get(NAME).is_none() {
+        return Ok(());
+    }
+    let (mut at, mut first_bad, mut differs) = (0, None, false);
+    file.read_f32_chunks(NAME, &[hparams.n_vocab, hparams.n_embd], |chunk| {
+        if first_bad.is_none() {
+            let bad = first_non_finite(chunk);
+            first_bad = bad.map(|i| (at + i, chunk[i]));
+        }
+        differs |= chunk != &wte[at..at + chunk.len()]; // the shapes were checked equal
+        at += chunk.len();
+    })?;
+    if let Some((index, value)) = first_bad {
+        return Err(non_finite(file.path(), NAME, index, &value.to_string()));
+    }
+    if differs {
+        return Err(Error::invalid_file(
+            file.path(),
+            format!(
+                "{NAME} differs from {prefix}wte.weight; GPT-2 ties them and this crate computes logits with wte"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Every weight must be a finite number: one NaN or infinity makes every logit NaN, and
 /// generation would produce garbage (or fail far from the cause). [`Model::new`] checks it
 /// too; here the message also names the file, and comes before the next tensor is read.
 fn check_finite(path: &Path, tensor: &str, data: &[f32]) -> Result<()> {
-    match data.iter().position(|v| !v.is_finite()) {
+    match first_non_finite(data) {
         None => Ok(()),
-        Some(index) => {
-            let value = data[index].to_string();
-            let why = Error::NonFiniteWeight { tensor: tensor.into(), index, value };
-            Err(Error::invalid_file(path, why.to_string()))
-        }
+        Some(index) => Err(non_finite(path, tensor, index, &data[index].to_string())),
     }
+}
+
+/// The error for the non-finite `value` at `index` of `tensor` in the file `path`.
+fn non_finite(path: &Path, tensor: &str, index: usize, value: &str) -> Error {
+    let why = Error::NonFiniteWeight { tensor: tensor.into(), index, value: value.into() };
+    Error::invalid_file(path, why.to_string())
 }
 
 /// The prefix every tensor name has: `transformer.` if the token embedding is

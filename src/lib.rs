@@ -30,7 +30,8 @@
 //! generation, and the pictures.
 //!
 //! **Errors, not panics.** Everything a program reaches through the loaders
-//! ([`load_dir`], [`load_bytes`]), [`Model`], [`Engine`], [`Generator`], [`TextGenerator`]
+//! ([`load_dir`], [`load_bytes`], and [`load_dir_engine`], [`load_bytes_engine`], which
+//! read a checkpoint straight into the engine), [`Model`], [`Engine`], [`Generator`], [`TextGenerator`]
 //! and the sampler checks its arguments and returns an [`Error`] that says what was
 //! expected and what was found. Two kinds of function are exceptions, and say so: the few
 //! accessors that index, as slices do ([`KvCache::keys`]: `# Panics`), and the concept
@@ -75,7 +76,7 @@ pub use bpe::Bpe;
 pub use checkpoint::{CheckpointBytes, load_bytes, load_dir};
 pub use dummy::{WordEncoder, gen_text, load_encoder_hparams_and_params};
 pub use error::{Error, Result};
-pub use fast::{Engine, Logits, Workspace};
+pub use fast::{Engine, Logits, Workspace, load_bytes_engine, load_dir_engine};
 pub use generate::{
     Decoding, Forward, GenerateConfig, Generator, Prefill, Step, StopReason, TextGenerator,
     generate,

@@ -171,14 +171,35 @@ impl Weights {
         hparams.validate()?;
         let mut weights = Weights::empty(hparams.n_layer);
         let Ok(()) = weights.visit_mut(hparams, |spec, data| {
-            *data = match spec.role {
-                Role::NormGain => vec![1.0; spec.len()],
-                Role::NormBias => vec![0.0; spec.len()],
-                Role::Embedding | Role::Weight | Role::Bias => rng.uniform_vec(spec.len()),
-            };
+            *data = Weights::random_tensor(spec, rng);
             Ok::<(), Infallible>(())
         });
         Ok(weights)
+    }
+
+    /// The one tensor `spec` of [`Weights::random`], drawn from `rng`: called for each
+    /// tensor in [`visit_mut`](Self::visit_mut)'s order with the same `rng`, it gives
+    /// `Weights::random`'s numbers, one tensor at a time (so an engine can be built from
+    /// random weights without the whole f32 model ever in memory:
+    /// [`Engine::from_tensors`](crate::Engine::from_tensors)). Layer norms are the identity
+    /// and take no draws.
+    ///
+    /// ```
+    /// use gpt2_edu::{HParams, Weights, XorShift64};
+    /// let hparams = HParams { n_vocab: 5, n_ctx: 4, n_embd: 4, n_head: 2, n_layer: 1, layer_norm_eps: 1e-5 };
+    /// let whole = Weights::random(&hparams, &mut XorShift64::new(3)?)?;
+    /// let mut rng = XorShift64::new(3)?;
+    /// let specs = Weights::specs(&hparams);
+    /// let one_by_one: Vec<Vec<f32>> = specs.iter().map(|s| Weights::random_tensor(s, &mut rng)).collect();
+    /// assert_eq!((&one_by_one[0], &one_by_one[2]), (&whole.wte, &whole.blocks[0].mlp.c_fc.w));
+    /// # Ok::<(), gpt2_edu::Error>(())
+    /// ```
+    pub fn random_tensor(spec: &TensorSpec, rng: &mut XorShift64) -> Vec<f32> {
+        match spec.role {
+            Role::NormGain => vec![1.0; spec.len()],
+            Role::NormBias => vec![0.0; spec.len()],
+            Role::Embedding | Role::Weight | Role::Bias => rng.uniform_vec(spec.len()),
+        }
     }
 }
 
@@ -365,21 +386,25 @@ fn matrix_columns(spec: &TensorSpec) -> Option<usize> {
 /// step of `f32::MAX` rounds to infinity in bf16. Named as the loader names a non-finite
 /// weight, with the dtype (Q8 and f32 always succeed).
 pub(crate) fn check_storable(hparams: &HParams, weights: &mut Weights, dtype: Dtype) -> Result<()> {
+    weights.visit_mut(hparams, |spec, data| check_tensor_storable(spec, data, dtype))
+}
+
+/// [`check_storable`] for one tensor: whether `data`, the tensor `spec`, can be stored in
+/// `dtype`, with the same error.
+pub(crate) fn check_tensor_storable(spec: &TensorSpec, data: &[f32], dtype: Dtype) -> Result<()> {
     if dtype != Dtype::Bf16 {
         return Ok(());
     }
-    weights.visit_mut(hparams, |spec, data| {
-        let bad = matrix_columns(spec)
-            .and_then(|_| data.iter().position(|&w| !crate::quant::round_to_bf16(w).is_finite()));
-        match bad {
-            None => Ok(()),
-            Some(index) => Err(Error::NonFiniteWeight {
-                tensor: format!("{} (rounded to {dtype})", spec.name),
-                index,
-                value: crate::quant::round_to_bf16(data[index]).to_string(),
-            }),
-        }
-    })
+    let bad = matrix_columns(spec)
+        .and_then(|_| data.iter().position(|&w| !crate::quant::round_to_bf16(w).is_finite()));
+    match bad {
+        None => Ok(()),
+        Some(index) => Err(Error::NonFiniteWeight {
+            tensor: format!("{} (rounded to {dtype})", spec.name),
+            index,
+            value: crate::quant::round_to_bf16(data[index]).to_string(),
+        }),
+    }
 }
 
 /// A `[n_rows, n_cols]` matrix read transposed (`wte^T`) rounded to `dtype`: Q8 blocks of
@@ -466,23 +491,39 @@ fn check_shapes(hparams: &HParams, weights: &mut Weights) -> Result<()> {
             found: vec![weights.blocks.len()],
         });
     }
-    weights.visit_mut(hparams, |spec, data| {
-        if data.len() != spec.len() {
-            return Err(Error::ShapeMismatch {
-                tensor: spec.name.clone(),
-                expected: spec.shape.clone(),
-                found: vec![data.len()],
-            });
-        }
-        match data.iter().position(|v| !v.is_finite()) {
-            None => Ok(()),
-            Some(index) => Err(Error::NonFiniteWeight {
-                tensor: spec.name.clone(),
-                index,
-                value: data[index].to_string(),
-            }),
-        }
-    })
+    weights.visit_mut(hparams, |spec, data| check_tensor(spec, data))
+}
+
+/// [`Model::new`]'s check of one tensor: `data` must hold the `spec.len()` numbers of the
+/// tensor `spec` names, every one finite.
+pub(crate) fn check_tensor(spec: &TensorSpec, data: &[f32]) -> Result<()> {
+    if data.len() != spec.len() {
+        return Err(Error::ShapeMismatch {
+            tensor: spec.name.clone(),
+            expected: spec.shape.clone(),
+            found: vec![data.len()],
+        });
+    }
+    match first_non_finite(data) {
+        None => Ok(()),
+        Some(index) => Err(Error::NonFiniteWeight {
+            tensor: spec.name.clone(),
+            index,
+            value: data[index].to_string(),
+        }),
+    }
+}
+
+/// The index of the first NaN or infinity in `data`, if any. Loading checks every weight,
+/// so this is written to be fast: each run of 64 numbers is tested without a branch per
+/// number (which the compiler turns into vector instructions), and only a run that holds
+/// one is searched for it.
+pub(crate) fn first_non_finite(data: &[f32]) -> Option<usize> {
+    const RUN: usize = 64;
+    let run =
+        data.chunks(RUN).position(|run| !run.iter().fold(true, |ok, v| ok & v.is_finite()))?;
+    let at = run * RUN;
+    data[at..].iter().position(|v| !v.is_finite()).map(|i| at + i)
 }
 
 #[cfg(test)]
@@ -546,6 +587,22 @@ mod tests {
         weights.ln_f.b[3] = f32::NAN;
         let err = Model::new(hparams, weights).unwrap_err().to_string();
         assert!(err.starts_with("tensor `ln_f.bias` holds NaN at index 3"), "{err}");
+    }
+
+    #[test]
+    fn the_first_non_finite_number_is_found_wherever_it_is() {
+        assert_eq!(first_non_finite(&[]), None);
+        let mut data = vec![1.0f32; 200];
+        assert_eq!(first_non_finite(&data), None);
+        for (at, bad) in
+            [(0, f32::NAN), (63, f32::INFINITY), (64, f32::NEG_INFINITY), (199, f32::NAN)]
+        {
+            data[at] = bad;
+            data[at.max(150)] = f32::NAN; // a later one is not the first
+            assert_eq!(first_non_finite(&data), Some(at), "{at}");
+            data.fill(1.0);
+        }
+        assert_eq!(first_non_finite(&[f32::MAX, -f32::MAX, f32::MIN_POSITIVE, -0.0]), None);
     }
 
     #[test]

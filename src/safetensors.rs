@@ -148,7 +148,31 @@ impl<R: Read + Seek> SafeTensors<R> {
     pub fn read_f32(&mut self, name: &str, expected_shape: &[usize]) -> Result<Vec<f32>> {
         let info = self.entry_with_shape(name, expected_shape)?.clone();
         let element_size = self.element_size(&info)?;
-        self.read_converted(&info, element_size)
+        let mut values = Vec::with_capacity(info.byte_len() / element_size);
+        self.read_chunks(&info, element_size, |bytes| {
+            append_as_f32(&info.dtype, bytes, &mut values)
+        })?;
+        Ok(values)
+    }
+
+    /// [`read_f32`](Self::read_f32) without keeping the tensor: its values, in order, are
+    /// handed to `each` a chunk at a time (at most 1 MiB of the file's bytes each), so
+    /// that a tensor can be compared with another, say, without a second copy in memory.
+    /// The same checks and errors as `read_f32`.
+    pub fn read_f32_chunks(
+        &mut self,
+        name: &str,
+        expected_shape: &[usize],
+        mut each: impl FnMut(&[f32]),
+    ) -> Result<()> {
+        let info = self.entry_with_shape(name, expected_shape)?.clone();
+        let element_size = self.element_size(&info)?;
+        let mut values = Vec::new();
+        self.read_chunks(&info, element_size, |bytes| {
+            values.clear();
+            append_as_f32(&info.dtype, bytes, &mut values);
+            each(&values);
+        })
     }
 
     /// The entry for `name`, if it exists and its shape is `expected_shape`.
@@ -182,26 +206,39 @@ impl<R: Read + Seek> SafeTensors<R> {
     }
 
     /// Reads the bytes of `info` (an F32, F16 or BF16 tensor of `element_size`-byte
-    /// elements) through a small buffer and converts them as it goes: the bytes never exist
-    /// in memory all at once, so loading holds the f32 weights plus this buffer.
-    fn read_converted(&mut self, info: &TensorInfo, element_size: usize) -> Result<Vec<f32>> {
+    /// elements) through a small buffer, handing each chunk of whole elements to `convert`
+    /// as it comes: the bytes never exist in memory all at once, so loading holds the f32
+    /// weights plus this buffer.
+    fn read_chunks(
+        &mut self,
+        info: &TensorInfo,
+        element_size: usize,
+        mut convert: impl FnMut(&[u8]),
+    ) -> Result<()> {
         const CHUNK_BYTES: usize = 1 << 20; // a multiple of every element size
-        let (begin, end) = info.data_offsets;
-        let total = (end - begin) as usize;
-        let mut values = Vec::with_capacity(total / element_size);
+        debug_assert_eq!(CHUNK_BYTES % element_size, 0);
+        let total = info.byte_len();
         let mut chunk = vec![0u8; CHUNK_BYTES.min(total)];
         let path = &self.path;
         self.source
-            .seek(SeekFrom::Start(self.data_start + begin))
+            .seek(SeekFrom::Start(self.data_start + info.data_offsets.0))
             .map_err(|e| Error::io(path, &e))?;
         let mut done = 0;
         while done < total {
             let bytes = &mut chunk[..CHUNK_BYTES.min(total - done)];
             self.source.read_exact(bytes).map_err(|e| Error::io(path, &e))?;
-            append_as_f32(&info.dtype, bytes, &mut values);
+            convert(bytes);
             done += bytes.len();
         }
-        Ok(values)
+        Ok(())
+    }
+}
+
+impl TensorInfo {
+    /// Its bytes in the data part: `end - begin` (the header's checks made it
+    /// `product(shape) x element size`, within the file).
+    fn byte_len(&self) -> usize {
+        (self.data_offsets.1 - self.data_offsets.0) as usize
     }
 }
 
@@ -533,6 +570,38 @@ mod tests {
             let top = (x.to_bits() >> 16) as u16;
             assert_eq!(bf16_to_f32(top).to_bits(), x.to_bits() & 0xFFFF_0000);
         }
+    }
+
+    #[test]
+    fn a_tensor_read_in_chunks_is_the_tensor_read_whole() {
+        // 300,000 F32s (1.2 MB) and 600,000 F16s (1.2 MB): each more than one 1 MiB read.
+        let (n32, n16) = (300_000usize, 600_000usize);
+        let header = format!(
+            r#"{{"a":{{"dtype":"F32","shape":[{n32}],"data_offsets":[0,{}]}},"b":{{"dtype":"F16","shape":[{n16}],"data_offsets":[{},{}]}}}}"#,
+            4 * n32,
+            4 * n32,
+            4 * n32 + 2 * n16
+        );
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend((0..n32).flat_map(|i| (i as f32 * 0.5).to_le_bytes()));
+        bytes.extend((0..n16).flat_map(|i| (0x3C00u16 + (i % 1000) as u16).to_le_bytes()));
+        let mut file =
+            SafeTensors::from_reader(Path::new("t"), std::io::Cursor::new(&bytes)).unwrap();
+        for (name, n) in [("a", n32), ("b", n16)] {
+            let whole = file.read_f32(name, &[n]).unwrap();
+            let (mut chunks, mut joined) = (0, Vec::new());
+            file.read_f32_chunks(name, &[n], |chunk| {
+                chunks += 1;
+                joined.extend_from_slice(chunk);
+            })
+            .unwrap();
+            assert_eq!((chunks, joined.len()), (2, n), "{name}");
+            assert_eq!(joined, whole, "{name}");
+        }
+        assert_eq!(file.read_f32("a", &[n32]).unwrap()[..3], [0.0, 0.5, 1.0]);
+        let wrong = file.read_f32_chunks("a", &[n32, 1], |_| panic!("nothing is read"));
+        assert!(matches!(wrong, Err(Error::ShapeMismatch { .. })));
     }
 
     fn header(json: &str, data_len: u64) -> Result<Header> {

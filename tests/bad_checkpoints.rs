@@ -4,12 +4,16 @@
 //! Loading from memory ([`load_bytes`]) and from a folder ([`load_dir`]) are one code path,
 //! and the first tests below prove they agree on good and corrupt files alike; so the
 //! thousands of corruptions of the fuzz-like tests run in memory, with no file written.
+//!
+//! Every corruption is also loaded straight into the engine ([`load_dir_engine`],
+//! [`load_bytes_engine`], in each dtype), which must refuse it with the very same message.
 
 use std::path::{Path, PathBuf};
 
 use gpt2_edu::checkpoint::{FILES, load_config, load_dir, load_weights};
 use gpt2_edu::safetensors::SafeTensors;
-use gpt2_edu::{CheckpointBytes, Tokenizer, load_bytes};
+use gpt2_edu::{CheckpointBytes, Dtype, Engine, Tokenizer, load_bytes};
+use gpt2_edu::{load_bytes_engine, load_dir_engine};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-gpt2")
@@ -41,11 +45,20 @@ fn scratch_copy(test: &str) -> ScratchCopy {
     ScratchCopy(dir)
 }
 
+/// The error of loading the folder `dir`, which loading it straight into the engine must
+/// give too, word for word, in every dtype.
 fn error_of(dir: &Path) -> String {
-    match load_dir(dir) {
+    let error = match load_dir(dir) {
         Ok(_) => panic!("{} loaded, but it should not", dir.display()),
         Err(error) => error.to_string(),
+    };
+    for dtype in Dtype::ALL {
+        match load_dir_engine(dir, dtype) {
+            Ok(_) => panic!("{} loaded into a {dtype} engine, but it should not", dir.display()),
+            Err(engine_error) => assert_eq!(engine_error.to_string(), error, "{dtype}"),
+        }
     }
+    error
 }
 
 /// A safetensors file from `(name, dtype, shape, bytes)` entries, laid out back to back.
@@ -129,10 +142,23 @@ impl FixtureBytes {
     }
 }
 
-/// The error of loading `files` from memory.
+/// The error of loading `files` from memory, which loading them straight into the engine
+/// must give too, word for word, in every dtype.
 fn bytes_error(files: CheckpointBytes<'_>) -> String {
-    match load_bytes(&files) {
+    let error = match load_bytes(&files) {
         Ok(_) => panic!("the bytes loaded, but they should not"),
+        Err(error) => error.to_string(),
+    };
+    for dtype in Dtype::ALL {
+        assert_eq!(engine_bytes_error(&files, dtype), error, "{dtype}");
+    }
+    error
+}
+
+/// The error of loading `files` straight into an engine in `dtype`.
+fn engine_bytes_error(files: &CheckpointBytes<'_>, dtype: Dtype) -> String {
+    match load_bytes_engine(files, dtype) {
+        Ok(_) => panic!("the bytes loaded into a {dtype} engine, but they should not"),
         Err(error) => error.to_string(),
     }
 }
@@ -223,6 +249,7 @@ fn header_bit_flips_are_errors_or_harmless() {
     let bytes = FixtureBytes::read();
     let original = &bytes.safetensors;
     let (_, reference) = load_dir(&fixture()).unwrap();
+    let engines = Dtype::ALL.map(|dtype| Engine::with_dtype(reference.clone(), dtype).unwrap());
     let header_end = 8 + u64::from_le_bytes(original[..8].try_into().unwrap()) as usize;
     let (mut errors, mut harmless) = (0, 0);
     // Every bit of the length field, and every bit of every header byte.
@@ -230,14 +257,27 @@ fn header_bit_flips_are_errors_or_harmless() {
     for byte in 0..header_end {
         for bit in 0..8 {
             flipped[byte] ^= 1 << bit;
-            match load_bytes(&CheckpointBytes { safetensors: &flipped, ..bytes.borrowed() }) {
-                Err(_) => errors += 1,
+            let files = CheckpointBytes { safetensors: &flipped, ..bytes.borrowed() };
+            let which = (8 * byte + bit) % 3; // each flip, one engine dtype in turn
+            let dtype = Dtype::ALL[which];
+            match (load_bytes(&files), load_bytes_engine(&files, dtype)) {
+                (Err(error), Err(engine_error)) => {
+                    assert_eq!(engine_error, error, "byte {byte} bit {bit}, {dtype}");
+                    errors += 1;
+                }
                 // Only a flip that changes nothing the model reads (the metadata's value, say)
                 // may load, and then it must load the very same weights.
-                Ok((_, model)) => {
+                (Ok((_, model)), Ok((_, engine))) => {
                     assert_eq!(model, reference, "byte {byte} bit {bit} loaded different weights");
+                    assert_eq!(engine, engines[which], "byte {byte} bit {bit}, {dtype}");
                     harmless += 1;
                 }
+                (model, engine) => panic!(
+                    "byte {byte} bit {bit}: the model loaded ({}) but the {dtype} engine did \
+                     not, or the other way round ({})",
+                    model.is_ok(),
+                    engine.is_ok()
+                ),
             }
             flipped[byte] ^= 1 << bit;
         }
@@ -420,6 +460,11 @@ fn ten_thousand_layers_load_in_linear_time() {
     assert_eq!(model.weights.blocks.len(), n_layer);
     assert_eq!(model.weights.blocks[n_layer - 1].ln_2.b.len(), 4);
     assert!(seconds < 5.0, "{n_layer} layers took {seconds:.1} s to load");
+    let start = std::time::Instant::now();
+    let (_, engine) = load_bytes_engine(&checkpoint, Dtype::Q8).unwrap();
+    let seconds = start.elapsed().as_secs_f64();
+    assert_eq!(engine.blocks().len(), n_layer);
+    assert!(seconds < 5.0, "{n_layer} layers took {seconds:.1} s to load into the engine");
 }
 
 #[test]
@@ -509,6 +554,48 @@ fn non_finite_weights_are_named_with_the_tensor_and_index() {
     write_safetensors(&path, &entries);
     let error = error_of(&dir);
     assert!(error.contains("tensor `lm_head.weight` holds NaN at index 2"), "{error}");
+}
+
+#[test]
+fn an_lm_head_longer_than_one_read_is_compared_with_wte_in_every_part() {
+    // 8200 embeddings of 32: 262,400 numbers, more than the 262,144 f32s of one 1 MiB read,
+    // so lm_head.weight comes in two chunks and the second is compared at its own offset.
+    let n_vocab = 8200;
+    let config = config_with("\"vocab_size\": 513", &format!("\"vocab_size\": {n_vocab}"));
+    let mut entries = original_entries();
+    let wte = entries.iter_mut().find(|e| e.0 == "transformer.wte.weight").unwrap();
+    wte.2 = vec![n_vocab, 32];
+    let wte_values: Vec<f32> = (0..n_vocab * 32).map(|i| (i % 101) as f32 * 0.01 - 0.5).collect();
+    wte.3 = wte_values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let dir = scratch_copy("long-lm-head");
+    std::fs::write(dir.join("config.json"), &config).unwrap();
+    let with_lm_head = |lm_head: &[f32]| {
+        let mut entries = entries.clone();
+        let bytes = lm_head.iter().flat_map(|v| v.to_le_bytes()).collect();
+        entries.push(("lm_head.weight".into(), "F32", vec![n_vocab, 32], bytes));
+        write_safetensors(&dir.join("model.safetensors"), &entries);
+    };
+    with_lm_head(&wte_values);
+    let (_, model) = load_dir(&dir).unwrap();
+    assert_eq!(model.weights.wte, wte_values);
+    assert_eq!(
+        load_dir_engine(&dir, Dtype::Q8).unwrap().1,
+        Engine::with_dtype(model, Dtype::Q8).unwrap()
+    );
+
+    let last = n_vocab * 32 - 1; // in the second chunk
+    let mut lm_head = wte_values.clone();
+    lm_head[last] += 1.0;
+    with_lm_head(&lm_head);
+    let error = error_of(&dir);
+    assert!(error.ends_with("lm_head.weight differs from transformer.wte.weight; GPT-2 ties them and this crate computes logits with wte"), "{error}");
+    lm_head[last - 1] = f32::NEG_INFINITY; // also in the second chunk: named at its index
+    with_lm_head(&lm_head);
+    let error = error_of(&dir);
+    assert!(
+        error.contains(&format!("tensor `lm_head.weight` holds -inf at index {}", last - 1)),
+        "{error}"
+    );
 }
 
 #[test]

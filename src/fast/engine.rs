@@ -1,18 +1,22 @@
 //! The engine's forward pass: the reference model's steps, on packed weights, split over a
 //! thread pool, into the buffers of a [`Workspace`].
 
+use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use super::attention::HeadScratch;
 use super::packed::PackedLinear;
 use super::pool::{Activation, ThreadPool};
-use crate::attention::Ablation;
+use crate::attention::{Ablation, HeadId};
+use crate::block::Block;
 use crate::error::{Error, Result};
 use crate::hparams::HParams;
 use crate::kv_cache::{KvCache, LayerKv};
 use crate::layer_norm::LayerNorm;
-use crate::matrix::add_in_place;
-use crate::model::{Model, Weights, check_input, check_storable};
+use crate::matrix::{Linear, add_in_place};
+use crate::model::{Model, Role, TensorSpec, Weights, check_input};
+use crate::model::{check_tensor, check_tensor_storable};
 use crate::quant::Dtype;
 
 /// One block's weights, packed: the same tensors as [`crate::block::Block`], each matrix an
@@ -83,15 +87,16 @@ impl Engine {
     }
 
     /// Packs `model`'s weights in `dtype` (the four matrices of each block and `wte`;
-    /// `wpe`, biases and layer norms stay f32), consuming it: every matrix is packed in its
-    /// own memory, one at a time (through one scratch buffer the size of the largest), and
-    /// `wte` is transposed in place, so the f32 weights exist once and are freed matrix by
-    /// matrix as their smaller form is made. The logits equal, bit for bit, those of the
-    /// reference model [`model.stored_as(dtype)`](Model::stored_as); the embedding lookup
-    /// reads the same stored `wte` back. `Model`'s fields are public, so the model is
-    /// checked again first, exactly as [`Model::new`] checks it (a walk over the tensors'
-    /// lengths): wrong sizes are an error, never a panic; so is a weight bf16 would round
-    /// to infinity ([`Model::stored_as`]).
+    /// `wpe`, biases and layer norms stay f32), consuming it: the tensors are handed one by
+    /// one to [`from_tensors`](Self::from_tensors), which packs every matrix in its own
+    /// memory as it comes (through one scratch buffer the size of the largest) and frees
+    /// its f32 form; `wte` is transposed in place. So the f32 weights exist once, and
+    /// shrink matrix by matrix. The logits equal, bit for bit, those of the reference
+    /// model [`model.stored_as(dtype)`](Model::stored_as); the embedding lookup reads the
+    /// same stored `wte` back. `Model`'s fields are public, so the model is checked again
+    /// first, exactly as [`Model::new`] checks it (a walk over the tensors' lengths):
+    /// wrong sizes are an error, never a panic; so is a weight bf16 would round to
+    /// infinity ([`Model::stored_as`]). The heads the model switched off stay off.
     ///
     /// ```
     /// use gpt2_edu::{dummy, generate, Decoding, Dtype, Engine, Model};
@@ -103,17 +108,95 @@ impl Engine {
     /// assert_eq!(generate(&engine, &[0, 1], 0, Decoding::Cached).unwrap(), vec![]);
     /// # let _ = reference;
     /// ```
-    pub fn with_dtype(mut model: Model, dtype: Dtype) -> Result<Self> {
-        if model.is_q8() && dtype != Dtype::Q8 {
-            return Err(Error::InvalidArgument(format!(
-                "this model is stored in q8 (Model::stored_as): its engine must be q8 too, \
-                 not {dtype}; build the {dtype} engine from the f32 model"
-            )));
+    pub fn with_dtype(model: Model, dtype: Dtype) -> Result<Self> {
+        if model.is_q8() {
+            return Self::from_q8_model(model, dtype);
         }
-        let (ablation, wte_q8) = (model.ablation().clone(), model.take_wte_q8());
+        let ablation = model.ablation().clone();
         let Model { hparams, mut weights, .. } = Model::new(model.hparams, model.weights)?;
-        check_storable(&hparams, &mut weights, dtype)?;
-        let Weights { wte, wpe, blocks, ln_f } = weights;
+        let mut tensors = VecDeque::new(); // moved, not copied: the model's own Vecs
+        let Ok(()) = weights.visit_mut(&hparams, |_, data| {
+            tensors.push_back(std::mem::take(data));
+            Ok::<(), Infallible>(())
+        });
+        let engine = Self::from_tensors(hparams, dtype, |_, data| {
+            *data = tensors.pop_front().unwrap_or_default();
+            Ok(())
+        })?;
+        Ok(Self { ablation, ..engine })
+    }
+
+    /// Builds the engine from tensors handed over one at a time, never holding the whole
+    /// f32 model: `read(spec, data)` is called once per tensor, in
+    /// [`Weights::visit_mut`]'s order (`wte`, `wpe`, then each block's matrices with their
+    /// biases and its layer norms, then `ln_f`; [`Weights::specs`] lists them), and must
+    /// fill `data` (empty when given) with the tensor `spec` names, row-major, `spec.len()`
+    /// numbers. Each matrix is packed in `dtype` as soon as its bias has come, and its f32
+    /// numbers freed, so memory holds the engine so far plus one f32 tensor (and the
+    /// scratch buffer of one block matrix). This is how
+    /// [`load_dir_engine`](crate::load_dir_engine) loads a checkpoint, and
+    /// [`with_dtype`](Self::with_dtype) packs a model.
+    ///
+    /// The result equals `Engine::with_dtype(Model::new(hparams, weights)?, dtype)` for
+    /// the `weights` the same calls would fill, errors included: invalid `hparams` are
+    /// refused before `read` is called; an error `read` returns is returned at once; then,
+    /// once every tensor has been read, the first tensor of the wrong length or with a
+    /// non-finite number ([`Model::new`]'s errors), else the first weight bf16 would round
+    /// to infinity ([`Model::stored_as`]'s). No head is switched off
+    /// ([`with_heads_off`](Self::with_heads_off)).
+    ///
+    /// ```
+    /// use gpt2_edu::{Dtype, Engine, HParams, Model, Weights, XorShift64};
+    /// let hparams = HParams { n_vocab: 8, n_ctx: 4, n_embd: 4, n_head: 2, n_layer: 2, layer_norm_eps: 1e-5 };
+    /// let mut rng = XorShift64::new(7)?;
+    /// let engine = Engine::from_tensors(hparams, Dtype::Q8, |spec, data| {
+    ///     *data = Weights::random_tensor(spec, &mut rng); // or read it from a file
+    ///     Ok(())
+    /// })?;
+    /// let weights = Weights::random(&hparams, &mut XorShift64::new(7)?)?;
+    /// assert_eq!(engine, Engine::with_dtype(Model::new(hparams, weights)?, Dtype::Q8)?);
+    /// # Ok::<(), gpt2_edu::Error>(())
+    /// ```
+    pub fn from_tensors(
+        hparams: HParams,
+        dtype: Dtype,
+        mut read: impl FnMut(&TensorSpec, &mut Vec<f32>) -> Result<()>,
+    ) -> Result<Self> {
+        hparams.validate()?;
+        let mut frame = Weights::empty(hparams.n_layer); // wpe and the layer norms stay here
+        let mut packer = Packer::new(hparams, dtype);
+        frame.visit_mut(&hparams, |spec, data| {
+            read(spec, data)?;
+            packer.take(spec, data);
+            Ok::<(), Error>(())
+        })?;
+        packer.finish(frame)
+    }
+
+    /// This engine with `heads` switched off (replacing any switched off before), as
+    /// [`Model::with_heads_off`] switches them off in the reference model: a layer or head
+    /// the model does not have is an [`Error::NoSuchHead`].
+    pub fn with_heads_off(mut self, heads: &[HeadId]) -> Result<Self> {
+        self.ablation = Ablation::new(heads, &self.hparams)?;
+        Ok(self)
+    }
+
+    /// [`with_dtype`](Self::with_dtype) for a model stored in Q8 ([`Model::stored_as`]):
+    /// its blocks are packed as they are, not quantized again, so the engine computes that
+    /// model's products. Every matrix must be in Q8 (a model half in Q8 has no one dtype
+    /// to run in), and so must `dtype`.
+    fn from_q8_model(mut model: Model, dtype: Dtype) -> Result<Self> {
+        let (ablation, wte_q8) = (model.ablation().clone(), model.take_wte_q8());
+        let Model { hparams, weights, .. } = Model::new(model.hparams, model.weights)?;
+        let all_q8 = weights.blocks.iter().all(Block::all_q8);
+        let (Some(wte_t), true, Dtype::Q8) = (wte_q8, all_q8, dtype) else {
+            return Err(Error::InvalidArgument(format!(
+                "this model is stored in q8, in part or whole (Model::stored_as): its engine \
+                 must be q8 too, from a model stored whole, not {dtype}; build the {dtype} \
+                 engine from the f32 model"
+            )));
+        };
+        let Weights { wpe, blocks, ln_f, .. } = weights;
         let mut scratch = Vec::new();
         let mut pack = |layer| Arc::new(PackedLinear::pack_with(layer, dtype, &mut scratch));
         let blocks = blocks
@@ -127,11 +210,8 @@ impl Engine {
                 mlp_c_proj: pack(block.mlp.c_proj),
             })
             .collect();
-        let wte = match wte_q8 {
-            Some(wte_t) => PackedLinear::pack_q8(&wte_t), // already in Q8: not again
-            None => PackedLinear::pack_transposed(wte, hparams.n_vocab, hparams.n_embd, dtype),
-        };
-        Ok(Self { hparams, dtype, wte: Arc::new(wte), wpe, blocks, ln_f, ablation })
+        let wte = Arc::new(PackedLinear::pack_q8(&wte_t));
+        Ok(Self { hparams, dtype, wte, wpe, blocks, ln_f, ablation })
     }
 
     /// How the matrices are stored.
@@ -270,6 +350,95 @@ impl Engine {
         self.ln_f.forward_into(kept, self.hparams.layer_norm_eps, &mut buffers.final_normed);
         pool.compute(&self.wte, Activation::None, &buffers.final_normed, &mut buffers.logits);
         &buffers.logits
+    }
+}
+
+/// What [`Engine::from_tensors`] holds while the tensors come in: the matrices packed so
+/// far, the weight waiting for its bias, and the first problem found (after which nothing
+/// more is packed, only checked).
+struct Packer {
+    hparams: HParams,
+    dtype: Dtype,
+    /// The f32 panels of one block matrix, reused from matrix to matrix.
+    scratch: Vec<f32>,
+    /// `wte^T`, packed.
+    wte: Option<Arc<PackedLinear>>,
+    /// A block matrix's weight `[n_in, n_out]`, until its bias comes.
+    weight: Vec<f32>,
+    /// Every block's four matrices in the order they came: `mlp.c_fc`, `mlp.c_proj`,
+    /// `attn.c_attn`, `attn.c_proj`.
+    matrices: Vec<Arc<PackedLinear>>,
+    /// The first tensor [`Model::new`] would refuse.
+    invalid: Option<Error>,
+    /// The first weight bf16 would round to infinity.
+    unstorable: Option<Error>,
+}
+
+impl Packer {
+    fn new(hparams: HParams, dtype: Dtype) -> Self {
+        Self {
+            hparams,
+            dtype,
+            scratch: Vec::new(),
+            wte: None,
+            weight: Vec::new(),
+            matrices: Vec::with_capacity(4 * hparams.n_layer),
+            invalid: None,
+            unstorable: None,
+        }
+    }
+
+    /// Checks the tensor `spec` just read into `data`, and packs it if it is a matrix
+    /// (taking it out of `data`), or a bias that completes one; `wpe` and the layer norms
+    /// are left in `data`, f32.
+    fn take(&mut self, spec: &TensorSpec, data: &mut Vec<f32>) {
+        if self.invalid.is_none() {
+            self.invalid = check_tensor(spec, data).err();
+        }
+        if self.invalid.is_none() && self.unstorable.is_none() {
+            self.unstorable = check_tensor_storable(spec, data, self.dtype).err();
+        }
+        if self.invalid.is_some() || self.unstorable.is_some() {
+            (*data, self.weight) = (Vec::new(), Vec::new()); // no engine will be built
+            return;
+        }
+        let (dtype, take) = (self.dtype, std::mem::take::<Vec<f32>>);
+        match spec.role {
+            Role::Embedding if spec.name == "wte.weight" => {
+                let (n_vocab, n_embd) = (self.hparams.n_vocab, self.hparams.n_embd);
+                let wte = PackedLinear::pack_transposed(take(data), n_vocab, n_embd, dtype);
+                self.wte = Some(Arc::new(wte)); // [n_vocab, n_embd] -> wte^T [n_embd, n_vocab]
+            }
+            Role::Weight => self.weight = take(data),
+            Role::Bias => {
+                let layer = Linear::new(take(&mut self.weight), take(data));
+                let packed = PackedLinear::pack_with(layer, dtype, &mut self.scratch);
+                self.matrices.push(Arc::new(packed));
+            }
+            Role::Embedding | Role::NormGain | Role::NormBias => {}
+        }
+    }
+
+    /// The engine, from the packed matrices and what `frame` kept (`wpe`, layer norms);
+    /// or the first problem found.
+    fn finish(self, frame: Weights) -> Result<Engine> {
+        if let Some(error) = self.invalid.or(self.unstorable) {
+            return Err(error);
+        }
+        let Weights { wpe, blocks, ln_f, .. } = frame;
+        let mut matrices = self.matrices.into_iter();
+        let mut next = || matrices.next().expect("visit_mut lists four matrices per block");
+        let blocks = blocks
+            .into_iter()
+            .map(|Block { ln_1, ln_2, .. }| {
+                let [mlp_c_fc, mlp_c_proj, attn_c_attn, attn_c_proj] =
+                    [next(), next(), next(), next()];
+                PackedBlock { ln_1, attn_c_attn, attn_c_proj, ln_2, mlp_c_fc, mlp_c_proj }
+            })
+            .collect();
+        let wte = self.wte.expect("visit_mut lists wte first");
+        let (hparams, dtype, ablation) = (self.hparams, self.dtype, Ablation::none());
+        Ok(Engine { hparams, dtype, wte, wpe, blocks, ln_f, ablation })
     }
 }
 

@@ -6,6 +6,7 @@
 //! Weights: row-major [n_in, n_out]   --->  PackedLinear: 16-column panels (packed.rs)
 //! one thread, fresh Vecs                   a thread pool (pool.rs), reused buffers (Workspace)
 //! Model::forward_traced                    Engine::forward (engine.rs)
+//! load_dir: every weight in f32            load_dir_engine: tensor by tensor (load.rs)
 //! ```
 //!
 //! **Invariants**, each checked by a test:
@@ -21,7 +22,8 @@
 //! - *No allocation per decode step.* The [`Workspace`] owns every buffer; the KV cache is
 //!   allocated once; tasks travel over bounded channels.
 //! - *One copy of the weights.* [`Engine::new`] consumes the reference [`Model`] and packs
-//!   each matrix in turn, `wte` in place.
+//!   each matrix in turn, `wte` in place; [`load_dir_engine`] never builds the f32 model at
+//!   all, packing each tensor as it is read ([`Engine::from_tensors`]).
 //! - *Nothing below imports it.* The reference and the concept modules never use this
 //!   folder; it uses their kernels. (`tests/layering.rs` checks the arrows.)
 //!
@@ -32,10 +34,12 @@
 
 mod attention;
 mod engine;
+mod load;
 mod packed;
 mod pool;
 
 pub use engine::{Engine, Logits, Workspace, default_threads};
+pub use load::{load_bytes_engine, load_dir_engine};
 pub use pool::MAX_THREADS;
 
 /// Internals, public for the benchmark (`examples/bench.rs` times a step's parts on the

@@ -1,14 +1,14 @@
 //! Running what the command line asks for: load the model, then either stream from the
-//! fast engine (the default) or watch every step on the reference model (`--trace`,
-//! `--explain`, `--attention`, `--html`). The two give the same tokens; the output modes
-//! share one [`Printer`].
+//! fast engine (the default; a checkpoint is loaded straight into it, tensor by tensor) or
+//! watch every step on the reference model (`--trace`, `--explain`, `--attention`,
+//! `--html`). The two give the same tokens; the output modes share one [`Printer`].
 
 use std::io::{self, Read, StdoutLock, Write};
 
 use gpt2_edu::generate::{Forward, GenerateConfig, Prefill, Step, StopReason, TextGenerator};
 use gpt2_edu::score::TokenScore;
 use gpt2_edu::viz::{self, ExplainOptions, HeadId, Heads, Recorder, TokenSurprise};
-use gpt2_edu::{Engine, Model, Tokenizer, Trace, checkpoint, dummy};
+use gpt2_edu::{Engine, Model, Tokenizer, Trace, checkpoint, dummy, load_dir_engine};
 
 use crate::cli::{Options, PromptSource};
 use crate::perplexity;
@@ -19,30 +19,61 @@ use crate::{Failure, say};
 pub fn run(options: &Options) -> Result<(), Failure> {
     let limit = if options.perplexity { MAX_SCORED_BYTES } else { MAX_PROMPT_BYTES };
     let prompt = read_prompt(&options.prompt, limit)?;
+    if options.perplexity {
+        let (tokenizer, engine) = load_engine(options)?;
+        perplexity::run(tokenizer.as_ref(), &engine, &prompt, options)
+    } else if options.observes() {
+        // The reference model of the weights `dtype` stores: the engine's very numbers.
+        let (tokenizer, model) = load_model(options)?;
+        observe(tokenizer.as_ref(), &model.stored_as(options.dtype)?, &prompt, options)
+    } else {
+        let (tokenizer, engine) = load_engine(options)?;
+        stream(tokenizer.as_ref(), &engine, &prompt, options)
+    }
+}
+
+/// The reference model (the checkpoint of `--model`, else the dummy) with the heads of
+/// `--ablate` switched off: what watching every step needs.
+fn load_model(options: &Options) -> Result<(Box<dyn Tokenizer>, Model), Failure> {
     let (tokenizer, model): (Box<dyn Tokenizer>, Model) = match &options.model_dir {
         Some(dir) => {
             let (tokenizer, model) = checkpoint::load_dir(dir)?;
             (Box::new(tokenizer), model)
         }
         None => {
-            let seed = options.weights_seed;
-            let (encoder, hparams, weights) =
-                dummy::load_encoder_hparams_and_params_with_seed(seed)?;
-            (Box::new(encoder), Model::new(hparams, weights)?)
+            let (encoder, model) = dummy_model(options)?;
+            (Box::new(encoder), model)
         }
     };
-    let dtype = options.dtype;
-    let model = model.with_heads_off(&options.ablate).map_err(|e| {
-        Failure::Usage(format!("option '--ablate': {e}")) // "layer 5 does not exist: ..."
-    })?;
-    if options.perplexity {
-        perplexity::run(tokenizer.as_ref(), &Engine::with_dtype(model, dtype)?, &prompt, options)
-    } else if options.observes() {
-        // The reference model of the weights `dtype` stores: the engine's very numbers.
-        observe(tokenizer.as_ref(), &model.stored_as(dtype)?, &prompt, options)
-    } else {
-        stream(tokenizer.as_ref(), &Engine::with_dtype(model, dtype)?, &prompt, options)
-    }
+    Ok((tokenizer, model.with_heads_off(&options.ablate).map_err(ablate_failure)?))
+}
+
+/// The engine in `--dtype`, with the heads of `--ablate` switched off. A checkpoint goes
+/// straight into it, tensor by tensor, so loading never holds its f32 weights whole.
+fn load_engine(options: &Options) -> Result<(Box<dyn Tokenizer>, Engine), Failure> {
+    let (tokenizer, engine): (Box<dyn Tokenizer>, Engine) = match &options.model_dir {
+        Some(dir) => {
+            let (tokenizer, engine) = load_dir_engine(dir, options.dtype)?;
+            (Box::new(tokenizer), engine)
+        }
+        None => {
+            let (encoder, model) = dummy_model(options)?;
+            (Box::new(encoder), Engine::with_dtype(model, options.dtype)?)
+        }
+    };
+    Ok((tokenizer, engine.with_heads_off(&options.ablate).map_err(ablate_failure)?))
+}
+
+/// The exercise's dummy model, with the weights of `--weights-seed`.
+fn dummy_model(options: &Options) -> Result<(dummy::WordEncoder, Model), Failure> {
+    let seed = options.weights_seed;
+    let (encoder, hparams, weights) = dummy::load_encoder_hparams_and_params_with_seed(seed)?;
+    Ok((encoder, Model::new(hparams, weights)?))
+}
+
+/// `--ablate` naming a head the model does not have: a usage error.
+fn ablate_failure(error: gpt2_edu::Error) -> Failure {
+    Failure::Usage(format!("option '--ablate': {error}")) // "layer 5 does not exist: ..."
 }
 
 /// The longest prompt read from a file or standard input, in bytes: 1 MiB. GPT-2's context
