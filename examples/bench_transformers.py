@@ -34,6 +34,8 @@ How to run (from the crate root)
 
   --threads N  torch.set_num_threads(N) (default 2)
   --tokens N   decode steps per repetition for the decode_* keys (default 32)
+  --dtype D    float32 (default) or bfloat16: torch's own bf16 kernels, activations
+               in bf16 too (gpt2-edu's bf16 keeps activations in f32)
   --model DIR  load a local model folder with GPT2LMHeadModel.from_pretrained(DIR)
                instead of building random weights (local paths only; this
                script never downloads anything)
@@ -60,6 +62,8 @@ def parse_args():
     p.add_argument("--model", type=str, default=None, help="local model directory")
     p.add_argument("--reps", type=int, default=3, help="repetitions (median is reported)")
     p.add_argument("--full-steps", type=int, default=3, help="steps per repetition for full_* keys")
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                   help="the weights' and activations' dtype (torch's own bf16 kernels)")
     return p.parse_args()
 
 
@@ -68,13 +72,13 @@ def build_model(args):
         if not os.path.isdir(args.model):
             sys.exit(f"--model must be a local directory: {args.model!r}")
         model = GPT2LMHeadModel.from_pretrained(args.model, local_files_only=True,
-                                                dtype=torch.float32)
+                                                dtype=getattr(torch, args.dtype))
     else:
         torch.manual_seed(0)
         cfg = GPT2Config(n_layer=12, n_head=12, n_embd=768, n_positions=1024,
                          vocab_size=50257)
         model = GPT2LMHeadModel(cfg)
-    return model.to(torch.float32).eval()
+    return model.to(getattr(torch, args.dtype)).eval()
 
 
 def median_time(fn, reps):
@@ -145,13 +149,13 @@ def main():
     src = args.model if args.model else "random weights (GPT2Config 124M shapes)"
     print(f"transformers GPT-2 CPU benchmark: {src}")
     print(f"layers={cfg.n_layer} heads={cfg.n_head} n_embd={cfg.n_embd} n_ctx={cfg.n_positions} "
-          f"vocab={cfg.vocab_size} dtype=float32 attn={model.config._attn_implementation} "
+          f"vocab={cfg.vocab_size} dtype={args.dtype} attn={model.config._attn_implementation} "
           f"threads={args.threads} reps={args.reps} (median)")
     print(f"{'metric':<22}{'tok/s':>10}  detail")
     for k, (v, detail) in results.items():
         print(f"{k:<22}{v:>10.2f}  {detail}")
     kv = [f"{k}={v:.2f}" for k, (v, _) in results.items()]
-    kv += [f"threads={args.threads}", f"torch={torch.__version__}",
+    kv += [f"dtype={args.dtype}", f"threads={args.threads}", f"torch={torch.__version__}",
            f"transformers={transformers.__version__}"]
     print(" ".join(kv))
 
