@@ -348,3 +348,42 @@ fn q8_blocks_of_the_wrong_shape_are_refused_not_multiplied() {
     weights.blocks[2].attn.c_proj.q8.as_mut().unwrap().n_out = 0;
     assert!(Model::new(hparams, weights).is_err());
 }
+
+#[test]
+fn inputs_longer_than_a_chunk_run_in_chunks_with_the_same_bits_and_logits() {
+    use gpt2_edu::{HParams, Weights, fast::CHUNK};
+    let hparams = HParams {
+        n_vocab: 37,
+        n_ctx: 3 * CHUNK + 20,
+        n_embd: 16,
+        n_head: 2,
+        n_layer: 2,
+        layer_norm_eps: 1e-5,
+    };
+    let weights = Weights::random(&hparams, &mut XorShift64::new(9).unwrap()).unwrap();
+    let model = Model::new(hparams, weights).unwrap();
+    let tokens: Vec<u32> = (0..hparams.n_ctx as u32).map(|i| (i * 13 + 5) % 37).collect();
+    let reference = reference(&model, &tokens);
+    let n = tokens.len();
+    for dtype in Dtype::ALL {
+        let engine = Engine::with_dtype(model.clone(), dtype).unwrap();
+        let expected = model.clone().stored_as(dtype).unwrap().forward(&tokens).unwrap();
+        let last_rows = |rows: usize| &expected[(n - rows) * 37..];
+        for (keep, rows) in [
+            (Logits::All, n),
+            (Logits::Last, 1),
+            (Logits::Tail(CHUNK + 30), CHUNK + 30), // from the middle of the second-to-last chunk
+            (Logits::Tail(5), 5),
+            (Logits::Tail(10 * n), n),
+        ] {
+            let (mut cache, mut workspace) =
+                (KvCache::new(&hparams).unwrap(), Workspace::new(2).unwrap());
+            let logits = engine.forward(&tokens, &mut cache, &mut workspace, keep).unwrap();
+            assert_bits_eq(logits, last_rows(rows), &format!("{dtype} {keep:?}"));
+            assert_eq!(workspace.logits().len(), rows * 37);
+            if dtype == Dtype::F32 {
+                assert_caches_eq(&cache, &reference.cache, &format!("{keep:?}"));
+            }
+        }
+    }
+}

@@ -38,7 +38,7 @@ mod load;
 mod packed;
 mod pool;
 
-pub use engine::{Engine, Logits, Workspace, default_threads};
+pub use engine::{CHUNK, Engine, Logits, Workspace, default_threads};
 pub use load::{load_bytes_engine, load_dir_engine};
 pub use pool::MAX_THREADS;
 
