@@ -103,17 +103,21 @@ impl Engine {
     /// same stored `wte` back. `Model`'s fields are public, so the model is checked again
     /// first, exactly as [`Model::new`] checks it (a walk over the tensors' lengths):
     /// wrong sizes are an error, never a panic; so is a weight bf16 would round to
-    /// infinity ([`Model::stored_as`]). The heads the model switched off stay off.
+    /// infinity ([`Model::stored_as`]). The heads the model switched off stay off. A model
+    /// already stored in Q8 packs its own blocks (not quantized again) into the same Q8
+    /// engine; asking it for another dtype is [`Error::InvalidArgument`].
     ///
     /// ```
-    /// use gpt2_edu::{dummy, generate, Decoding, Dtype, Engine, Model};
+    /// use gpt2_edu::{dummy, Dtype, Engine, KvCache, Logits, Model, Workspace};
     /// let (_, hparams, weights) = dummy::load_encoder_hparams_and_params();
     /// let model = Model::new(hparams, weights).unwrap();
-    /// let reference = model.clone().stored_as(Dtype::Q8).unwrap().forward(&[0, 1]).unwrap();
+    /// let stored = model.clone().stored_as(Dtype::Q8).unwrap(); // the q8 engine's reference
     /// let engine = Engine::with_dtype(model, Dtype::Q8).unwrap();
-    /// assert_eq!(engine.dtype(), Dtype::Q8);
-    /// assert_eq!(generate(&engine, &[0, 1], 0, Decoding::Cached).unwrap(), vec![]);
-    /// # let _ = reference;
+    /// let (mut cache, mut workspace) = (KvCache::new(&hparams).unwrap(), Workspace::new(2).unwrap());
+    /// let logits = engine.forward(&[0, 1], &mut cache, &mut workspace, Logits::All).unwrap();
+    /// assert_eq!(logits, &stored.forward(&[0, 1]).unwrap()[..]); // bit for bit
+    /// assert_eq!(Engine::with_dtype(stored.clone(), Dtype::Q8).unwrap(), engine);
+    /// assert!(Engine::with_dtype(stored, Dtype::F32).is_err());
     /// ```
     pub fn with_dtype(model: Model, dtype: Dtype) -> Result<Self> {
         if model.is_q8() {
