@@ -61,17 +61,29 @@ pub struct Block {
 impl Block {
     /// Whether any of its matrices is stored in Q8 ([`Linear::q8`](crate::matrix::Linear::q8)).
     pub fn has_q8(&self) -> bool {
-        self.matrices().iter().any(|layer| layer.q8.is_some())
+        self.matrices().iter().any(|(_, layer)| layer.q8.is_some())
     }
 
     /// Whether all four of its matrices are stored in Q8.
     pub fn all_q8(&self) -> bool {
-        self.matrices().iter().all(|layer| layer.q8.is_some())
+        self.matrices().iter().all(|(_, layer)| layer.q8.is_some())
     }
 
+    /// Its four matrices with their names in the checkpoint (after `h.{i}.`):
     /// `attn.c_attn`, `attn.c_proj`, `mlp.c_fc`, `mlp.c_proj`.
-    fn matrices(&self) -> [&Linear; 4] {
-        [&self.attn.c_attn, &self.attn.c_proj, &self.mlp.c_fc, &self.mlp.c_proj]
+    pub(crate) fn matrices(&self) -> [(&'static str, &Linear); 4] {
+        [
+            ("attn.c_attn", &self.attn.c_attn),
+            ("attn.c_proj", &self.attn.c_proj),
+            ("mlp.c_fc", &self.mlp.c_fc),
+            ("mlp.c_proj", &self.mlp.c_proj),
+        ]
+    }
+
+    /// The same four matrices, to change.
+    pub(crate) fn matrices_mut(&mut self) -> [&mut Linear; 4] {
+        let (attn, mlp) = (&mut self.attn, &mut self.mlp);
+        [&mut attn.c_attn, &mut attn.c_proj, &mut mlp.c_fc, &mut mlp.c_proj]
     }
 
     /// Runs block `layer` on the residual stream `x` (`[n_new, n_embd]`, updated in place)

@@ -279,10 +279,7 @@ impl Model {
         // Q8 blocks run along a row: 32 numbers of one token's embedding.
         round_rows(&mut self.weights.wte, n_embd, dtype);
         for block in &mut self.weights.blocks {
-            let Block { attn, mlp, .. } = block;
-            for layer in [&mut attn.c_attn, &mut attn.c_proj, &mut mlp.c_fc, &mut mlp.c_proj] {
-                layer.store_as(dtype);
-            }
+            block.matrices_mut().into_iter().for_each(|layer| layer.store_as(dtype));
         }
         Ok(self)
     }
@@ -421,14 +418,7 @@ fn round_rows(m: &mut [f32], n_cols: usize, dtype: Dtype) {
 /// is [`Model::stored_as`]'s to keep.)
 fn check_q8_shapes(weights: &Weights) -> Result<()> {
     for (i, block) in weights.blocks.iter().enumerate() {
-        let Block { attn, mlp, .. } = block;
-        let layers = [
-            ("attn.c_attn", &attn.c_attn),
-            ("attn.c_proj", &attn.c_proj),
-            ("mlp.c_fc", &mlp.c_fc),
-            ("mlp.c_proj", &mlp.c_proj),
-        ];
-        for (name, layer) in layers {
+        for (name, layer) in block.matrices() {
             let Some(q8) = &layer.q8 else { continue };
             let n_blocks = layer.n_in().div_ceil(crate::quant::Q8_BLOCK);
             if q8.q.len() != layer.w.len()
