@@ -112,7 +112,7 @@ impl PackedLinear {
         let (n_in, n_out) = (layer.n_in(), layer.n_out());
         let Linear { w: mut panels, b, q8 } = layer;
         if let (Some(q8), Dtype::Q8) = (q8, dtype) {
-            let stored = q8_in_panels(&q8, n_in, n_out);
+            let stored = q8_in_panels(&q8);
             return Self { stored, bias: Some(b), n_in, n_out };
         }
         scratch.resize(panels.len(), 0.0);
@@ -131,7 +131,7 @@ impl PackedLinear {
     /// model stored in Q8), with no bias.
     pub fn pack_q8(q8: &Q8Matrix) -> Self {
         let (n_in, n_out) = (q8.n_in(), q8.n_out);
-        Self { stored: q8_in_panels(q8, n_in, n_out), bias: None, n_in, n_out }
+        Self { stored: q8_in_panels(q8), bias: None, n_in, n_out }
     }
 
     /// Packs `m^T` for a row-major `m` of `[n_rows, n_cols]` in `dtype`: the logits' form of
@@ -384,7 +384,8 @@ fn convert(panels: Vec<f32>, n_in: usize, n_out: usize, dtype: Dtype) -> Stored 
 
 /// A row-major [`Q8Matrix`] `[n_in, n_out]` in the panel layout: `q` as the f32s would be,
 /// its scales in panels of `[n_blocks, width]`.
-fn q8_in_panels(q8: &Q8Matrix, n_in: usize, n_out: usize) -> Stored {
+fn q8_in_panels(q8: &Q8Matrix) -> Stored {
+    let (n_in, n_out) = (q8.n_in(), q8.n_out);
     let n_blocks = n_in.div_ceil(Q8_BLOCK);
     let (mut q, mut scales) = (vec![0i8; q8.q.len()], vec![0.0; q8.scales.len()]);
     for p in 0..n_out.div_ceil(PANEL) {
@@ -618,7 +619,7 @@ mod tests {
                 (3, 33, 7),
                 (4, 5, 33),
                 (9, 64, 33),
-                (1, 65, 80), // a short last Q8 block, four full panels and a fifth
+                (1, 65, 144), // a short last Q8 block, eight full panels side by side and a ninth
                 (1, 768, 768),
                 (6, 769, 50),
                 (5, 16, 50257),
