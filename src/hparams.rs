@@ -93,7 +93,7 @@ impl HParams {
         if let Some((name, _)) = sizes.iter().find(|(_, size)| *size == 0) {
             return Err(Error::InvalidHParams(format!("{name} must be at least 1, found 0")));
         }
-        if self.n_embd % self.n_head != 0 {
+        if !self.n_embd.is_multiple_of(self.n_head) {
             return Err(Error::InvalidHParams(format!(
                 "n_head = {} must divide n_embd = {} so every head gets the same width",
                 self.n_head, self.n_embd

@@ -226,15 +226,15 @@ impl History {
             self.seen[token as usize] = true;
             self.seen_ids.push(token);
         }
-        if let Some(n) = self.penalties.no_repeat_ngram {
-            if let Some(start) = (self.tokens.len() + 1).checked_sub(n) {
-                let prefix = &self.tokens[start..];
-                match self.followers.get_mut(prefix) {
-                    Some(followers) if followers.contains(&token) => {}
-                    Some(followers) => followers.push(token),
-                    None => {
-                        self.followers.insert(prefix.to_vec(), vec![token]);
-                    }
+        if let Some(n) = self.penalties.no_repeat_ngram
+            && let Some(start) = (self.tokens.len() + 1).checked_sub(n)
+        {
+            let prefix = &self.tokens[start..];
+            match self.followers.get_mut(prefix) {
+                Some(followers) if followers.contains(&token) => {}
+                Some(followers) => followers.push(token),
+                None => {
+                    self.followers.insert(prefix.to_vec(), vec![token]);
                 }
             }
         }

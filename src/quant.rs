@@ -22,9 +22,14 @@
 //! y[j] = sum over blocks b of  s[b, j] * (sum over k in block b of  x[k] * q[k, j])  + b[j]
 //! ```
 //!
-//! It is one multiply per weight fewer than turning each `q` back into `s * q` first (the
-//! scale is applied once per 32 weights), which is what decides speed once the weights are
-//! this small: the engine is then limited by arithmetic, not by memory. The result is not
+//! Every step of those two sums is a *fused* multiply-add, `a.mul_add(b, sum)`: the
+//! product and the addition rounded once, not twice (IEEE 754's `fusedMultiplyAdd`, the
+//! same bits on every platform; one instruction on a CPU with FMA, a slower library call
+//! without). It is one multiply per weight fewer than turning each `q` back into `s * q`
+//! first (the scale is applied once per 32 weights), and fusing saves the separate
+//! addition: three vector instructions per 8 weights instead of five, which is what
+//! decides speed once the weights are this small, since the engine's threads then spend
+//! as long computing as waiting for memory. The result is not
 //! the f32 product of the values `s * q` (the roundings differ), so the reference model
 //! stored in Q8 (`Model::stored_as`) keeps each matrix's blocks ([`Q8Matrix`], in
 //! `matrix::Linear::q8`) and multiplies by them; its `w` still holds `s * q`, for
@@ -197,8 +202,9 @@ impl Q8Matrix {
     /// `x @ W` in the block-sum form (see the module docs): `[n_rows, n_in] -> [n_rows,
     /// n_out]`. For each row and column, block `b`'s products `x[k] * q[k, j]` are summed
     /// over `k` ascending from `0.0`, multiplied by `scales[b, j]`, and added to the
-    /// column's sum, blocks in order from `0.0`. Add a bias afterwards (as
-    /// `matrix::Linear::forward` does) to get `x @ W + b`.
+    /// column's sum, blocks in order from `0.0`; each step a fused multiply-add
+    /// ([`f32::mul_add`]). Add a bias afterwards (as `matrix::Linear::forward` does) to get
+    /// `x @ W + b`.
     ///
     /// ```
     /// use gpt2_edu::quant::Q8Matrix;
@@ -206,8 +212,9 @@ impl Q8Matrix {
     /// let w: Vec<f32> = (0..33).map(|k| k as f32 - 16.0).collect();
     /// let q8 = Q8Matrix::quantize(&w, 1);
     /// let x = vec![1.0; 33];
-    /// let block_0: f32 = q8.q[..32].iter().map(|&q| q as f32).sum();
-    /// let expected = 0.0 + q8.scales[0] * block_0 + q8.scales[1] * q8.q[32] as f32;
+    /// let block_0: f32 = q8.q[..32].iter().map(|&q| q as f32).sum(); // small integers: exact
+    /// let sum = q8.scales[0].mul_add(block_0, 0.0);
+    /// let expected = q8.scales[1].mul_add(q8.q[32] as f32, sum);
     /// assert_eq!(q8.matmul(&x), vec![expected]);
     /// ```
     pub fn matmul(&self, x: &[f32]) -> Vec<f32> {
@@ -219,9 +226,10 @@ impl Q8Matrix {
                 for (b, x_block) in x_row.chunks(Q8_BLOCK).enumerate() {
                     let mut block_sum = 0.0f32;
                     for (i, &x_k) in x_block.iter().enumerate() {
-                        block_sum += x_k * self.q[(b * Q8_BLOCK + i) * n_out + j] as f32;
+                        let q = self.q[(b * Q8_BLOCK + i) * n_out + j] as f32;
+                        block_sum = x_k.mul_add(q, block_sum); // x_k * q + block_sum
                     }
-                    sum += self.scales[b * n_out + j] * block_sum;
+                    sum = self.scales[b * n_out + j].mul_add(block_sum, sum);
                 }
                 out.push(sum);
             }

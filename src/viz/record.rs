@@ -552,10 +552,11 @@ fn most_likely(probabilities: &[f64], top_n: usize, chosen: Option<u32>) -> (Vec
     let mut ids: Vec<usize> = (0..probabilities.len()).collect();
     ids.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]).then(a.cmp(&b)));
     ids.truncate(top_n);
-    if let Some(chosen) = chosen.map(|id| id as usize) {
-        if chosen < probabilities.len() && !ids.contains(&chosen) {
-            ids.push(chosen);
-        }
+    if let Some(chosen) = chosen.map(|id| id as usize)
+        && chosen < probabilities.len()
+        && !ids.contains(&chosen)
+    {
+        ids.push(chosen);
     }
     let other =
         (0..probabilities.len()).filter(|id| !ids.contains(id)).map(|id| probabilities[id]).sum();

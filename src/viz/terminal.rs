@@ -212,10 +212,10 @@ pub fn top_candidates(step: &StepView, n: usize) -> String {
 /// The first `n` candidates, plus the chosen one if it comes later.
 fn shown_candidates(step: &StepView, n: usize) -> Vec<&Candidate> {
     let mut shown: Vec<&Candidate> = step.candidates.iter().take(n).collect();
-    if let Some(chosen) = step.chosen_candidate() {
-        if !shown.iter().any(|c| c.id == chosen.id) {
-            shown.push(chosen);
-        }
+    if let Some(chosen) = step.chosen_candidate()
+        && !shown.iter().any(|c| c.id == chosen.id)
+    {
+        shown.push(chosen);
     }
     shown
 }

@@ -29,7 +29,7 @@ pub fn random_case(seed: u64) -> (Model, Vec<u32>, usize, String) {
         layer_norm_eps: 1e-5,
     };
     let mut weights = Weights::random(&hparams, &mut rng).unwrap();
-    let centred = seed % 2 == 0;
+    let centred = seed.is_multiple_of(2);
     if centred {
         centre(&mut weights, &mut rng);
     }

@@ -403,10 +403,10 @@ impl<'t> Watcher<'t> {
             if let Some(view) = recorder.record_step(trace, generator)? {
                 if self.options.explain {
                     writeln!(out, "{}", viz::step_pictures(view, self.shown_head, 10))?;
-                } else if let Some(map) = view.attention_map(self.shown_head) {
-                    if self.options.attention.is_some() {
-                        writeln!(out, "{}", viz::attention_heatmap(map, &view.seen))?;
-                    }
+                } else if let Some(map) = view.attention_map(self.shown_head)
+                    && self.options.attention.is_some()
+                {
+                    writeln!(out, "{}", viz::attention_heatmap(map, &view.seen))?;
                 }
                 if let (true, Some(lens)) = (self.options.lens, &view.lens) {
                     writeln!(out, "{}", viz::lens_grid(lens, view.number, &view.seen))?;
