@@ -20,6 +20,7 @@ const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 /// ```
 /// assert_eq!(gpt2_edu::gelu::gelu(0.0), 0.0);
 /// ```
+#[inline]
 pub fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)))
 }

@@ -25,23 +25,31 @@ const LN2_LO: f64 = f64::from_bits(0x3DEA_39EF_3579_3C76); // 1.9082149292705877
 const INV_LN2: f64 = std::f64::consts::LOG2_E;
 
 /// e^x for any f64 (`+inf` above 709.78, `0` below -745.2).
+///
+/// Written without early returns: the main path runs on `x` clamped into range, then the
+/// special cases are picked. The values are the same, and a loop over many `x` (softmax's,
+/// GELU's) then compiles to vector instructions, several `x` at a time.
+#[inline]
 pub fn exp_f64(x: f64) -> f64 {
-    if x.is_nan() {
-        return x;
-    }
-    if x > 709.782_712_893_384 {
-        return f64::INFINITY;
-    }
-    if x < -745.2 {
-        return 0.0;
-    }
+    const MAX: f64 = 709.782_712_893_384; // above it e^x overflows f64
+    const MIN: f64 = -745.2; // below it e^x rounds to 0
+    let x_in = x.clamp(MIN, MAX); // NaN stays NaN
     // Range reduction: k = nearest integer to x / ln2, r = x - k ln2 in [-0.35, 0.35].
-    let k = (x * INV_LN2 + if x < 0.0 { -0.5 } else { 0.5 }) as i32;
-    let r = (x - k as f64 * LN2_HI) - k as f64 * LN2_LO;
+    let k = (x_in * INV_LN2 + if x_in < 0.0 { -0.5 } else { 0.5 }) as i32; // NaN -> 0
+    let r = (x_in - k as f64 * LN2_HI) - k as f64 * LN2_LO;
     let e_r = 1.0 + r * taylor_tail(r);
     // Multiply by 2^k in two exact steps (2^k alone may not be a normal f64).
     let half = k / 2;
-    e_r * pow2(half) * pow2(k - half)
+    let e_x = e_r * pow2(half) * pow2(k - half);
+    if x > MAX {
+        f64::INFINITY
+    } else if x < MIN {
+        0.0
+    } else if x.is_nan() {
+        x
+    } else {
+        e_x
+    }
 }
 
 /// `1/n!` for `n = 0..=13`, computed at compile time: the factorials are exact integers in
@@ -61,6 +69,7 @@ const INV_FACTORIAL: [f64; 14] = {
 
 /// `(e^r - 1) / r` by its Taylor series, for |r| <= 0.5: `1 + r/2! + r^2/3! + ... + r^12/13!`,
 /// in Horner form.
+#[inline]
 fn taylor_tail(r: f64) -> f64 {
     let mut sum = INV_FACTORIAL[13];
     for n in (1..=12).rev() {
@@ -70,13 +79,17 @@ fn taylor_tail(r: f64) -> f64 {
 }
 
 /// 2^k for -1022 <= k <= 1023, built from its bits.
+#[inline]
 fn pow2(k: i32) -> f64 {
     f64::from_bits(((1023 + k) as u64) << 52)
 }
 
-/// e^x - 1, accurate also for small x (where `exp(x) - 1` would cancel).
+/// e^x - 1, accurate also for small x (where `exp(x) - 1` would cancel). Both forms are
+/// computed and one picked, so that a loop over many `x` vectorizes (see [`exp_f64`]).
+#[inline]
 fn expm1_f64(x: f64) -> f64 {
-    if x.abs() < 0.5 { x * taylor_tail(x) } else { exp_f64(x) - 1.0 }
+    let (small, large) = (x * taylor_tail(x), exp_f64(x) - 1.0);
+    if x.abs() < 0.5 { small } else { large }
 }
 
 /// e^x, the same bits on every platform.
@@ -87,17 +100,19 @@ fn expm1_f64(x: f64) -> f64 {
 /// assert_eq!(exp(1.0), std::f32::consts::E);
 /// assert_eq!(exp(f32::NEG_INFINITY), 0.0);
 /// ```
+#[inline]
 pub fn exp(x: f32) -> f32 {
     exp_f64(x as f64) as f32
 }
 
 /// tanh(x), the same bits on every platform.
+#[inline]
 pub fn tanh(x: f32) -> f32 {
     let a = (x as f64).abs();
+    let e = expm1_f64(2.0 * if a > 20.0 { 20.0 } else { a }); // NaN stays NaN
     let t = if a > 20.0 {
         1.0 // tanh(20) rounds to 1 in f32 already
     } else {
-        let e = expm1_f64(2.0 * a);
         e / (e + 2.0)
     };
     (t as f32).copysign(x)

@@ -25,11 +25,10 @@ use crate::math::exp;
 pub fn softmax_in_place(row: &mut [f32]) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     debug_assert!(max.is_finite(), "softmax needs at least one finite entry");
-    let mut sum = 0.0;
     for x in row.iter_mut() {
-        *x = exp(*x - max);
-        sum += *x;
+        *x = exp(*x - max); // a loop of its own, which compiles to vector instructions
     }
+    let sum = row.iter().fold(0.0, |sum, &x| sum + x); // in order, from 0.0
     for x in row.iter_mut() {
         *x /= sum;
     }
