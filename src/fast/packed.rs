@@ -362,73 +362,67 @@ fn convert(panels: Vec<f32>, n_in: usize, n_out: usize, dtype: Dtype) -> Stored 
         Dtype::F32 => Stored::F32(panels),
         Dtype::Bf16 => Stored::Bf16(panels.iter().map(|&w| bf16_from_f32(w)).collect()),
         Dtype::Q8 => {
-            let n_blocks = n_in.div_ceil(Q8_BLOCK);
-            let mut scales = vec![0.0; n_blocks * n_out];
-            let mut q = vec![0i8; panels.len()];
-            let mut column_block = Vec::with_capacity(Q8_BLOCK);
-            for p in 0..n_out.div_ceil(PANEL) {
-                let width = PANEL.min(n_out - p * PANEL);
-                let (at, scales_at) = (p * PANEL * n_in, p * PANEL * n_blocks);
-                for b in 0..n_blocks {
-                    let rows = b * Q8_BLOCK..(b * Q8_BLOCK + Q8_BLOCK).min(n_in);
-                    for c in 0..width {
-                        column_block.clear();
-                        column_block.extend(rows.clone().map(|k| panels[at + k * width + c]));
-                        let scale = q8_scale(&column_block);
-                        scales[scales_at + b * width + c] = scale;
-                        for k in rows.clone() {
-                            q[at + k * width + c] = q8_quantize(panels[at + k * width + c], scale);
-                        }
+            let mut column = Vec::with_capacity(Q8_BLOCK);
+            Stored::Q8(q8_blocks(n_in, n_out, |p, width, rows, bytes| {
+                // Panel p's rows `rows`, quantized column by column, then their scales.
+                let at = p * PANEL * n_in;
+                let block = &panels[at + rows.start * width..at + rows.end * width]; // [rows, width]
+                let start = bytes.len();
+                bytes.resize(start + block.len(), 0);
+                let mut scales = [0.0f32; PANEL];
+                for (c, scale) in scales[..width].iter_mut().enumerate() {
+                    column.clear();
+                    column.extend(block.iter().skip(c).step_by(width));
+                    *scale = q8_scale(&column);
+                    for (i, &w) in column.iter().enumerate() {
+                        bytes[start + i * width + c] = q8_quantize(w, *scale);
                     }
                 }
-            }
-            Stored::Q8(interleave(&q, &scales, n_in, n_out))
+                push_scales(bytes, &scales[..width]);
+            }))
         }
     }
 }
 
-/// A row-major [`Q8Matrix`] `[n_in, n_out]` in the panel layout: `q` as the f32s would be,
-/// its scales in panels of `[n_blocks, width]`.
+/// A row-major [`Q8Matrix`] `[n_in, n_out]` in the panel layout ([`Stored::Q8`]): `q` as
+/// the f32s would be, each block followed by its scales.
 fn q8_in_panels(q8: &Q8Matrix) -> Stored {
     let (n_in, n_out) = (q8.n_in(), q8.n_out);
-    let n_blocks = n_in.div_ceil(Q8_BLOCK);
-    let (mut q, mut scales) = (vec![0i8; q8.q.len()], vec![0.0; q8.scales.len()]);
+    Stored::Q8(q8_blocks(n_in, n_out, |p, width, rows, bytes| {
+        let cols = p * PANEL..p * PANEL + width;
+        for k in rows.clone() {
+            bytes.extend_from_slice(&q8.q[k * n_out..][cols.clone()]);
+        }
+        push_scales(bytes, &q8.scales[rows.start / Q8_BLOCK * n_out..][cols]);
+    }))
+}
+
+/// The Q8 panels' bytes ([`Stored::Q8`]), written block by block in their order:
+/// `block(p, width, rows, bytes)` appends panel `p`'s rows `rows` of `q` (`[rows, width]`)
+/// and then their scales. Built in place, with no second copy of the matrix.
+fn q8_blocks(
+    n_in: usize,
+    n_out: usize,
+    mut block: impl FnMut(usize, usize, Range<usize>, &mut Vec<i8>),
+) -> Vec<i8> {
+    let mut bytes = Vec::with_capacity(n_out * q8_column_bytes(n_in));
     for p in 0..n_out.div_ceil(PANEL) {
         let width = PANEL.min(n_out - p * PANEL);
-        let cols = p * PANEL..p * PANEL + width;
-        for k in 0..n_in {
-            let at = p * PANEL * n_in + k * width;
-            q[at..at + width].copy_from_slice(&q8.q[k * n_out..][cols.clone()]);
-        }
-        for b in 0..n_blocks {
-            let at = p * PANEL * n_blocks + b * width;
-            scales[at..at + width].copy_from_slice(&q8.scales[b * n_out..][cols.clone()]);
+        for b in 0..n_in.div_ceil(Q8_BLOCK) {
+            block(p, width, b * Q8_BLOCK..(b * Q8_BLOCK + Q8_BLOCK).min(n_in), &mut bytes);
         }
     }
-    Stored::Q8(interleave(&q, &scales, n_in, n_out))
+    bytes
+}
+
+/// Appends `scales` as little-endian f32 bytes.
+fn push_scales(bytes: &mut Vec<i8>, scales: &[f32]) {
+    bytes.extend(scales.iter().flat_map(|s| s.to_le_bytes().map(|b| b as i8)));
 }
 
 /// Bytes per column of a Q8 panel: `n_in` bytes of `q` and 4 per block for the scale.
 fn q8_column_bytes(n_in: usize) -> usize {
     n_in + 4 * n_in.div_ceil(Q8_BLOCK)
-}
-
-/// `q` in the panel layout and the scales in panels of `[n_blocks, width]`, interleaved
-/// panel by panel, block by block: each block's rows, then its scales (see [`Stored::Q8`]).
-fn interleave(q: &[i8], scales: &[f32], n_in: usize, n_out: usize) -> Vec<i8> {
-    let n_blocks = n_in.div_ceil(Q8_BLOCK);
-    let mut bytes = Vec::with_capacity(n_out * q8_column_bytes(n_in));
-    for p in 0..n_out.div_ceil(PANEL) {
-        let width = PANEL.min(n_out - p * PANEL);
-        let (q_at, scales_at) = (p * PANEL * n_in, p * PANEL * n_blocks);
-        for b in 0..n_blocks {
-            let rows = b * Q8_BLOCK..(b * Q8_BLOCK + Q8_BLOCK).min(n_in);
-            bytes.extend_from_slice(&q[q_at + rows.start * width..q_at + rows.end * width]);
-            let block_scales = &scales[scales_at + b * width..scales_at + (b + 1) * width];
-            bytes.extend(block_scales.iter().flat_map(|s| s.to_le_bytes().map(|b| b as i8)));
-        }
-    }
-    bytes
 }
 
 /// One panel (`[n_in, width]`) of some dtype, read row by row as the factors a product
