@@ -27,6 +27,7 @@
 //! So a block's scales arrive in the same stream of memory as its weights, and the
 //! hardware prefetcher fetches them along: kept apart, as 16 more streams read a cache
 //! line at a time, waiting for them cost q8 decoding about a fifth of its speed.
+//!
 //! Every kernel is written once, generic over how a panel's stored numbers are read back
 //! as the factors they stand for ([`Panel::widen`]: an f32 as it is, a bf16 widened by a
 //! shift, a Q8 byte converted to f32) and over how they are summed ([`Panel::GROUP`],
@@ -437,8 +438,9 @@ trait Panel<'a>: Copy {
     const GROUP: usize = usize::MAX;
     /// Columns: 16, or fewer for the last panel.
     fn width(self) -> usize;
-    /// Rows `k` of a full (16-wide) panel, as stored. The kernels take a group's rows as
-    /// one slice, so the loop over them has no bounds checks.
+    /// Rows `k` of a full (16-wide) panel, as stored; `k` lies within one group (Q8 keeps
+    /// each block's scales after its rows). The kernels take a group's rows as one slice,
+    /// so the loop over them has no bounds checks.
     fn rows(self, k: Range<usize>) -> &'a [[Self::Raw; PANEL]];
     /// The factor a stored weight stands for.
     fn widen(raw: Self::Raw) -> f32;
@@ -800,6 +802,30 @@ mod tests {
                 assert_eq!(bits(&packed.forward(&x)), bits(&plain), "{what}");
                 let cut = n_vocab / 2 / PANEL * PANEL;
                 assert_eq!(bits(&in_two_shares(&packed, &x, cut)), bits(&plain), "split {what}");
+            }
+        }
+    }
+
+    /// The Q8 layout the module docs give: each block's rows of `q`, then its scales.
+    #[test]
+    fn q8_panels_hold_each_blocks_rows_then_its_scales_at_the_documented_indices() {
+        let (n_in, n_out) = (33, 20); // blocks of 32 and 1 row; panels of 16 and 4 columns
+        let q8 = Q8Matrix::quantize(&random(n_in * n_out, 4), n_out);
+        let Stored::Q8(bytes) = q8_in_panels(&q8) else { unreachable!("q8 in, q8 out") };
+        let (n_blocks, b) = (2, n_in + 4 * 2); // b: the bytes of one column
+        assert_eq!(bytes.len(), n_out * b);
+        for j in 0..n_out {
+            let width = PANEL.min(n_out - j / PANEL * PANEL);
+            let panel = j / PANEL * PANEL * b;
+            for k in 0..n_in {
+                let at = panel + k / 32 * 36 * width + k % 32 * width + j % PANEL;
+                assert_eq!(bytes[at], q8.q[k * n_out + j], "q({k}, {j})");
+            }
+            for block in 0..n_blocks {
+                let rows = 32.min(n_in - block * 32);
+                let at = panel + block * 36 * width + rows * width + 4 * (j % PANEL);
+                let scale = f32::from_le_bytes([0, 1, 2, 3].map(|i| bytes[at + i] as u8));
+                assert_eq!(scale, q8.scales[block * n_out + j], "scale({block}, {j})");
             }
         }
     }
