@@ -585,7 +585,7 @@ impl<'a> Panel<'a> for Q8Panel<'a> {
 /// Panels decoded side by side: eight, so 128 partial sums are in flight at once (one
 /// panel's 16 would each wait for the previous addition of the same sum) and eight streams
 /// of memory are read together, which the hardware prefetcher keeps ahead of.
-const SIDE_BY_SIDE: usize = 8;
+pub(crate) const SIDE_BY_SIDE: usize = 8;
 
 /// `part[c] = add_product(part[c], x_k, row[c])` for one row of 16.
 #[inline(always)]
