@@ -194,6 +194,13 @@ impl KvCache {
         self.len = 0;
     }
 
+    /// Keeps the first `len` positions and forgets the rest (keeps the memory): the cache
+    /// then holds what it held after `len` tokens, so decoding can go back to that point and
+    /// take another path. A `len` at or beyond [`len`](Self::len) changes nothing.
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
     /// The storage of one layer, for the forward pass to write new positions into.
     pub(crate) fn layer_mut(&mut self, layer: usize) -> &mut LayerKv {
         &mut self.layers[layer]

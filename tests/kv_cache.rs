@@ -105,6 +105,29 @@ fn cached_decoding_is_bit_identical_to_full_recomputation() {
 }
 
 #[test]
+fn a_truncated_cache_decodes_as_if_the_forgotten_tokens_never_came() {
+    for seed in 1..=40 {
+        let (model, prompt, _, label) = random_case(seed);
+        if prompt.len() < 2 {
+            continue;
+        }
+        let keep = prompt.len() / 2;
+        let other: Vec<u32> = prompt[keep..].iter().rev().copied().collect();
+        let mut cache = KvCache::new(&model.hparams).unwrap();
+        model.forward_cached(&prompt, &mut cache).unwrap();
+        cache.truncate(prompt.len() + 1); // beyond the filled positions: nothing changes
+        assert_eq!(cache.len(), prompt.len(), "{label}");
+        cache.truncate(keep);
+        assert_eq!(cache.len(), keep, "{label}");
+        let rewound = model.forward_cached(&other, &mut cache).unwrap();
+        let fed: Vec<u32> = [&prompt[..keep], &other[..]].concat();
+        let full = model.forward(&fed).unwrap();
+        assert_bits_eq(&rewound, &full[keep * model.hparams.n_vocab..], &label);
+        assert_cache_matches_full_pass(&model, &fed, &cache, &label);
+    }
+}
+
+#[test]
 fn one_token_decode_steps_equal_the_full_pass_on_the_dummy_model_for_a_long_sequence() {
     let (_, hparams, weights) = gpt2_edu::load_encoder_hparams_and_params();
     let model = Model::new(hparams, weights).unwrap();
