@@ -7,7 +7,7 @@
 //!
 //! The detailed report is for the first dtype (`--dtype`, else f32); without `--dtype` a
 //! table then gives one row per dtype (f32, bf16, q8), each timed on its own engine built
-//! from a fresh copy of the model: prefill, cached decode at context 128 and 512, the
+//! from the same weights: prefill, cached decode at context 128 and 512, the
 //! weight bytes a step reads, the bandwidth achieved, and the fraction of the same-run
 //! ceiling for that dtype's bytes.
 //!
@@ -20,18 +20,29 @@
 //! about 6.2 GB of memory for the weights alone; `--tokens 4` keeps its decode timing short).
 //! With `--model` the table also says how long the checkpoint took to load.
 //!
-//! - **bandwidth**: two threads compare two 512 MiB buffers with `==` on byte slices, which
+//! - **bandwidth**: two threads compare two equal buffers with `==` on byte slices, which
 //!   std hands to the C library's `memcmp`, vectorised with the widest instructions the CPU
-//!   has. This is the machine's read bandwidth, the honest ceiling; it is probed before and
-//!   after the timings and the better figure kept, since a shared machine's bandwidth
-//!   drifts and the fraction of the ceiling must not flatter the model. For comparison it also
-//!   reports what portable code (the default x86-64 target: SSE2) reads when it sums f32s,
-//!   walking one stretch of memory per thread, and four side by side (as the decode kernel
-//!   walks four weight panels): the hardware prefetcher keeps more reads in flight for four.
+//!   has. This is the machine's read bandwidth, the honest ceiling. A shared machine's
+//!   bandwidth drifts, and on the 2-core machine this was measured on it also jumps
+//!   between two levels for seconds at a time (about 30 and about 50 GB/s for two threads,
+//!   as the cores' neighbours come and go), so a probe before the timings and one after
+//!   them may each see a different machine from the decode in between. The ceiling is
+//!   therefore probed right beside every decode window at context 128: the dtypes' engines
+//!   take turns, window after window (7 rounds), each window between two probes of 2 x 256
+//!   MiB. A dtype's fraction of the ceiling is the median over its windows of the bytes it
+//!   read per second against the mean of the probes either side, and its speed against
+//!   the first dtype's is the median of the ratios within each round: same-moment ratios,
+//!   not ratios of figures measured seconds apart. The probe before the timings (2 x 512
+//!   MiB, best of three) is reported too. For comparison it also reports what portable code
+//!   (the default x86-64 target: SSE2) reads when it sums f32s, walking one stretch of
+//!   memory per thread, and four side by side.
 //! - **prefill**: one forward pass over a `--prompt`-token prompt (128), logits for the last
 //!   position only.
-//! - **decode**: `--tokens` (32) cached one-token steps after a prefill to context 128, and to
-//!   context 512; the median of three such windows.
+//! - **decode**: `--tokens` (32) cached one-token steps after a prefill to context 128 (the
+//!   median of the alternating windows above; the cache is filled to 127 positions once and
+//!   cut back to them, `KvCache::truncate`, before each window), and after a prefill to
+//!   context 512 (the median of three windows, each engine on its own). Without `--dtype`
+//!   all three engines are held at once for the alternating windows (1558M: about 11 GB).
 //! - **full recomputation**: one forward over 128 (and 512) tokens per generated token.
 //! - **peak memory**: the process's peak resident set while building or loading the engine
 //!   (from random weights or `--model`, tensor by tensor: `Engine::from_tensors`), against
@@ -136,7 +147,7 @@ fn main() -> ExitCode {
 
 fn run(options: &Options) -> Result<(), String> {
     let threads = options.threads;
-    let (bandwidth, portable, portable4) = (
+    let (first_bandwidth, portable, portable4) = (
         memcmp_read_bandwidth(threads),
         portable_read_bandwidth::<1>(threads),
         portable_read_bandwidth::<4>(threads),
@@ -163,31 +174,26 @@ fn run(options: &Options) -> Result<(), String> {
     let prefill_s = timer.run_from_empty(options.prompt, 3);
     let full128_s = timer.run_from_empty(128, 3);
     let full512_s = timer.run_from_empty(512, 1);
-    let decode128 = timer.decode(128, options.tokens);
     let decode512 = timer.decode(512, options.tokens);
     let peak_mb = peak_memory_mb();
-    // The machine's bandwidth drifts (other tenants, clocks): the ceiling is the best of the
-    // probes before and after the timings, so the fraction never flatters the model.
     let parts = step_parts(&engine, threads, options.tokens);
 
-    let ceiling = bandwidth * 1e9 / weight_bytes as f64;
     let cache_mb = timer.cache.memory_bytes() as f64 / 1e6;
     drop(timer);
-    drop(engine);
-    // One row per dtype, each on its own engine; the first is the one timed above.
-    let first = DtypeRow {
-        dtype,
-        prefill: options.prompt as f64 / prefill_s,
-        decode128,
-        decode512,
-        weight_bytes,
-    };
-    let mut per_dtype = vec![first];
+    // One row per dtype, each on its own engine (the first is the one timed above), all
+    // held at once so that their decode windows can alternate.
+    let mut engines = vec![engine];
+    let mut per_dtype = vec![DtypeRow::new(&engines[0], options.prompt as f64 / prefill_s)];
+    per_dtype[0].decode512 = decode512;
     for &other in &options.dtypes[1..] {
-        per_dtype.push(time_dtype(options, other)?);
+        let (engine, row) = time_dtype(options, other)?;
+        engines.push(engine);
+        per_dtype.push(row);
     }
-    let bandwidth = bandwidth.max(memcmp_read_bandwidth(threads));
-    let ceiling = ceiling.max(bandwidth * 1e9 / weight_bytes as f64);
+    let rounds = alternate_windows(&engines, options, &mut per_dtype)?;
+    let decode128 = per_dtype[0].decode128;
+    let bandwidth = per_dtype[0].bandwidth;
+    let ceiling = bandwidth * 1e9 / weight_bytes as f64;
     let rows = [
         (
             "model",
@@ -203,7 +209,12 @@ fn run(options: &Options) -> Result<(), String> {
         (
             "read bandwidth (memcmp, widest vectors)",
             format!("{bandwidth:.1} GB/s"),
-            "the ceiling's: best probe before and after".into(),
+            format!("the ceiling's: median of the probes beside {rounds} decode windows"),
+        ),
+        (
+            "read bandwidth (memcmp, before the timings)",
+            format!("{first_bandwidth:.1} GB/s"),
+            "best of three".into(),
         ),
         (
             "read bandwidth (portable SSE2 f32 sum)",
@@ -254,8 +265,8 @@ fn run(options: &Options) -> Result<(), String> {
         ),
         (
             "fraction of ceiling",
-            format!("{:.0}%", 100.0 * decode128 / ceiling),
-            "cached decode at 128 / ceiling".into(),
+            format!("{:.0}%", 100.0 * per_dtype[0].fraction),
+            "cached decode at 128 / the bandwidth probed beside it: median".into(),
         ),
         (
             "peak memory",
@@ -291,7 +302,7 @@ fn run(options: &Options) -> Result<(), String> {
     let sum = parts.products_ms + parts.logits_ms + parts.attention_ms[0];
     let label = "parts at 128 together";
     println!("  {label:<40} {sum:>9.2} ms  the whole step above: {step128:.2} ms");
-    print_dtype_table(&per_dtype, bandwidth, options.prompt);
+    print_dtype_table(&per_dtype, options.prompt);
     let mut dtype_keys = String::new();
     for row in &per_dtype {
         let d = row.dtype;
@@ -300,8 +311,8 @@ fn run(options: &Options) -> Result<(), String> {
             row.prefill,
             row.decode128,
             row.decode512,
-            row.ceiling(bandwidth),
-            row.decode128 / row.ceiling(bandwidth),
+            row.ceiling(),
+            row.fraction,
         );
     }
     println!(
@@ -310,7 +321,7 @@ fn run(options: &Options) -> Result<(), String> {
         1.0 / full128_s,
         1.0 / full512_s,
         weight_bytes as f64 * decode128 / 1e9,
-        decode128 / ceiling,
+        per_dtype[0].fraction,
         parts.products_ms,
         parts.logits_ms,
         parts.attention_ms[0],
@@ -442,15 +453,37 @@ fn build_engine(options: &Options, dtype: Dtype) -> Result<Engine, String> {
 struct DtypeRow {
     dtype: Dtype,
     prefill: f64,
+    /// The median of the alternating windows ([`alternate_windows`]).
     decode128: f64,
     decode512: f64,
     weight_bytes: usize,
+    /// The median of the bandwidth probed beside each of its decode windows, GB/s.
+    bandwidth: f64,
+    /// The median over its windows of the weight bytes read per second / the bandwidth
+    /// probed beside that window.
+    fraction: f64,
+    /// The median over rounds of its decode speed / the first dtype's in the same round.
+    vs_first: f64,
 }
 
 impl DtypeRow {
-    /// The same-run ceiling for this dtype's bytes: bandwidth / weight bytes per token.
-    fn ceiling(&self, bandwidth_gb_s: f64) -> f64 {
-        bandwidth_gb_s * 1e9 / self.weight_bytes as f64
+    /// A row for `engine` with its prefill speed; the decode figures are filled in later.
+    fn new(engine: &Engine, prefill: f64) -> Self {
+        Self {
+            dtype: engine.dtype(),
+            prefill,
+            decode128: 0.0,
+            decode512: 0.0,
+            weight_bytes: engine.weight_bytes_per_token(),
+            bandwidth: 0.0,
+            fraction: 0.0,
+            vs_first: 0.0,
+        }
+    }
+
+    /// The ceiling for this dtype's bytes: bandwidth / weight bytes per token.
+    fn ceiling(&self) -> f64 {
+        self.bandwidth * 1e9 / self.weight_bytes as f64
     }
 }
 
@@ -486,6 +519,17 @@ impl<'e> Timer<'e> {
         start.elapsed().as_secs_f64()
     }
 
+    /// Tokens per second of `steps` one-token steps after the first `context` positions of
+    /// the cache (filled once by the caller; each window forgets its own steps afterwards).
+    fn window(&mut self, context: usize, steps: usize) -> f64 {
+        self.cache.truncate(context);
+        let start = Instant::now();
+        for t in context..context + steps {
+            self.forward(t..t + 1);
+        }
+        steps as f64 / start.elapsed().as_secs_f64()
+    }
+
     /// Prefill and full recomputation: the median seconds of a forward over `n` tokens from
     /// an empty cache.
     fn run_from_empty(&mut self, n: usize, reps: usize) -> f64 {
@@ -512,28 +556,73 @@ impl<'e> Timer<'e> {
     }
 }
 
-/// Prefill and cached decode at context 128 and 512 on an engine in `dtype`.
-fn time_dtype(options: &Options, dtype: Dtype) -> Result<DtypeRow, String> {
+/// An engine in `dtype`, with its prefill and cached decode at context 512 (context 128 is
+/// timed by [`alternate_windows`]).
+fn time_dtype(options: &Options, dtype: Dtype) -> Result<(Engine, DtypeRow), String> {
     let engine = build_engine(options, dtype)?;
     let mut timer = Timer::new(&engine, options.threads, options.prompt.max(512) + options.tokens)?;
     timer.run_from_empty(8, 1); // warm-up
     let prefill_s = timer.run_from_empty(options.prompt, 3);
-    let (decode128, decode512) =
-        (timer.decode(128, options.tokens), timer.decode(512, options.tokens));
-    Ok(DtypeRow {
-        dtype,
-        prefill: options.prompt as f64 / prefill_s,
-        decode128,
-        decode512,
-        weight_bytes: engine.weight_bytes_per_token(),
-    })
+    let decode512 = timer.decode(512, options.tokens);
+    drop(timer);
+    let mut row = DtypeRow::new(&engine, options.prompt as f64 / prefill_s);
+    row.decode512 = decode512;
+    Ok((engine, row))
+}
+
+/// Rounds of [`alternate_windows`].
+const ROUNDS: usize = 7;
+
+/// Decode at context 128, timed in windows this shared machine's speed is compared on. Its bandwidth drifts,
+/// and sometimes jumps between two levels for seconds at a time (measured here: 28-33 or
+/// 45-55 GB/s for two threads, as other tenants come and go), so each decode window at
+/// context 128 runs right after a bandwidth probe, and the dtypes take turns: round after
+/// round, each engine's window between two probes. Each figure is then a median over
+/// rounds of what was measured together: the fraction of the ceiling against the probes
+/// either side of its own window, a dtype against the first in the same round. Returns
+/// the number of rounds.
+fn alternate_windows(
+    engines: &[Engine],
+    options: &Options,
+    rows: &mut [DtypeRow],
+) -> Result<usize, String> {
+    let probe = BandwidthProbe::new(256 << 20);
+    let mut timers = engines
+        .iter()
+        .map(|engine| Timer::new(engine, options.threads, 128 + options.tokens))
+        .collect::<Result<Vec<_>, _>>()?;
+    for timer in &mut timers {
+        timer.forward(0..127); // the context every window starts from
+    }
+    // speeds[r][d]: tokens/s of dtype d in round r; bandwidths likewise, GB/s.
+    let (mut speeds, mut bandwidths) = (vec![], vec![]);
+    let mut before = probe.once(options.threads);
+    for _ in 0..ROUNDS {
+        let (mut speed, mut bandwidth) = (vec![], vec![]);
+        for timer in &mut timers {
+            speed.push(timer.window(127, options.tokens));
+            let after = probe.once(options.threads);
+            bandwidth.push((before + after) / 2.0);
+            before = after;
+        }
+        speeds.push(speed);
+        bandwidths.push(bandwidth);
+    }
+    for (d, row) in rows.iter_mut().enumerate() {
+        let gb_s = |r: usize| row.weight_bytes as f64 * speeds[r][d] / 1e9;
+        row.decode128 = median((0..ROUNDS).map(|r| speeds[r][d]));
+        row.bandwidth = median((0..ROUNDS).map(|r| bandwidths[r][d]));
+        row.fraction = median((0..ROUNDS).map(|r| gb_s(r) / bandwidths[r][d]));
+        row.vs_first = median((0..ROUNDS).map(|r| speeds[r][d] / speeds[r][0]));
+    }
+    Ok(ROUNDS)
 }
 
 /// The per-dtype table: speeds, bytes, bandwidth achieved and the fraction of the ceiling,
 /// with each dtype's decode speed against the first's.
-fn print_dtype_table(rows: &[DtypeRow], bandwidth: f64, prompt: usize) {
+fn print_dtype_table(rows: &[DtypeRow], prompt: usize) {
     println!(
-        "per dtype ({bandwidth:.1} GB/s ceiling bandwidth):\n  {:<6} {:>12} {:>12} {:>12} {:>10} {:>9} {:>12} {:>9} {:>8}",
+        "per dtype (decode 128, its ceiling and its fraction: medians of {ROUNDS} alternating rounds):\n  {:<6} {:>12} {:>12} {:>12} {:>10} {:>9} {:>12} {:>9} {:>8}",
         "dtype",
         format!("prefill {prompt}"),
         "decode 128",
@@ -545,7 +634,6 @@ fn print_dtype_table(rows: &[DtypeRow], bandwidth: f64, prompt: usize) {
         "vs first"
     );
     for row in rows {
-        let ceiling = row.ceiling(bandwidth);
         println!(
             "  {:<6} {:>8.1} t/s {:>8.1} t/s {:>8.1} t/s {:>10.1} {:>9.1} {:>8.1} t/s {:>8.0}% {:>7.2}x",
             row.dtype.to_string(),
@@ -554,9 +642,9 @@ fn print_dtype_table(rows: &[DtypeRow], bandwidth: f64, prompt: usize) {
             row.decode512,
             row.weight_bytes as f64 / 1e6,
             row.weight_bytes as f64 * row.decode128 / 1e9,
-            ceiling,
-            100.0 * row.decode128 / ceiling,
-            row.decode128 / rows[0].decode128,
+            row.ceiling(),
+            100.0 * row.fraction,
+            row.vs_first,
         );
     }
 }
@@ -569,23 +657,39 @@ fn median(times: impl Iterator<Item = f64>) -> f64 {
 
 /// Two 512 MiB buffers compared by `threads` threads: read bytes per second, best of three.
 fn memcmp_read_bandwidth(threads: usize) -> f64 {
-    let a: Vec<u8> = (0..512usize << 20).map(|i| (i % 251) as u8).collect();
-    let b = a.clone();
-    let chunk = a.len().div_ceil(threads);
-    let once = || {
+    let probe = BandwidthProbe::new(512 << 20);
+    (0..3).map(|_| probe.once(threads)).fold(0.0, f64::max)
+}
+
+/// Two equal buffers (far larger than any cache), compared with `==` on byte slices: std
+/// hands that to the C library's `memcmp`.
+struct BandwidthProbe {
+    a: Vec<u8>,
+    b: Vec<u8>,
+}
+
+impl BandwidthProbe {
+    fn new(bytes: usize) -> Self {
+        let a: Vec<u8> = (0..bytes).map(|i| (i % 251) as u8).collect();
+        Self { b: a.clone(), a }
+    }
+
+    /// GB/s read by one comparison of the buffers, split between `threads` threads.
+    fn once(&self, threads: usize) -> f64 {
+        let chunk = self.a.len().div_ceil(threads);
         let start = Instant::now();
         let equal = std::thread::scope(|s| {
-            let handles: Vec<_> = a
+            let handles: Vec<_> = self
+                .a
                 .chunks(chunk)
-                .zip(b.chunks(chunk))
+                .zip(self.b.chunks(chunk))
                 .map(|(x, y)| s.spawn(move || x == y))
                 .collect();
             handles.into_iter().all(|h| h.join().unwrap_or(false))
         });
         assert!(equal);
-        2.0 * a.len() as f64 / start.elapsed().as_secs_f64() / 1e9
-    };
-    (0..3).map(|_| once()).fold(0.0, f64::max)
+        2.0 * self.a.len() as f64 / start.elapsed().as_secs_f64() / 1e9
+    }
 }
 
 /// A 1 GiB f32 buffer summed by `threads` threads in portable code, each thread walking
