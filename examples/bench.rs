@@ -190,7 +190,7 @@ fn run(options: &Options) -> Result<(), String> {
         engines.push(engine);
         per_dtype.push(row);
     }
-    let rounds = alternate_windows(&engines, options, &mut per_dtype)?;
+    alternate_windows(&engines, options, &mut per_dtype)?;
     let decode128 = per_dtype[0].decode128;
     let bandwidth = per_dtype[0].bandwidth;
     let ceiling = bandwidth * 1e9 / weight_bytes as f64;
@@ -209,7 +209,7 @@ fn run(options: &Options) -> Result<(), String> {
         (
             "read bandwidth (memcmp, widest vectors)",
             format!("{bandwidth:.1} GB/s"),
-            format!("the ceiling's: median of the probes beside {rounds} decode windows"),
+            format!("the ceiling's: median of the probes beside {ROUNDS} decode windows"),
         ),
         (
             "read bandwidth (memcmp, before the timings)",
@@ -573,19 +573,18 @@ fn time_dtype(options: &Options, dtype: Dtype) -> Result<(Engine, DtypeRow), Str
 /// Rounds of [`alternate_windows`].
 const ROUNDS: usize = 7;
 
-/// Decode at context 128, timed in windows this shared machine's speed is compared on. Its bandwidth drifts,
-/// and sometimes jumps between two levels for seconds at a time (measured here: 28-33 or
-/// 45-55 GB/s for two threads, as other tenants come and go), so each decode window at
-/// context 128 runs right after a bandwidth probe, and the dtypes take turns: round after
-/// round, each engine's window between two probes. Each figure is then a median over
-/// rounds of what was measured together: the fraction of the ceiling against the probes
-/// either side of its own window, a dtype against the first in the same round. Returns
-/// the number of rounds.
+/// Decode at context 128, in windows timed beside the bandwidth they are compared with.
+/// This shared machine's bandwidth drifts, and sometimes jumps between two levels for
+/// seconds at a time (measured here: 28-33 or 45-55 GB/s for two threads, as other tenants
+/// come and go), so the dtypes take turns, round after round, each engine's window between
+/// two bandwidth probes. Each figure is then a median over rounds of what was measured
+/// together: the fraction of the ceiling against the probes either side of its own window,
+/// a dtype against the first in the same round.
 fn alternate_windows(
     engines: &[Engine],
     options: &Options,
     rows: &mut [DtypeRow],
-) -> Result<usize, String> {
+) -> Result<(), String> {
     let probe = BandwidthProbe::new(256 << 20);
     let mut timers = engines
         .iter()
@@ -615,7 +614,7 @@ fn alternate_windows(
         row.fraction = median((0..ROUNDS).map(|r| gb_s(r) / bandwidths[r][d]));
         row.vs_first = median((0..ROUNDS).map(|r| speeds[r][d] / speeds[r][0]));
     }
-    Ok(ROUNDS)
+    Ok(())
 }
 
 /// The per-dtype table: speeds, bytes, bandwidth achieved and the fraction of the ceiling,
