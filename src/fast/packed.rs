@@ -310,8 +310,9 @@ impl PackedLinear {
         }
     }
 
-    /// Every row of `x` through `panels`, two rows per pass through a full panel (each
-    /// weight loaded once for both), then any odd row alone.
+    /// Every row of `x` through `panels`: eight rows per pass through a full panel (each
+    /// weight loaded once for all eight, whose sums are eight independent chains of
+    /// additions), then two at a time, then any odd row alone.
     fn prefill_rows<'a, P: Panel<'a>>(
         &self,
         x: &[f32],
@@ -326,12 +327,9 @@ impl PackedLinear {
             let width = panel.width();
             let cols = p * PANEL..p * PANEL + width;
             let mut row = 0;
-            while width == PANEL && row + 2 <= n_rows {
-                let sums = panel_2x16(&x[row * n_in..(row + 2) * n_in], panel);
-                for (r, row_sums) in sums.iter().enumerate() {
-                    self.store(out.at(row + r, cols.clone()), row_sums, cols.start);
-                }
-                row += 2;
+            if width == PANEL {
+                row = self.rows_through::<P, PREFILL_ROWS>(x, panel, cols.clone(), out, row);
+                row = self.rows_through::<P, 2>(x, panel, cols.clone(), out, row);
             }
             for r in row..n_rows {
                 let mut sums = [0.0; PANEL];
@@ -339,6 +337,29 @@ impl PackedLinear {
                 self.store(out.at(r, cols.clone()), &sums, cols.start);
             }
         }
+    }
+
+    /// Rows `row..` of `x`, `R` at a time while `R` are left, through the full panel
+    /// `panel` (columns `cols`); returns the first row not done.
+    #[inline(always)]
+    fn rows_through<'a, P: Panel<'a>, const R: usize>(
+        &self,
+        x: &[f32],
+        panel: P,
+        cols: Range<usize>,
+        out: &mut OutColumns,
+        mut row: usize,
+    ) -> usize {
+        let n_in = self.n_in;
+        let n_rows = x.len() / n_in.max(1);
+        while row + R <= n_rows {
+            let sums = panel_rx16::<P, R>(&x[row * n_in..(row + R) * n_in], panel);
+            for (r, row_sums) in sums.iter().enumerate() {
+                self.store(out.at(row + r, cols.clone()), row_sums, cols.start);
+            }
+            row += R;
+        }
+        row
     }
 
     /// Sums for columns `j0..` into `dst`, the bias added last as `linear` adds it. Without
@@ -674,25 +695,48 @@ fn panel_row<'a, P: Panel<'a>>(x_row: &[f32], panel: P, out: &mut [f32]) {
     }
 }
 
-/// Two rows of `x` (`[2, n_in]`) through one full panel: 32 partial sums in registers, each
-/// weight read once for both rows.
-fn panel_2x16<'a, P: Panel<'a>>(x_rows: &[f32], panel: P) -> [[f32; PANEL]; 2] {
-    let (x0, x1) = x_rows.split_at(x_rows.len() / 2);
-    let mut sums = [[0.0f32; PANEL]; 2];
-    for (g, (a_group, b_group)) in x0.chunks(P::GROUP).zip(x1.chunks(P::GROUP)).enumerate() {
-        let mut part = [[0.0f32; PANEL]; 2];
-        let rows = panel.rows(g * P::GROUP..g * P::GROUP + a_group.len());
-        for ((&a, &b), row) in a_group.iter().zip(b_group).zip(rows) {
-            let [part_a, part_b] = &mut part;
-            for ((sa, sb), &w) in part_a.iter_mut().zip(part_b.iter_mut()).zip(row) {
-                let w = P::widen(w);
-                *sa = P::add_product(*sa, a, w);
-                *sb = P::add_product(*sb, b, w);
+/// One group's sums for `R` rows: `part[r][c] = sum_i xs[r][i] * rows[i][c]`, `i`
+/// ascending from `0.0`. Returned, not written through a reference, so that the `R`
+/// vectors of sums stay in registers (through a `&mut` LLVM stored them after every row).
+#[inline(always)]
+fn group_rx16<'a, P: Panel<'a>, const R: usize>(
+    xs: [&[f32]; R],
+    rows: &[[P::Raw; PANEL]],
+) -> [[f32; PANEL]; R] {
+    let mut part = [[0.0f32; PANEL]; R];
+    for (i, row) in rows.iter().enumerate() {
+        let w = row.map(P::widen);
+        for (row_part, x) in part.iter_mut().zip(&xs) {
+            let x_k = x[i];
+            for (s, &w) in row_part.iter_mut().zip(&w) {
+                *s = P::add_product(*s, x_k, w);
             }
         }
+    }
+    part
+}
+
+/// Rows a prefill pass takes through a panel at once: eight chains of additions in
+/// flight, enough to keep two fused multiply-add units busy through a four-cycle latency
+/// (with two, q8's prefill waited on its additions at half f32's speed).
+const PREFILL_ROWS: usize = 8;
+
+/// `R` rows of `x` (`[R, n_in]`) through one full panel: `R x 16` partial sums in
+/// registers, each weight widened once for all `R` rows. Each sum runs over `k` ascending,
+/// group by group, exactly as [`panel_row`]'s.
+#[inline(always)]
+fn panel_rx16<'a, P: Panel<'a>, const R: usize>(x_rows: &[f32], panel: P) -> [[f32; PANEL]; R] {
+    let n_in = x_rows.len() / R;
+    let mut sums = [[0.0f32; PANEL]; R];
+    let (mut g, mut k0) = (0, 0);
+    while k0 < n_in {
+        let k1 = k0 + P::GROUP.min(n_in - k0);
+        let xs: [&[f32]; R] = std::array::from_fn(|r| &x_rows[r * n_in + k0..r * n_in + k1]);
+        let part = group_rx16::<P, R>(xs, panel.rows(k0..k1));
         for (row_sums, row_part) in sums.iter_mut().zip(&part) {
             panel.finish(g, row_sums, row_part);
         }
+        (g, k0) = (g + 1, k1);
     }
     sums
 }
@@ -743,6 +787,8 @@ mod tests {
                 (1, 32, 144), // f32 and bf16 too through the kernel for exactly 32 rows
                 (1, 768, 768),
                 (6, 769, 50),
+                (19, 65, 40), // eight rows per pass twice, then two, then one
+                (16, 768, 33),
                 (5, 16, 50257),
             ] {
                 let seed = (n_rows * n_in + n_out) as u64;
