@@ -539,8 +539,8 @@ impl Workspace {
     /// A workspace whose products use `n_threads` threads: the caller's plus
     /// `n_threads - 1` workers, started now and kept until the workspace is dropped. One
     /// thread starts no worker. `n_threads` must be `1..=`[`MAX_THREADS`](super::MAX_THREADS)
-    /// (else [`Error::InvalidThreads`](crate::Error::InvalidThreads)); a thread that cannot
-    /// be started is [`Error::ThreadStart`](crate::Error::ThreadStart).
+    /// (else [`Error::InvalidThreads`]); a thread that cannot
+    /// be started is [`Error::ThreadStart`].
     ///
     /// A workspace serves one generation at a time, and any number in turn: lend it to each
     /// with [`Generator::with_state`](crate::Generator::with_state), and no thread is
