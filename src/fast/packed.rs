@@ -328,8 +328,9 @@ impl PackedLinear {
             let cols = p * PANEL..p * PANEL + width;
             let mut row = 0;
             if width == PANEL {
-                row = self.rows_through::<P, PREFILL_ROWS>(x, panel, cols.clone(), out, row);
-                row = self.rows_through::<P, 2>(x, panel, cols.clone(), out, row);
+                let (rows, cols) = (row..n_rows, cols.clone());
+                row = self.rows_through::<P, PREFILL_ROWS>(x, panel, cols.clone(), out, rows);
+                row = self.rows_through::<P, 2>(x, panel, cols, out, row..n_rows);
             }
             for r in row..n_rows {
                 let mut sums = [0.0; PANEL];
@@ -339,7 +340,7 @@ impl PackedLinear {
         }
     }
 
-    /// Rows `row..` of `x`, `R` at a time while `R` are left, through the full panel
+    /// Rows `rows` of `x`, `R` at a time while `R` are left, through the full panel
     /// `panel` (columns `cols`); returns the first row not done.
     #[inline(always)]
     fn rows_through<'a, P: Panel<'a>, const R: usize>(
@@ -348,11 +349,10 @@ impl PackedLinear {
         panel: P,
         cols: Range<usize>,
         out: &mut OutColumns,
-        mut row: usize,
+        rows: Range<usize>,
     ) -> usize {
-        let n_in = self.n_in;
-        let n_rows = x.len() / n_in.max(1);
-        while row + R <= n_rows {
+        let (n_in, mut row) = (self.n_in, rows.start);
+        while row + R <= rows.end {
             let sums = panel_rx16::<P, R>(&x[row * n_in..(row + R) * n_in], panel);
             for (r, row_sums) in sums.iter().enumerate() {
                 self.store(out.at(row + r, cols.clone()), row_sums, cols.start);
@@ -787,8 +787,8 @@ mod tests {
                 (1, 32, 144), // f32 and bf16 too through the kernel for exactly 32 rows
                 (1, 768, 768),
                 (6, 769, 50),
-                (19, 65, 40), // eight rows per pass twice, then two, then one
-                (16, 768, 33),
+                (19, 65, 40),  // eight rows per pass twice, then two, then one
+                (16, 768, 33), // eight rows per pass twice over 24 whole Q8 blocks
                 (5, 16, 50257),
             ] {
                 let seed = (n_rows * n_in + n_out) as u64;
